@@ -1,0 +1,162 @@
+/**
+ * Resolved (validated, defaults applied) option types. Every snapshot the library works
+ * with has this shape; `ControlPlaneOptionsInput` is what users write.
+ * Defaults and the reasons behind them are listed in docs/control-plane-client-factory.md.
+ */
+
+/** Whether a profile tries HTTP/3 first (`prefer`) or never uses it (`disable`). */
+export type Http3Preference = 'prefer' | 'disable';
+
+/**
+ * `mtls`: verify the server and present a client certificate. `tls`: verify the server only.
+ * `insecure`: plaintext, only when `allowInsecure` is true at the top level; never reached by fallback.
+ */
+export type TlsMode = 'mtls' | 'tls' | 'insecure';
+
+export interface TlsOptions {
+  readonly mode: TlsMode;
+  /** PEM client certificate (chain). Required for `mtls` unless `pfxFile` is set. */
+  readonly certFile?: string | undefined;
+  /** PEM private key matching `certFile`. */
+  readonly keyFile?: string | undefined;
+  /** PKCS#12 bundle holding the client certificate and key (alternative to certFile/keyFile). */
+  readonly pfxFile?: string | undefined;
+  /** Password of `pfxFile`. */
+  readonly pfxPassword?: string | undefined;
+  /** PEM CA bundle that server certificates must chain to. Absent: the system roots. */
+  readonly caFile?: string | undefined;
+  /** Name checked against the server certificate instead of the endpoint's host. */
+  readonly serverNameOverride?: string | undefined;
+  /** PEM CRL files enforced during the handshake. */
+  readonly crlFiles: readonly string[];
+  /** Require CRLs (crlFiles must not be empty) and reject revoked peers. */
+  readonly checkRevocation: boolean;
+  /** How often the files are polled for changes, besides file watches (ms). */
+  readonly reloadPollMs: number;
+}
+
+export interface LimitsOptions {
+  readonly maxSendMessageBytes: number;
+  readonly maxReceiveMessageBytes: number;
+}
+
+export interface KeepaliveOptions {
+  /** Interval between keepalive pings (ms). */
+  readonly timeMs: number;
+  /** How long to wait for a ping ack before the connection is considered dead (ms). */
+  readonly timeoutMs: number;
+  /** Ping even when no call is running. */
+  readonly permitWithoutCalls: boolean;
+}
+
+/** gRPC status code names, e.g. `UNAVAILABLE`. */
+export type GrpcStatusName =
+  | 'CANCELLED'
+  | 'UNKNOWN'
+  | 'INVALID_ARGUMENT'
+  | 'DEADLINE_EXCEEDED'
+  | 'NOT_FOUND'
+  | 'ALREADY_EXISTS'
+  | 'PERMISSION_DENIED'
+  | 'RESOURCE_EXHAUSTED'
+  | 'FAILED_PRECONDITION'
+  | 'ABORTED'
+  | 'OUT_OF_RANGE'
+  | 'UNIMPLEMENTED'
+  | 'INTERNAL'
+  | 'UNAVAILABLE'
+  | 'DATA_LOSS'
+  | 'UNAUTHENTICATED';
+
+export interface RetryOptions {
+  /** Total attempts including the first (1 = no retry). */
+  readonly maxAttempts: number;
+  readonly initialBackoffMs: number;
+  readonly maxBackoffMs: number;
+  readonly multiplier: number;
+  /** Fraction (0..1) of each backoff that is randomised. */
+  readonly jitter: number;
+  readonly retryableStatusCodes: readonly GrpcStatusName[];
+}
+
+export interface Http3HealthOptions {
+  /** First time an endpoint stays on HTTP/2 after HTTP/3 failed (ms); doubles on each repeated failure. */
+  readonly initialBackoffMs: number;
+  /** Cap of that backoff (ms). */
+  readonly maxBackoffMs: number;
+}
+
+export interface HttpClientOptions {
+  /** Max connections per endpoint for the undici dispatcher. */
+  readonly connectionsPerEndpoint: number;
+}
+
+export interface ProfileOptions {
+  readonly http3: Http3Preference;
+  /** Happy-eyeballs delay before HTTP/2 is dialled alongside a pending HTTP/3 handshake (ms). */
+  readonly http3RaceDelayMs: number;
+  readonly http3Health: Http3HealthOptions;
+  readonly tls: TlsOptions;
+  readonly limits: LimitsOptions;
+  readonly keepalive: KeepaliveOptions;
+  /** Deadline of a call that sets none (ms). */
+  readonly deadlineMs: number;
+  /** Time allowed to establish a connection (ms). */
+  readonly connectTimeoutMs: number;
+  readonly retry: RetryOptions;
+  /** How long an old connection generation may keep running calls after a swap (ms). */
+  readonly drainGraceMs: number;
+  readonly http: HttpClientOptions;
+}
+
+/** Per-endpoint hints. They also arrive live on the EndpointHints stream. */
+export interface EndpointHint {
+  /** `deny` keeps the endpoint on HTTP/2 whatever the profile prefers. */
+  readonly http3?: 'allow' | 'deny' | undefined;
+  /** A draining endpoint takes no new calls; running calls finish. */
+  readonly draining?: boolean | undefined;
+}
+
+export interface EndpointOptions {
+  /** `https://host:port` (or `http://` for an `insecure` profile). */
+  readonly url: string;
+  /** Profile used when a call names this endpoint without a profile. */
+  readonly profile: string;
+  /** Metadata added to every call to this endpoint. */
+  readonly metadata: Readonly<Record<string, string>>;
+  readonly hints: EndpointHint;
+}
+
+export interface ControlPlaneOptions {
+  /** Must be true for any profile to use `tls.mode: insecure`. */
+  readonly allowInsecure: boolean;
+  /** Always contains `control-plane` and `data-plane`. */
+  readonly profiles: Readonly<Record<string, ProfileOptions>>;
+  readonly endpoints: Readonly<Record<string, EndpointOptions>>;
+}
+
+type DeepPartial<T> = T extends readonly (infer U)[]
+  ? readonly U[]
+  : T extends object
+    ? { -readonly [K in keyof T]?: DeepPartial<T[K]> }
+    : T;
+
+/** A profile as users write it: any field may be omitted; `preset` picks the defaults. */
+export type ProfileOptionsInput = DeepPartial<ProfileOptions> & {
+  /** Defaults to start from. Default: the profile's own name when it names a preset, else `control-plane`. */
+  preset?: 'control-plane' | 'data-plane';
+};
+
+export interface EndpointOptionsInput {
+  url: string;
+  profile?: string;
+  metadata?: Record<string, string>;
+  hints?: EndpointHint;
+}
+
+/** What users bind to `TOKENS.ControlPlaneOptions` (or emit on an Observable). */
+export interface ControlPlaneOptionsInput {
+  allowInsecure?: boolean;
+  profiles?: Record<string, ProfileOptionsInput>;
+  endpoints?: Record<string, EndpointOptionsInput>;
+}

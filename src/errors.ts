@@ -1,0 +1,106 @@
+/**
+ * Every error this library raises on purpose is an {@link OmniRelayError} with a stable
+ * `code` that callers can switch on, and a message that says what to fix.
+ */
+export type OmniRelayErrorCode =
+  | 'CONFIG_INVALID'
+  | 'PROFILE_UNKNOWN'
+  | 'ENDPOINT_INVALID'
+  | 'ENDPOINT_INSECURE'
+  | 'TLS_CLIENT_CERT_MISSING'
+  | 'TLS_CLIENT_CERT_UNREADABLE'
+  | 'TLS_KEY_MISMATCH'
+  | 'TLS_CA_UNREADABLE'
+  | 'TLS_CRL_UNREADABLE'
+  | 'TLS_CLIENT_CERT_EXPIRED'
+  | 'TLS_PEER_UNTRUSTED'
+  | 'TLS_PEER_NAME_MISMATCH'
+  | 'TLS_PEER_EXPIRED'
+  | 'TLS_REVOKED'
+  | 'TLS_CUSTOM_CHECK_REJECTED'
+  | 'TLS_CLIENT_CERT_REQUIRED'
+  | 'TLS_CLIENT_CERT_REJECTED'
+  | 'TLS_HANDSHAKE_FAILED'
+  | 'PEER_UNAVAILABLE'
+  | 'PEER_DRAINING'
+  | 'CIRCUIT_OPEN'
+  | 'DISPOSED';
+
+export class OmniRelayError extends Error {
+  readonly code: OmniRelayErrorCode;
+
+  constructor(code: OmniRelayErrorCode, message: string, options?: { cause?: unknown }) {
+    super(message, options);
+    this.code = code;
+    this.name = new.target.name;
+  }
+}
+
+/** One rejected configuration key and why. */
+export interface ConfigIssue {
+  /** Dotted path of the key, e.g. `profiles.control-plane.keepalive.timeMs`. */
+  readonly key: string;
+  readonly message: string;
+}
+
+/** A configuration snapshot was rejected; `issues` names every bad key. */
+export class ConfigError extends OmniRelayError {
+  readonly issues: readonly ConfigIssue[];
+
+  constructor(issues: readonly ConfigIssue[], source = 'options') {
+    const list = issues.map((i) => `  - ${i.key}: ${i.message}`).join('\n');
+    super('CONFIG_INVALID', `Invalid OmniRelay ${source} (${issues.length} problem${issues.length === 1 ? '' : 's'}):\n${list}`);
+    this.issues = issues;
+  }
+}
+
+/** A profile name that no configuration defines. */
+export class UnknownProfileError extends OmniRelayError {
+  constructor(readonly profile: string, known: readonly string[]) {
+    super('PROFILE_UNKNOWN', `Unknown profile "${profile}". Defined profiles: ${known.join(', ')}. Add it under "profiles" in the options.`);
+  }
+}
+
+/** An endpoint that cannot be dialled as given. */
+export class EndpointError extends OmniRelayError {
+  constructor(code: 'ENDPOINT_INVALID' | 'ENDPOINT_INSECURE', readonly endpoint: string, message: string) {
+    super(code, message);
+  }
+}
+
+export type TlsErrorCode = Extract<OmniRelayErrorCode, `TLS_${string}`>;
+
+/**
+ * A TLS or mTLS failure. `file` names the file at fault when there is one, `peer` the
+ * endpoint when the failure happened against a peer.
+ */
+export class TlsError extends OmniRelayError {
+  readonly file: string | undefined;
+  readonly peer: string | undefined;
+  readonly profile: string | undefined;
+
+  constructor(
+    code: TlsErrorCode,
+    message: string,
+    details: { file?: string | undefined; peer?: string | undefined; profile?: string | undefined; cause?: unknown } = {},
+  ) {
+    super(code, message, { cause: details.cause });
+    this.file = details.file;
+    this.peer = details.peer;
+    this.profile = details.profile;
+  }
+}
+
+/** The call could not be placed on any peer. */
+export class PeerUnavailableError extends OmniRelayError {
+  constructor(code: 'PEER_UNAVAILABLE' | 'PEER_DRAINING' | 'CIRCUIT_OPEN', readonly peers: readonly string[], message: string) {
+    super(code, message);
+  }
+}
+
+/** Used after the factory (or the module that owns it) has been disposed. */
+export class DisposedError extends OmniRelayError {
+  constructor(what: string) {
+    super('DISPOSED', `${what} has been disposed; resolve a new one from the container.`);
+  }
+}
