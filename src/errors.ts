@@ -24,6 +24,7 @@ export type OmniRelayErrorCode =
   | 'PEER_UNAVAILABLE'
   | 'PEER_DRAINING'
   | 'CIRCUIT_OPEN'
+  | 'RPC_FAILED'
   | 'DISPOSED';
 
 export class OmniRelayError extends Error {
@@ -102,5 +103,27 @@ export class PeerUnavailableError extends OmniRelayError {
 export class DisposedError extends OmniRelayError {
   constructor(what: string) {
     super('DISPOSED', `${what} has been disposed; resolve a new one from the container.`);
+  }
+}
+
+/** How a transport failed below gRPC, when it did. Decides fallback and health memory. */
+export type TransportFailureKind = 'connect' | 'handshake' | 'idle-timeout' | 'stream';
+
+/**
+ * A call ended with a non-OK gRPC status. `status` is the numeric gRPC code and
+ * `statusName` its name; `failure` says whether the transport itself failed and how.
+ */
+export class RpcError extends OmniRelayError {
+  constructor(
+    readonly status: number,
+    readonly statusName: string,
+    readonly details: string,
+    readonly context: { endpoint: string; protocol: 'h2' | 'h3' | 'none'; failure?: TransportFailureKind | undefined; trailers?: Readonly<Record<string, string>> | undefined },
+  ) {
+    super('RPC_FAILED', `${statusName} from ${context.endpoint} over ${context.protocol}: ${details}`);
+  }
+
+  get failure(): TransportFailureKind | undefined {
+    return this.context.failure;
   }
 }

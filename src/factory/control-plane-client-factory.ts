@@ -1,0 +1,400 @@
+import type { Subscription } from 'rxjs';
+import type { Dispatcher } from 'undici';
+import type { Clock } from '../clock.js';
+import type { OptionsMonitor } from '../config/options-monitor.js';
+import type { ControlPlaneOptions, ProfileOptions } from '../config/types.js';
+import { DisposedError, EndpointError, OmniRelayError, PeerUnavailableError, RpcError, TlsError, UnknownProfileError } from '../errors.js';
+import type { EndpointHintStore } from '../hints/endpoint-hints.js';
+import type { Http3FailureReason, Http3Health } from '../hints/http3-health.js';
+import type { IPeerChooser, PeerCandidate } from '../peers/peer-chooser.js';
+import type { ICircuitBreaker } from '../resilience/circuit-breaker.js';
+import { nextRetryDelay, sleep, type RandomSource } from '../resilience/retry.js';
+import type { RpcObservation, RpcTelemetry } from '../telemetry/index.js';
+import type { ITlsProvider } from '../tls/tls-provider.js';
+import type { ChannelCache, CacheEntryInfo } from '../transport/channel-cache.js';
+import { parseEndpoint } from '../transport/endpoint.js';
+import { GRPC_STATUS } from '../transport/grpc-status.js';
+import { chooseProtocol } from '../transport/protocol-selection.js';
+import type { CallMetadata, DialTarget, ParsedEndpoint, WireCall, WireProtocol, WireUnaryResult } from '../transport/types.js';
+import type { HttpDispatcherPool } from './http-dispatchers.js';
+import type { MethodDefinition, RequestOf, ResponseOf, ServerStreamMethodKeys, ServiceDefinition, UnaryMethodKeys } from './service-definition.js';
+import type { CallOptions, CallTarget, IGrpcControlPlaneClientFactory, TypedClient, UnaryResult } from './types.js';
+
+export interface FactoryDependencies {
+  readonly options: OptionsMonitor;
+  readonly tls: ITlsProvider;
+  readonly hints: EndpointHintStore;
+  readonly health: Http3Health;
+  readonly cache: ChannelCache;
+  readonly chooser: IPeerChooser;
+  readonly breaker: ICircuitBreaker;
+  readonly telemetry: RpcTelemetry;
+  readonly http: HttpDispatcherPool;
+  readonly clock: Clock;
+  readonly random: RandomSource;
+  /** `dispatcher` when GrpcOutbound calls through the factory. */
+  readonly caller?: 'dispatcher' | 'control-plane';
+}
+
+/** A call target resolved against the live options. */
+interface ResolvedTarget {
+  readonly profileName: string;
+  readonly profile: ProfileOptions;
+  readonly peers: readonly PeerCandidate[];
+  readonly metadata: CallMetadata;
+}
+
+interface AttemptOutcome<T> {
+  readonly value: T;
+  readonly protocol: WireProtocol;
+}
+
+/** Transport failures where nothing reached the server, so HTTP/2 may carry the same call. */
+function http3FailureReason(error: unknown): Http3FailureReason | undefined {
+  if (!(error instanceof RpcError)) return undefined;
+  if (error.failure === 'connect' || error.failure === 'handshake' || error.failure === 'idle-timeout') return error.failure;
+  return undefined;
+}
+
+function statusOf(error: unknown): number {
+  if (error instanceof RpcError) return error.status;
+  if (error instanceof TlsError) return GRPC_STATUS.UNAVAILABLE;
+  if (error instanceof PeerUnavailableError) return GRPC_STATUS.UNAVAILABLE;
+  if (error instanceof OmniRelayError) return GRPC_STATUS.FAILED_PRECONDITION;
+  if (error instanceof Error && error.name === 'AbortError') return GRPC_STATUS.CANCELLED;
+  return GRPC_STATUS.UNKNOWN;
+}
+
+function cancelled(endpoint: string, reason: unknown): RpcError {
+  const details = reason instanceof Error ? reason.message : 'the caller aborted the call';
+  return new RpcError(GRPC_STATUS.CANCELLED, 'CANCELLED', details, { endpoint, protocol: 'none' });
+}
+
+/**
+ * The factory: resolves targets, picks a peer (chooser + breaker), picks the protocol
+ * (profile, hints, HTTP/3 health), borrows a connection from the cache, retries within the
+ * deadline, and records every call through the shared telemetry.
+ */
+export class ControlPlaneClientFactory implements IGrpcControlPlaneClientFactory {
+  readonly #deps: FactoryDependencies;
+  readonly #subscriptions: Subscription[] = [];
+  #disposed = false;
+
+  constructor(deps: FactoryDependencies) {
+    this.#deps = deps;
+    this.#preloadTls(deps.options.current);
+    const graceOf = (entry: CacheEntryInfo): number => this.#deps.options.current.profiles[entry.profile]?.drainGraceMs ?? 30_000;
+    // A new TLS generation: connections built from the old one drain, new calls handshake anew.
+    this.#subscriptions.push(
+      deps.tls.changes$.subscribe((material) => {
+        deps.cache.retire((e) => e.profile === material.profile && e.tlsGeneration !== material.generation, graceOf);
+      }),
+    );
+    // Hints: denying HTTP/3 drains that endpoint's HTTP/3 connections; draining drains all of its connections.
+    this.#subscriptions.push(
+      deps.hints.changes$.subscribe((change) => {
+        if (change.current.draining === true) {
+          deps.cache.retire((e) => e.authority === change.authority, graceOf);
+          return;
+        }
+        if (change.current.http3 === 'deny') deps.cache.retire((e) => e.authority === change.authority && e.protocol === 'h3', graceOf);
+      }),
+    );
+    // HTTP/3 marked broken: its connection for that endpoint drains.
+    this.#subscriptions.push(
+      deps.health.changes$.subscribe((state) => {
+        if (state.broken) deps.cache.retire((e) => e.authority === state.authority && e.protocol === 'h3', graceOf);
+      }),
+    );
+  }
+
+  get options(): ControlPlaneOptions {
+    return this.#deps.options.current;
+  }
+
+  /** Loads TLS material of every profile an endpoint uses or that names files, so bad files fail at start-up. */
+  #preloadTls(options: ControlPlaneOptions): void {
+    const profiles = new Set(Object.values(options.endpoints).map((e) => e.profile));
+    for (const [name, profile] of Object.entries(options.profiles)) {
+      const t = profile.tls;
+      if (t.certFile !== undefined || t.pfxFile !== undefined || t.caFile !== undefined || t.crlFiles.length > 0) profiles.add(name);
+    }
+    for (const name of profiles) this.#deps.tls.current(name);
+  }
+
+  #resolve(target: CallTarget): ResolvedTarget {
+    if (this.#disposed) throw new DisposedError('The control-plane client factory');
+    const options = this.#deps.options.current;
+    const names = target.peers ?? (target.endpoint !== undefined ? [target.endpoint] : []);
+    if (names.length === 0) throw new EndpointError('ENDPOINT_INVALID', '(none)', 'A call needs a target: set `endpoint` (URL or configured endpoint name) or `peers`.');
+    let profileName = target.profile;
+    const metadata: Record<string, string | Buffer> = {};
+    const peers: PeerCandidate[] = [];
+    for (const name of names) {
+      const configured = options.endpoints[name];
+      profileName ??= configured?.profile;
+      if (configured !== undefined) Object.assign(metadata, configured.metadata);
+      const endpoint = parseEndpoint(configured?.url ?? name);
+      peers.push({ authority: endpoint.authority, endpoint });
+    }
+    profileName ??= 'control-plane';
+    const profile = options.profiles[profileName];
+    if (profile === undefined) throw new UnknownProfileError(profileName, Object.keys(options.profiles));
+    for (const { endpoint } of peers) this.#checkScheme(endpoint, profileName, profile);
+    return { profileName, profile, peers, metadata };
+  }
+
+  #checkScheme(endpoint: ParsedEndpoint, profileName: string, profile: ProfileOptions): void {
+    if (!endpoint.secure && profile.tls.mode !== 'insecure') {
+      throw new EndpointError('ENDPOINT_INSECURE', endpoint.url, `Endpoint ${endpoint.url} is plaintext but profile "${profileName}" uses ${profile.tls.mode}; OmniRelay never sends a TLS profile's calls in plaintext. Use https://.`);
+    }
+    if (endpoint.secure && profile.tls.mode === 'insecure') {
+      throw new EndpointError('ENDPOINT_INVALID', endpoint.url, `Endpoint ${endpoint.url} is https but profile "${profileName}" is insecure (plaintext); use a tls or mtls profile for it.`);
+    }
+  }
+
+  unary<S extends ServiceDefinition, K extends UnaryMethodKeys<S>>(
+    service: S,
+    method: K,
+    request: RequestOf<S, K>,
+    target: CallTarget & CallOptions,
+  ): Promise<UnaryResult<ResponseOf<S, K>>> {
+    const definition = service.methods[method as string] as MethodDefinition<RequestOf<S, K>, ResponseOf<S, K>>;
+    return this.#unary(service, definition, request, target);
+  }
+
+  async #unary<Req, Res>(service: ServiceDefinition, method: MethodDefinition<Req, Res>, request: Req, target: CallTarget & CallOptions): Promise<UnaryResult<Res>> {
+    const resolved = this.#resolve(target);
+    const bytes = method.requestType.encode(request).finish();
+    let result: WireUnaryResult | undefined;
+    let endpoint = '';
+    const outcome = await this.#run(service, method.name, bytes, resolved, target, async (peer, wireCall, observation) => {
+      endpoint = peer.authority;
+      return this.#onProtocol(resolved, peer, observation, async (lease) => {
+        result = await lease.unary(wireCall);
+        return result;
+      });
+    });
+    if (result === undefined) throw new Error('unreachable: a successful call has a result');
+    return {
+      message: method.responseType.decode(result.message),
+      protocol: outcome.protocol,
+      endpoint,
+      peer: result.peer,
+      attempts: outcome.attempts,
+      headers: result.headers,
+      trailers: result.trailers,
+    };
+  }
+
+  serverStream<S extends ServiceDefinition, K extends ServerStreamMethodKeys<S>>(
+    service: S,
+    method: K,
+    request: RequestOf<S, K>,
+    target: CallTarget & CallOptions,
+  ): AsyncIterable<ResponseOf<S, K>> {
+    const definition = service.methods[method as string] as MethodDefinition<RequestOf<S, K>, ResponseOf<S, K>>;
+    return this.#serverStream(service, definition, request, target);
+  }
+
+  /**
+   * A server stream is placed like a unary call (peer, protocol, fallback before the first
+   * message); once messages flow it is not retried, since they were already delivered.
+   */
+  async *#serverStream<Req, Res>(service: ServiceDefinition, method: MethodDefinition<Req, Res>, request: Req, target: CallTarget & CallOptions): AsyncIterable<Res> {
+    const resolved = this.#resolve(target);
+    const deadline = this.#deps.clock.now() + (target.deadlineMs ?? resolved.profile.deadlineMs);
+    const peer = this.#pick(resolved, 1, new Set());
+    const observation = this.#deps.telemetry.start({ service: service.fullName, method: method.name, endpoint: peer.authority, profile: resolved.profileName, caller: this.#deps.caller ?? 'control-plane' });
+    observation.noteAttempt(1, peer.authority);
+    const wireCall: WireCall = {
+      path: `/${service.fullName}/${method.name}`,
+      message: method.requestType.encode(request).finish(),
+      metadata: { ...resolved.metadata, ...target.metadata },
+      deadline,
+      signal: target.signal,
+    };
+    const choice = this.#protocolFor(resolved, peer);
+    observation.setProtocol(choice.protocol);
+    const lease = this.#deps.cache.acquire(this.#dialTarget(resolved, peer), choice.protocol);
+    this.#deps.chooser.onCallStart?.(peer.authority);
+    let ok = false;
+    try {
+      for await (const chunk of lease.connection.serverStream(wireCall)) yield method.responseType.decode(chunk);
+      ok = true;
+      observation.end(GRPC_STATUS.OK);
+    } catch (error) {
+      const final = target.signal?.aborted === true ? cancelled(peer.authority, target.signal.reason) : error;
+      observation.end(statusOf(final), final as Error);
+      throw final;
+    } finally {
+      if (!ok) observation.end(GRPC_STATUS.CANCELLED);
+      this.#deps.chooser.onCallEnd?.(peer.authority, ok);
+      lease.release();
+    }
+  }
+
+  client<S extends ServiceDefinition>(service: S, target: CallTarget): TypedClient<S> {
+    this.#resolve(target);
+    const client: Record<string, unknown> = {};
+    for (const [key, definition] of Object.entries(service.methods)) {
+      const method = definition as MethodDefinition<unknown, unknown>;
+      if (method.requestStream) continue;
+      client[key] = method.responseStream
+        ? (request: unknown, options?: CallOptions) => this.#serverStream(service, method, request, { ...target, ...options })
+        : async (request: unknown, options?: CallOptions) => (await this.#unary(service, method, request, { ...target, ...options })).message;
+    }
+    return client as TypedClient<S>;
+  }
+
+  httpDispatcher(target: { readonly endpoint: string; readonly profile?: string | undefined }): Dispatcher {
+    const resolved = this.#resolve(target);
+    const peer = resolved.peers[0];
+    if (peer === undefined) throw new EndpointError('ENDPOINT_INVALID', target.endpoint, 'No endpoint given.');
+    return this.#deps.http.dispatcherFor(resolved.profileName, peer.endpoint);
+  }
+
+  connections(): CacheEntryInfo[] {
+    return this.#deps.cache.entries();
+  }
+
+  /** Runs the attempts of one call: peer choice, breaker, retry with backoff inside the deadline. */
+  async #run<T>(
+    service: ServiceDefinition,
+    methodName: string,
+    message: Uint8Array,
+    resolved: ResolvedTarget,
+    options: CallOptions,
+    attemptOn: (peer: PeerCandidate, call: WireCall, observation: RpcObservation) => Promise<AttemptOutcome<T>>,
+  ): Promise<{ value: T; protocol: WireProtocol; attempts: number }> {
+    const { clock, random } = this.#deps;
+    const deadline = clock.now() + (options.deadlineMs ?? resolved.profile.deadlineMs);
+    const tried = new Set<string>();
+    let observation: RpcObservation | undefined;
+    for (let attempt = 1; ; attempt++) {
+      let peer: PeerCandidate | undefined;
+      try {
+        peer = this.#pick(resolved, attempt, tried);
+        observation ??= this.#deps.telemetry.start({ service: service.fullName, method: methodName, endpoint: peer.authority, profile: resolved.profileName, caller: this.#deps.caller ?? 'control-plane' });
+        observation.noteAttempt(attempt, peer.authority);
+        tried.add(peer.authority);
+        if (options.signal?.aborted === true) throw cancelled(peer.authority, options.signal.reason);
+        const wireCall: WireCall = {
+          path: `/${service.fullName}/${methodName}`,
+          message,
+          metadata: { ...resolved.metadata, ...options.metadata },
+          deadline,
+          signal: options.signal,
+        };
+        const chosen = peer;
+        const currentObservation = observation;
+        this.#deps.chooser.onCallStart?.(chosen.authority);
+        let ok = false;
+        try {
+          const outcome = await this.#deps.breaker.execute(chosen.authority, () => attemptOn(chosen, wireCall, currentObservation));
+          ok = true;
+          observation.end(GRPC_STATUS.OK);
+          return { value: outcome.value, protocol: outcome.protocol, attempts: attempt };
+        } finally {
+          this.#deps.chooser.onCallEnd?.(chosen.authority, ok);
+        }
+      } catch (raw) {
+        const error = options.signal?.aborted === true && !(raw instanceof OmniRelayError && raw.code !== 'RPC_FAILED') ? cancelled(peer?.authority ?? '', options.signal.reason) : raw;
+        const delay = nextRetryDelay({ attempt, error, options: resolved.profile.retry, now: clock.now(), deadline, random });
+        if (delay === undefined) {
+          observation?.end(statusOf(error), error as Error);
+          throw error;
+        }
+        await sleep(delay, options.signal).catch((reason: unknown) => {
+          const abort = cancelled(peer?.authority ?? '', reason);
+          observation?.end(GRPC_STATUS.CANCELLED, abort);
+          throw abort;
+        });
+      }
+    }
+  }
+
+  /** Offers the chooser every peer that is not draining and whose circuit is not open. */
+  #pick(resolved: ResolvedTarget, attempt: number, tried: ReadonlySet<string>): PeerCandidate {
+    const notDraining = resolved.peers.filter((p) => this.#deps.hints.get(p.authority).draining !== true);
+    const all = resolved.peers.map((p) => p.authority);
+    if (notDraining.length === 0) {
+      throw new PeerUnavailableError('PEER_DRAINING', all, `Every peer is draining (${all.join(', ')}); no new calls are placed on a draining endpoint.`);
+    }
+    const closed = notDraining.filter((p) => this.#deps.breaker.state(p.authority) !== 'open');
+    if (closed.length === 0) {
+      const open = notDraining.map((p) => p.authority);
+      throw new PeerUnavailableError('CIRCUIT_OPEN', open, `The circuit is open for every available peer (${open.join(', ')}); calls fail fast until a half-open probe succeeds.`);
+    }
+    const peer = this.#deps.chooser.choose(closed, { profile: resolved.profileName, attempt, tried });
+    if (peer === undefined) throw new PeerUnavailableError('PEER_UNAVAILABLE', closed.map((p) => p.authority), `The peer chooser picked none of ${closed.map((p) => p.authority).join(', ')}.`);
+    return peer;
+  }
+
+  #protocolFor(resolved: ResolvedTarget, peer: PeerCandidate) {
+    return chooseProtocol({
+      profile: resolved.profile,
+      hint: this.#deps.hints.get(peer.authority),
+      http3Registered: this.#deps.cache.hasTransport('h3'),
+      http3Broken: this.#deps.health.isBroken(peer.authority),
+    });
+  }
+
+  #dialTarget(resolved: ResolvedTarget, peer: PeerCandidate): DialTarget {
+    return {
+      endpoint: peer.endpoint,
+      profileName: resolved.profileName,
+      profile: resolved.profile,
+      tls: this.#deps.tls.current(resolved.profileName),
+      peerValidator: this.#deps.tls.peerValidator,
+    };
+  }
+
+  /**
+   * One attempt on one peer: HTTP/3 when selection allows it; if HTTP/3 fails before
+   * anything reached the server, the endpoint is marked broken, the fallback counted, and
+   * the same call goes over HTTP/2 with the same TLS material. TLS verification failures
+   * never fall back: a peer HTTP/3 rejected is not accepted over HTTP/2 either.
+   */
+  async #onProtocol<T>(resolved: ResolvedTarget, peer: PeerCandidate, observation: RpcObservation, send: (connection: { unary(call: WireCall): Promise<WireUnaryResult> }) => Promise<T>): Promise<AttemptOutcome<T>> {
+    const target = this.#dialTarget(resolved, peer);
+    const choice = this.#protocolFor(resolved, peer);
+    if (choice.protocol === 'h3') {
+      observation.setProtocol('h3');
+      const lease = this.#deps.cache.acquire(target, 'h3');
+      try {
+        const value = await send(lease.connection);
+        this.#deps.health.markHealthy(peer.authority);
+        return { value, protocol: 'h3' };
+      } catch (error) {
+        const reason = http3FailureReason(error);
+        if (reason === undefined) throw error;
+        this.#deps.health.markBroken(peer.authority, reason, resolved.profile.http3Health);
+        this.#deps.telemetry.recordFallback({ endpoint: peer.authority, profile: resolved.profileName, from: 'h3', to: 'h2', reason });
+        observation.noteFallback('h3', 'h2', reason);
+        if (reason === 'idle-timeout') throw error;
+      } finally {
+        lease.release();
+      }
+    } else {
+      observation.setProtocol('h2');
+      if (choice.reason !== undefined && resolved.profile.http3 === 'prefer') observation.span.setAttribute('omnirelay.protocol.reason', choice.reason);
+    }
+    const lease = this.#deps.cache.acquire(target, 'h2');
+    try {
+      return { value: await send(lease.connection), protocol: 'h2' };
+    } finally {
+      lease.release();
+    }
+  }
+
+  async dispose(): Promise<void> {
+    if (this.#disposed) return;
+    this.#disposed = true;
+    for (const s of this.#subscriptions) s.unsubscribe();
+    this.#deps.cache.dispose();
+    await this.#deps.http.dispose();
+    this.#deps.hints.dispose();
+    this.#deps.health.dispose();
+  }
+}

@@ -1,0 +1,77 @@
+import type { Dispatcher } from 'undici';
+import type { ControlPlaneOptions } from '../config/types.js';
+import type { CacheEntryInfo } from '../transport/channel-cache.js';
+import type { CallMetadata, PeerIdentity, WireProtocol } from '../transport/types.js';
+import type { RequestOf, ResponseOf, ServerStreamMethodKeys, ServiceDefinition, UnaryMethodKeys } from './service-definition.js';
+
+/** Where a call goes. Give `endpoint` (a URL or a configured endpoint's name) or `peers`. */
+export interface CallTarget {
+  /** Profile name; default: the configured endpoint's profile, else `control-plane`. */
+  readonly profile?: string | undefined;
+  /** `https://host:port`, `host:port`, or the name of an endpoint in the options. */
+  readonly endpoint?: string | undefined;
+  /** Several replicas; the peer chooser picks one per attempt. */
+  readonly peers?: readonly string[] | undefined;
+}
+
+export interface CallOptions {
+  /** Relative deadline in ms; default: the profile's `deadlineMs`. */
+  readonly deadlineMs?: number | undefined;
+  readonly signal?: AbortSignal | undefined;
+  /** Extra metadata (lowercase keys; `-bin` keys take Buffers). */
+  readonly metadata?: CallMetadata | undefined;
+}
+
+export interface UnaryResult<Res> {
+  readonly message: Res;
+  /** The protocol the successful attempt used. */
+  readonly protocol: WireProtocol;
+  /** `host:port` of the peer that answered. */
+  readonly endpoint: string;
+  readonly peer: PeerIdentity;
+  readonly attempts: number;
+  readonly headers: Readonly<Record<string, string>>;
+  readonly trailers: Readonly<Record<string, string>>;
+}
+
+/** A typed client for one generated service, bound to a target. */
+export type TypedClient<S extends ServiceDefinition> = {
+  readonly [K in UnaryMethodKeys<S>]: (request: RequestOf<S, K>, options?: CallOptions) => Promise<ResponseOf<S, K>>;
+} & {
+  readonly [K in ServerStreamMethodKeys<S>]: (request: RequestOf<S, K>, options?: CallOptions) => AsyncIterable<ResponseOf<S, K>>;
+};
+
+/**
+ * The control-plane client factory (bound to `TOKENS.GrpcControlPlaneClientFactory`).
+ * Hands out typed clients, lightweight unary calls and undici dispatchers that share one
+ * channel cache, TLS provider, hint stream, peer chooser, circuit breaker and telemetry.
+ */
+export interface IGrpcControlPlaneClientFactory {
+  /** The live options snapshot. */
+  readonly options: ControlPlaneOptions;
+  /** A lightweight unary call: no dispatcher, no middleware. */
+  unary<S extends ServiceDefinition, K extends UnaryMethodKeys<S>>(
+    service: S,
+    method: K,
+    request: RequestOf<S, K>,
+    target: CallTarget & CallOptions,
+  ): Promise<UnaryResult<ResponseOf<S, K>>>;
+  /** A server-streaming call. */
+  serverStream<S extends ServiceDefinition, K extends ServerStreamMethodKeys<S>>(
+    service: S,
+    method: K,
+    request: RequestOf<S, K>,
+    target: CallTarget & CallOptions,
+  ): AsyncIterable<ResponseOf<S, K>>;
+  /** A typed client for a generated service definition. */
+  client<S extends ServiceDefinition>(service: S, target: CallTarget): TypedClient<S>;
+  /**
+   * An undici Dispatcher for plain HTTP(S) calls to one endpoint (health, readiness, JSON
+   * control APIs): same TLS material, rotation, verification and telemetry as gRPC calls.
+   */
+  httpDispatcher(target: { readonly endpoint: string; readonly profile?: string | undefined }): Dispatcher;
+  /** What the channel cache holds now (for diagnostics and tests). */
+  connections(): CacheEntryInfo[];
+  /** Closes every connection and stops reacting to changes. */
+  dispose(): Promise<void>;
+}

@@ -1,0 +1,71 @@
+/**
+ * OmniRelay's control-plane client factory for Node.js. This file is the only public surface.
+ */
+import 'reflect-metadata';
+
+export { grpcControlPlaneModule } from './module.js';
+export { TOKENS } from './tokens.js';
+
+export type { IGrpcControlPlaneClientFactory, CallTarget, CallOptions, UnaryResult, TypedClient } from './factory/types.js';
+export type { ServiceDefinition, MethodDefinition, MessageCodec } from './factory/service-definition.js';
+
+export type {
+  ControlPlaneOptions,
+  ControlPlaneOptionsInput,
+  ProfileOptions,
+  ProfileOptionsInput,
+  EndpointOptions,
+  EndpointOptionsInput,
+  EndpointHint,
+  TlsOptions,
+  TlsMode,
+  Http3Preference,
+  RetryOptions,
+  KeepaliveOptions,
+  LimitsOptions,
+  Http3HealthOptions,
+  HttpClientOptions,
+  GrpcStatusName,
+} from './config/types.js';
+export { resolveOptions } from './config/schema.js';
+export { PRESETS } from './config/presets.js';
+export { optionsFromEnv, optionsFromJsonFile, mergeOptionInputs } from './config/load.js';
+export { OptionsMonitor, type ControlPlaneOptionsSource } from './config/options-monitor.js';
+
+export {
+  OmniRelayError,
+  ConfigError,
+  UnknownProfileError,
+  EndpointError,
+  TlsError,
+  RpcError,
+  PeerUnavailableError,
+  DisposedError,
+  type OmniRelayErrorCode,
+  type TlsErrorCode,
+  type ConfigIssue,
+  type TransportFailureKind,
+} from './errors.js';
+
+export type { ITlsProvider } from './tls/tls-provider.js';
+export type { TlsMaterial } from './tls/material.js';
+export type { PeerCertificateCheck, PeerCertificateValidator } from './tls/peer-verification.js';
+export { FileTlsProvider } from './tls/file-tls-provider.js';
+export { createDevCertificateAuthority, writeDevPki, type DevCertificateAuthority, type DevCertificateAuthorityOptions, type DevPkiFiles, type IssuedCertificate, type IssueOptions } from './tls/dev-pki.js';
+
+export { createEndpointHintSubject, type EndpointHintUpdate } from './hints/endpoint-hints.js';
+export { Http3Health, type Http3FailureReason, type Http3HealthState } from './hints/http3-health.js';
+
+export { RoundRobinPeerChooser, type IPeerChooser, type PeerCandidate, type PeerChoiceContext } from './peers/peer-chooser.js';
+export { ConsecutiveFailureCircuitBreaker, DEFAULT_BREAKER_FAILURE_CODES, type ICircuitBreaker, type BreakerState } from './resilience/circuit-breaker.js';
+export type { RandomSource } from './resilience/retry.js';
+
+export type { Transport, TransportConnection, DialTarget, WireCall, WireUnaryResult, WireProtocol, ParsedEndpoint, PeerIdentity, CallMetadata } from './transport/types.js';
+export type { CacheEntryInfo } from './transport/channel-cache.js';
+export { GRPC_STATUS } from './transport/grpc-status.js';
+
+export { RpcTelemetry, HttpTelemetry, type TelemetryProviders } from './telemetry/index.js';
+export * as telemetryNames from './telemetry/names.js';
+export type { Clock } from './clock.js';
+
+export { GrpcHost, type GrpcHostOptions, type GrpcHostTls, type ServerCallInfo, type ServiceImplementation, type UnaryHandler, type ServerStreamHandler } from './server/grpc-host.js';

@@ -1,0 +1,84 @@
+import { ContainerModule, type ResolutionContext } from 'inversify';
+import type { Observable } from 'rxjs';
+import { systemClock, type Clock } from './clock.js';
+import { OptionsMonitor, type ControlPlaneOptionsSource } from './config/options-monitor.js';
+import { ControlPlaneClientFactory } from './factory/control-plane-client-factory.js';
+import { HttpDispatcherPool } from './factory/http-dispatchers.js';
+import type { IGrpcControlPlaneClientFactory } from './factory/types.js';
+import { EndpointHintStore, type EndpointHintUpdate } from './hints/endpoint-hints.js';
+import { Http3Health } from './hints/http3-health.js';
+import { RoundRobinPeerChooser, type IPeerChooser } from './peers/peer-chooser.js';
+import { ConsecutiveFailureCircuitBreaker, type ICircuitBreaker } from './resilience/circuit-breaker.js';
+import type { RandomSource } from './resilience/retry.js';
+import { HttpTelemetry, RpcTelemetry, type TelemetryProviders } from './telemetry/index.js';
+import { FileTlsProvider } from './tls/file-tls-provider.js';
+import type { PeerCertificateValidator } from './tls/peer-verification.js';
+import type { ITlsProvider } from './tls/tls-provider.js';
+import { TOKENS } from './tokens.js';
+import { ChannelCache } from './transport/channel-cache.js';
+import { GrpcJsTransport } from './transport/http2/grpc-js-transport.js';
+import type { Transport, WireProtocol } from './transport/types.js';
+
+function optional<T>(context: ResolutionContext, token: symbol): T | undefined {
+  return context.get<T>(token, { optional: true });
+}
+
+/**
+ * The control-plane client factory as an Inversify ContainerModule. Bind
+ * `TOKENS.ControlPlaneOptions` (an options object or an Observable of them) and,
+ * optionally, `TOKENS.EndpointHints`, `TOKENS.PeerCertificateValidator`, `TOKENS.Telemetry`,
+ * then `container.load(grpcControlPlaneModule)`. `await container.unloadAsync(grpcControlPlaneModule)`
+ * (or `unbindAllAsync()`) closes every connection, watch and timer it opened.
+ */
+export const grpcControlPlaneModule = new ContainerModule(({ bind }) => {
+  bind<OptionsMonitor>(TOKENS.OptionsMonitor)
+    .toDynamicValue((context: ResolutionContext) => new OptionsMonitor(optional<ControlPlaneOptionsSource>(context, TOKENS.ControlPlaneOptions)))
+    .inSingletonScope()
+    .onDeactivation((monitor) => monitor.dispose());
+
+  bind<ITlsProvider>(TOKENS.TlsProvider)
+    .toDynamicValue(
+      (context: ResolutionContext) =>
+        new FileTlsProvider(context.get<OptionsMonitor>(TOKENS.OptionsMonitor), {
+          clock: optional<Clock>(context, TOKENS.Clock) ?? systemClock,
+          telemetry: new RpcTelemetry(optional<TelemetryProviders>(context, TOKENS.Telemetry)),
+          peerValidator: optional<PeerCertificateValidator>(context, TOKENS.PeerCertificateValidator),
+        }),
+    )
+    .inSingletonScope()
+    .onDeactivation((provider) => provider.dispose());
+
+  bind<IPeerChooser>(TOKENS.PeerChooser).toDynamicValue(() => new RoundRobinPeerChooser()).inSingletonScope();
+  bind<ICircuitBreaker>(TOKENS.CircuitBreaker).toDynamicValue(() => new ConsecutiveFailureCircuitBreaker()).inSingletonScope();
+  bind<Http3Health>(TOKENS.Http3Health)
+    .toDynamicValue((context: ResolutionContext) => new Http3Health(optional<Clock>(context, TOKENS.Clock) ?? systemClock))
+    .inSingletonScope();
+
+  bind<IGrpcControlPlaneClientFactory>(TOKENS.GrpcControlPlaneClientFactory)
+    .toDynamicValue((context: ResolutionContext) => {
+      const options = context.get<OptionsMonitor>(TOKENS.OptionsMonitor);
+      const tls = context.get<ITlsProvider>(TOKENS.TlsProvider);
+      const providers = optional<TelemetryProviders>(context, TOKENS.Telemetry);
+      const transports = new Map<WireProtocol, Transport>([['h2', new GrpcJsTransport()]]);
+      const http3 = optional<Transport>(context, TOKENS.Http3Transport);
+      if (http3 !== undefined) transports.set('h3', http3);
+      const hints = new EndpointHintStore(options.snapshots$, optional<Observable<EndpointHintUpdate>>(context, TOKENS.EndpointHints));
+      // The one default source of randomness (jitter); bind TOKENS.Random to control it.
+      const random = optional<RandomSource>(context, TOKENS.Random) ?? Math.random;
+      return new ControlPlaneClientFactory({
+        options,
+        tls,
+        hints,
+        health: context.get<Http3Health>(TOKENS.Http3Health),
+        cache: new ChannelCache(transports),
+        chooser: context.get<IPeerChooser>(TOKENS.PeerChooser),
+        breaker: context.get<ICircuitBreaker>(TOKENS.CircuitBreaker),
+        telemetry: new RpcTelemetry(providers),
+        http: new HttpDispatcherPool(tls, options, new HttpTelemetry(providers)),
+        clock: optional<Clock>(context, TOKENS.Clock) ?? systemClock,
+        random,
+      });
+    })
+    .inSingletonScope()
+    .onDeactivation((factory) => factory.dispose());
+});

@@ -1,0 +1,289 @@
+import { context, SpanKind, SpanStatusCode } from '@opentelemetry/api';
+import type { Attributes, Counter, Histogram, Meter, Span, TracerProvider } from '@opentelemetry/api';
+import { defaultClock, getTracer, MeterBinding, splitHostPort } from './internal.js';
+import type { TelemetryProviders } from './internal.js';
+import {
+  ATTR_ATTEMPT,
+  ATTR_CALLER,
+  ATTR_ENDPOINT,
+  ATTR_ERROR_TYPE,
+  ATTR_FALLBACK_FROM,
+  ATTR_FALLBACK_REASON,
+  ATTR_FALLBACK_TO,
+  ATTR_NETWORK_PEER_ADDRESS,
+  ATTR_NETWORK_PEER_PORT,
+  ATTR_NETWORK_PROTOCOL_NAME,
+  ATTR_NETWORK_PROTOCOL_VERSION,
+  ATTR_PEER,
+  ATTR_PROFILE,
+  ATTR_PROTOCOL,
+  ATTR_RPC_GRPC_STATUS_CODE,
+  ATTR_RPC_METHOD,
+  ATTR_RPC_SERVICE,
+  ATTR_RPC_SYSTEM,
+  ATTR_SERVER_ADDRESS,
+  ATTR_SERVER_PORT,
+  ATTR_TLS_RELOAD_OUTCOME,
+  ATTR_TLS_RELOAD_REASON,
+  EVENT_FALLBACK,
+  EVENT_RETRY,
+  METRIC_GRPC_OUTBOUND_PROTOCOL_FALLBACKS,
+  METRIC_GRPC_OUTBOUND_REQUEST_DURATION,
+  METRIC_GRPC_OUTBOUND_REQUESTS,
+  METRIC_TLS_RELOADS,
+  NETWORK_PROTOCOL_HTTP,
+  PROTOCOL_NONE,
+  RPC_DURATION_BUCKETS_SECONDS,
+  RPC_SYSTEM_GRPC,
+  UNIT_SECONDS,
+} from './names.js';
+
+export type { TelemetryProviders } from './internal.js';
+
+/** Transport a gRPC call can travel over. */
+export type WireProtocol = 'h2' | 'h3';
+
+/** Who made the call. Recorded on spans only; metrics have the same shape for both. */
+export type RpcCaller = 'dispatcher' | 'control-plane';
+
+export interface RpcCallInfo {
+  /** Fully qualified proto service name, e.g. `omnirelay.controlplane.v1.ControlPlane`. */
+  service: string;
+  method: string;
+  /** Logical endpoint, `host:port`. */
+  endpoint: string;
+  profile: string;
+  caller: RpcCaller;
+}
+
+export interface RpcFallbackEvent {
+  endpoint: string;
+  profile: string;
+  from: WireProtocol;
+  to: WireProtocol;
+  /** A bounded reason code (it becomes a metric label), not a free-form message. */
+  reason: string;
+}
+
+export interface TlsReloadEvent {
+  profile: string;
+  outcome: 'loaded' | 'rejected';
+  /** A bounded reason code (it becomes a metric label), not a free-form message. */
+  reason?: string;
+}
+
+/** One outbound gRPC call in flight. */
+export interface RpcObservation {
+  readonly span: Span;
+  /** Called once the transport is chosen (and again if it changes on retry/fallback). */
+  setProtocol(protocol: WireProtocol): void;
+  /**
+   * Marks that this call fell back: sets `omnirelay.fallback.reason` on the span, adds a
+   * `fallback` event (from, to, reason) and sets the protocol to `to`. Does not touch the
+   * fallback counter; that is {@link RpcTelemetry.recordFallback}'s job.
+   */
+  noteFallback(from: WireProtocol, to: WireProtocol, reason: string): void;
+  /** Records an attempt number (1-based) on the span (event 'retry' for attempts > 1). */
+  noteAttempt(attempt: number, peer: string): void;
+  /**
+   * Ends: records the request counter + duration histogram with the final status code, ends
+   * the span (status ERROR with message on non-OK). Idempotent: only the first call counts.
+   */
+  end(statusCode: number, error?: Error): void;
+}
+
+/** Canonical gRPC status names, indexed by numeric code. */
+const GRPC_STATUS_NAMES: readonly string[] = [
+  'OK',
+  'CANCELLED',
+  'UNKNOWN',
+  'INVALID_ARGUMENT',
+  'DEADLINE_EXCEEDED',
+  'NOT_FOUND',
+  'ALREADY_EXISTS',
+  'PERMISSION_DENIED',
+  'RESOURCE_EXHAUSTED',
+  'FAILED_PRECONDITION',
+  'ABORTED',
+  'OUT_OF_RANGE',
+  'UNIMPLEMENTED',
+  'INTERNAL',
+  'UNAVAILABLE',
+  'DATA_LOSS',
+  'UNAUTHENTICATED',
+];
+
+/** `UNAVAILABLE` for 14, `CODE_99` for unknown codes. */
+export function grpcStatusName(code: number): string {
+  return GRPC_STATUS_NAMES[code] ?? `CODE_${code}`;
+}
+
+interface RpcInstruments {
+  requests: Counter;
+  duration: Histogram;
+  fallbacks: Counter;
+  tlsReloads: Counter;
+}
+
+function buildRpcInstruments(meter: Meter): RpcInstruments {
+  return {
+    requests: meter.createCounter(METRIC_GRPC_OUTBOUND_REQUESTS, {
+      description: 'Outbound gRPC calls completed, by final status code and wire protocol.',
+    }),
+    duration: meter.createHistogram(METRIC_GRPC_OUTBOUND_REQUEST_DURATION, {
+      description: 'Duration of outbound gRPC calls, including retries and fallback.',
+      unit: UNIT_SECONDS,
+      advice: { explicitBucketBoundaries: [...RPC_DURATION_BUCKETS_SECONDS] },
+    }),
+    fallbacks: meter.createCounter(METRIC_GRPC_OUTBOUND_PROTOCOL_FALLBACKS, {
+      description: 'Times an endpoint fell back from one wire protocol to another.',
+    }),
+    tlsReloads: meter.createCounter(METRIC_TLS_RELOADS, {
+      description: 'Client TLS material reloads, by outcome.',
+    }),
+  };
+}
+
+function networkProtocolVersion(protocol: WireProtocol): string {
+  return protocol === 'h3' ? '3' : '2';
+}
+
+/**
+ * Telemetry for outbound gRPC calls. The dispatcher and the control-plane client factory
+ * both use this class, so a given call produces the same instruments, attributes and spans
+ * whichever path made it. Instances are cheap; instruments are shared per meter provider.
+ *
+ * Spans: kind CLIENT, named `${service}/${method}` (OTel RPC semconv).
+ * Metrics attributes (identical for both callers): `rpc.system`, `rpc.service`,
+ * `rpc.method`, `rpc.grpc.status_code`, `omnirelay.endpoint`, `omnirelay.protocol`,
+ * `omnirelay.profile`. `omnirelay.protocol` is `none` when the call ended before a
+ * transport was chosen (e.g. failed while resolving or handshaking).
+ */
+export class RpcTelemetry {
+  private readonly instruments: MeterBinding<RpcInstruments>;
+  private readonly tracerProvider: TracerProvider | undefined;
+  private readonly clock: () => number;
+
+  constructor(providers: TelemetryProviders = {}) {
+    this.instruments = new MeterBinding(providers.meterProvider, buildRpcInstruments);
+    this.tracerProvider = providers.tracerProvider;
+    this.clock = providers.clock ?? defaultClock;
+  }
+
+  /** Starts a CLIENT span named `${service}/${method}`, parented on the active context. */
+  start(call: RpcCallInfo): RpcObservation {
+    const { host, port } = splitHostPort(call.endpoint);
+    const attributes: Attributes = {
+      [ATTR_RPC_SYSTEM]: RPC_SYSTEM_GRPC,
+      [ATTR_RPC_SERVICE]: call.service,
+      [ATTR_RPC_METHOD]: call.method,
+      [ATTR_SERVER_ADDRESS]: host,
+      [ATTR_ENDPOINT]: call.endpoint,
+      [ATTR_PROFILE]: call.profile,
+      [ATTR_CALLER]: call.caller,
+      [ATTR_NETWORK_PROTOCOL_NAME]: NETWORK_PROTOCOL_HTTP,
+    };
+    if (port !== undefined) attributes[ATTR_SERVER_PORT] = port;
+    const span = getTracer(this.tracerProvider).startSpan(
+      `${call.service}/${call.method}`,
+      { kind: SpanKind.CLIENT, attributes },
+      context.active(),
+    );
+    return new RpcCall(span, call, this.instruments, this.clock);
+  }
+
+  /** Counts one protocol fallback of an endpoint (`grpc_outbound_protocol_fallbacks_total`). */
+  recordFallback(e: RpcFallbackEvent): void {
+    this.instruments.get().fallbacks.add(1, {
+      [ATTR_RPC_SYSTEM]: RPC_SYSTEM_GRPC,
+      [ATTR_ENDPOINT]: e.endpoint,
+      [ATTR_PROFILE]: e.profile,
+      [ATTR_FALLBACK_FROM]: e.from,
+      [ATTR_FALLBACK_TO]: e.to,
+      [ATTR_FALLBACK_REASON]: e.reason,
+    });
+  }
+
+  /** Counts one TLS material reload (`omnirelay_tls_reloads_total`). */
+  recordTlsReload(e: TlsReloadEvent): void {
+    const attributes: Attributes = { [ATTR_PROFILE]: e.profile, [ATTR_TLS_RELOAD_OUTCOME]: e.outcome };
+    if (e.reason !== undefined) attributes[ATTR_TLS_RELOAD_REASON] = e.reason;
+    this.instruments.get().tlsReloads.add(1, attributes);
+  }
+}
+
+class RpcCall implements RpcObservation {
+  private protocol: WireProtocol | undefined;
+  private ended = false;
+  private readonly startedAt: number;
+
+  constructor(
+    readonly span: Span,
+    private readonly call: RpcCallInfo,
+    private readonly instruments: MeterBinding<RpcInstruments>,
+    private readonly clock: () => number,
+  ) {
+    this.startedAt = clock();
+  }
+
+  setProtocol(protocol: WireProtocol): void {
+    if (this.ended) return;
+    this.protocol = protocol;
+    this.span.setAttributes({
+      [ATTR_PROTOCOL]: protocol,
+      [ATTR_NETWORK_PROTOCOL_VERSION]: networkProtocolVersion(protocol),
+    });
+  }
+
+  noteFallback(from: WireProtocol, to: WireProtocol, reason: string): void {
+    if (this.ended) return;
+    this.span.setAttribute(ATTR_FALLBACK_REASON, reason);
+    this.span.addEvent(EVENT_FALLBACK, {
+      [ATTR_FALLBACK_FROM]: from,
+      [ATTR_FALLBACK_TO]: to,
+      [ATTR_FALLBACK_REASON]: reason,
+    });
+    this.setProtocol(to);
+  }
+
+  noteAttempt(attempt: number, peer: string): void {
+    if (this.ended) return;
+    const { host, port } = splitHostPort(peer);
+    const attributes: Attributes = { [ATTR_ATTEMPT]: attempt, [ATTR_PEER]: peer, [ATTR_NETWORK_PEER_ADDRESS]: host };
+    if (port !== undefined) attributes[ATTR_NETWORK_PEER_PORT] = port;
+    this.span.setAttributes(attributes);
+    if (attempt > 1) this.span.addEvent(EVENT_RETRY, { [ATTR_ATTEMPT]: attempt, [ATTR_PEER]: peer });
+  }
+
+  end(statusCode: number, error?: Error): void {
+    if (this.ended) return;
+    this.ended = true;
+    const seconds = Math.max(0, this.clock() - this.startedAt) / 1000;
+    const protocol = this.protocol ?? PROTOCOL_NONE;
+
+    const metricAttributes: Attributes = {
+      [ATTR_RPC_SYSTEM]: RPC_SYSTEM_GRPC,
+      [ATTR_RPC_SERVICE]: this.call.service,
+      [ATTR_RPC_METHOD]: this.call.method,
+      [ATTR_RPC_GRPC_STATUS_CODE]: statusCode,
+      [ATTR_ENDPOINT]: this.call.endpoint,
+      [ATTR_PROTOCOL]: protocol,
+      [ATTR_PROFILE]: this.call.profile,
+    };
+    const { requests, duration } = this.instruments.get();
+    requests.add(1, metricAttributes);
+    duration.record(seconds, metricAttributes);
+
+    this.span.setAttribute(ATTR_RPC_GRPC_STATUS_CODE, statusCode);
+    if (this.protocol === undefined) this.span.setAttribute(ATTR_PROTOCOL, PROTOCOL_NONE);
+    if (error !== undefined) this.span.recordException(error);
+    if (statusCode !== 0) {
+      this.span.setAttribute(ATTR_ERROR_TYPE, grpcStatusName(statusCode));
+      this.span.setStatus({
+        code: SpanStatusCode.ERROR,
+        message: error?.message ?? `gRPC status ${statusCode} ${grpcStatusName(statusCode)}`,
+      });
+    }
+    this.span.end();
+  }
+}

@@ -1,0 +1,32 @@
+/**
+ * Inversify service identifiers. Every binding `grpcControlPlaneModule` makes can be
+ * replaced in a test with the container's own `rebind`, `snapshot` and `restore`.
+ */
+export const TOKENS = {
+  /** IGrpcControlPlaneClientFactory (singleton; disposing the binding closes every connection). */
+  GrpcControlPlaneClientFactory: Symbol.for('omnirelay.GrpcControlPlaneClientFactory'),
+  /** ITlsProvider (default: FileTlsProvider over the options' TLS files). */
+  TlsProvider: Symbol.for('omnirelay.TlsProvider'),
+  /** IPeerChooser (default: RoundRobinPeerChooser). */
+  PeerChooser: Symbol.for('omnirelay.PeerChooser'),
+  /** ICircuitBreaker (default: ConsecutiveFailureCircuitBreaker, 5 failures, 5 s half-open). */
+  CircuitBreaker: Symbol.for('omnirelay.CircuitBreaker'),
+  /** Bound by the application: ControlPlaneOptionsInput or Observable<ControlPlaneOptionsInput>. Optional (defaults). */
+  ControlPlaneOptions: Symbol.for('omnirelay.ControlPlaneOptions'),
+  /** Bound by the application, optional: Observable<EndpointHintUpdate>. */
+  EndpointHints: Symbol.for('omnirelay.EndpointHints'),
+  /** Bound by the application, optional: PeerCertificateValidator (custom peer certificate check). */
+  PeerCertificateValidator: Symbol.for('omnirelay.PeerCertificateValidator'),
+  /** Optional: TelemetryProviders ({ meterProvider, tracerProvider }); default: the global OpenTelemetry providers. */
+  Telemetry: Symbol.for('omnirelay.Telemetry'),
+  /** Optional: Clock (default: the system clock). */
+  Clock: Symbol.for('omnirelay.Clock'),
+  /** Optional: RandomSource, a () => number in [0, 1) (default: Math.random). */
+  Random: Symbol.for('omnirelay.Random'),
+  /** Optional: an HTTP/3 Transport; when bound, profiles that prefer HTTP/3 use it. */
+  Http3Transport: Symbol.for('omnirelay.Http3Transport'),
+  /** The validated, live options (OptionsMonitor). */
+  OptionsMonitor: Symbol.for('omnirelay.OptionsMonitor'),
+  /** The Http3Health memory (force HTTP/2 for an endpoint from a probe or an operator). */
+  Http3Health: Symbol.for('omnirelay.Http3Health'),
+} as const;

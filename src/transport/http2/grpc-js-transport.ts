@@ -1,0 +1,213 @@
+import { X509Certificate } from 'node:crypto';
+import { credentials, Client, Metadata, type ChannelCredentials, type ChannelOptions, type ClientUnaryCall, type ServiceError } from '@grpc/grpc-js';
+import type { TlsError } from '../../errors.js';
+import { RpcError } from '../../errors.js';
+import { classifyTlsFailure } from '../../tls/classify.js';
+import type { TlsMaterial } from '../../tls/material.js';
+import { serverIdentityCheck } from '../../tls/peer-verification.js';
+import { GRPC_STATUS, statusName } from '../grpc-status.js';
+import type { CallMetadata, DialTarget, PeerIdentity, Transport, TransportConnection, WireCall, WireUnaryResult } from '../types.js';
+
+const identity = (bytes: Buffer): Buffer => bytes;
+
+/** Credentials shared per (TLS generation, endpoint) so grpc-js can reuse subchannels. */
+interface SharedCredentials {
+  readonly credentials: ChannelCredentials;
+  /** The last verification failure our identity check saw, with when. */
+  lastFailure: { error: TlsError; at: number } | undefined;
+}
+
+function toMetadata(values: CallMetadata): Metadata {
+  const metadata = new Metadata();
+  for (const [key, value] of Object.entries(values)) metadata.add(key, value);
+  return metadata;
+}
+
+function fromMetadata(metadata: Metadata | undefined): Record<string, string> {
+  const out: Record<string, string> = {};
+  if (metadata === undefined) return out;
+  for (const [key, value] of Object.entries(metadata.getMap())) out[key] = typeof value === 'string' ? value : value.toString('base64');
+  return out;
+}
+
+function channelOptions(target: DialTarget): ChannelOptions {
+  const { profile, tls } = target;
+  const options: ChannelOptions = {
+    'grpc.max_send_message_length': profile.limits.maxSendMessageBytes,
+    'grpc.max_receive_message_length': profile.limits.maxReceiveMessageBytes,
+    'grpc.keepalive_time_ms': profile.keepalive.timeMs,
+    'grpc.keepalive_timeout_ms': profile.keepalive.timeoutMs,
+    'grpc.keepalive_permit_without_calls': profile.keepalive.permitWithoutCalls ? 1 : 0,
+    // Retries are ours (same policy for HTTP/2 and HTTP/3), so grpc-js must not add its own.
+    'grpc.enable_retries': 0,
+    'grpc.initial_reconnect_backoff_ms': Math.min(1000, profile.connectTimeoutMs),
+    'grpc.max_reconnect_backoff_ms': profile.connectTimeoutMs,
+  };
+  if (tls.serverNameOverride !== undefined) {
+    options['grpc.ssl_target_name_override'] = tls.serverNameOverride;
+    options['grpc.default_authority'] = tls.serverNameOverride;
+  }
+  return options;
+}
+
+/**
+ * HTTP/2 through @grpc/grpc-js. One grpc-js Client (one channel, one connection) per
+ * endpoint and generation; TLS from the shared material, with CRLs enforced by OpenSSL
+ * (createFromSecureContext) and the name + custom checks in checkServerIdentity.
+ * Never builds insecure credentials unless the profile's mode is `insecure`.
+ */
+export class GrpcJsTransport implements Transport {
+  readonly protocol = 'h2' as const;
+  readonly #credentials = new WeakMap<TlsMaterial, Map<string, SharedCredentials>>();
+
+  open(target: DialTarget): TransportConnection {
+    return new GrpcJsConnection(target, this.#credentialsFor(target));
+  }
+
+  #credentialsFor(target: DialTarget): SharedCredentials {
+    let byEndpoint = this.#credentials.get(target.tls);
+    if (byEndpoint === undefined) {
+      byEndpoint = new Map();
+      this.#credentials.set(target.tls, byEndpoint);
+    }
+    const key = target.endpoint.authority;
+    const existing = byEndpoint.get(key);
+    if (existing !== undefined) return existing;
+    const { tls } = target;
+    let shared: SharedCredentials;
+    if (tls.mode === 'insecure' || tls.secureContext === undefined) {
+      shared = { credentials: credentials.createInsecure(), lastFailure: undefined };
+    } else {
+      const holder: { shared?: SharedCredentials } = {};
+      const check = serverIdentityCheck({
+        endpoint: target.endpoint.authority,
+        profile: target.profileName,
+        validator: target.peerValidator,
+        onFailure: (error) => {
+          if (holder.shared !== undefined) holder.shared.lastFailure = { error, at: performance.now() };
+        },
+      });
+      shared = { credentials: credentials.createFromSecureContext(tls.secureContext, { checkServerIdentity: check }), lastFailure: undefined };
+      holder.shared = shared;
+    }
+    byEndpoint.set(key, shared);
+    return shared;
+  }
+}
+
+class GrpcJsConnection implements TransportConnection {
+  readonly protocol = 'h2' as const;
+  readonly #client: Client;
+  readonly #target: DialTarget;
+  readonly #shared: SharedCredentials;
+  readonly #calls = new Set<{ cancel(): void }>();
+  #closed = false;
+
+  constructor(target: DialTarget, shared: SharedCredentials) {
+    this.#target = target;
+    this.#shared = shared;
+    const { host, port } = target.endpoint;
+    const address = host.includes(':') ? `ipv6:[${host}]:${port}` : `dns:${host}:${port}`;
+    this.#client = new Client(address, shared.credentials, channelOptions(target));
+  }
+
+  unary(call: WireCall): Promise<WireUnaryResult> {
+    const started = performance.now();
+    return new Promise<WireUnaryResult>((resolve, reject) => {
+      if (this.#closed) {
+        reject(new RpcError(GRPC_STATUS.UNAVAILABLE, 'UNAVAILABLE', 'connection closed', { endpoint: this.#target.endpoint.authority, protocol: 'h2', failure: 'connect' }));
+        return;
+      }
+      let headers: Record<string, string> = {};
+      let trailers: Record<string, string> = {};
+      let grpcCall: ClientUnaryCall | undefined = undefined;
+      const onAbort = (): void => grpcCall?.cancel();
+      const done = (): void => {
+        call.signal?.removeEventListener('abort', onAbort);
+        if (grpcCall !== undefined) this.#calls.delete(grpcCall);
+      };
+      grpcCall = this.#client.makeUnaryRequest<Buffer, Buffer>(
+        call.path,
+        identity,
+        identity,
+        Buffer.from(call.message.buffer, call.message.byteOffset, call.message.byteLength),
+        toMetadata(call.metadata),
+        { deadline: call.deadline },
+        (error, response) => {
+          done();
+          if (error !== null || response === undefined) {
+            reject(this.#toError(error ?? undefined, started, trailers));
+            return;
+          }
+          resolve({ message: response, headers, trailers, peer: this.#peerOf(grpcCall), protocol: 'h2' });
+        },
+      );
+      grpcCall.on('metadata', (m: Metadata) => {
+        headers = fromMetadata(m);
+      });
+      grpcCall.on('status', (s: { metadata?: Metadata }) => {
+        trailers = fromMetadata(s.metadata);
+      });
+      this.#calls.add(grpcCall);
+      if (call.signal !== undefined) {
+        if (call.signal.aborted) grpcCall.cancel();
+        else call.signal.addEventListener('abort', onAbort, { once: true });
+      }
+    });
+  }
+
+  async *serverStream(call: WireCall): AsyncIterable<Uint8Array> {
+    if (this.#closed) {
+      throw new RpcError(GRPC_STATUS.UNAVAILABLE, 'UNAVAILABLE', 'connection closed', { endpoint: this.#target.endpoint.authority, protocol: 'h2', failure: 'connect' });
+    }
+    const started = performance.now();
+    const stream = this.#client.makeServerStreamRequest<Buffer, Buffer>(
+      call.path,
+      identity,
+      identity,
+      Buffer.from(call.message.buffer, call.message.byteOffset, call.message.byteLength),
+      toMetadata(call.metadata),
+      { deadline: call.deadline },
+    );
+    this.#calls.add(stream);
+    const onAbort = (): void => stream.cancel();
+    if (call.signal?.aborted === true) stream.cancel();
+    else call.signal?.addEventListener('abort', onAbort, { once: true });
+    try {
+      for await (const chunk of stream as AsyncIterable<Buffer>) yield chunk;
+    } catch (error) {
+      throw this.#toError(error as ServiceError, started, {});
+    } finally {
+      call.signal?.removeEventListener('abort', onAbort);
+      this.#calls.delete(stream);
+      stream.cancel();
+    }
+  }
+
+  #peerOf(call: ClientUnaryCall | undefined): PeerIdentity {
+    const raw = call?.getAuthContext()?.sslPeerCertificate?.raw;
+    return { address: call?.getPeer(), certificate: raw !== undefined ? new X509Certificate(raw) : undefined };
+  }
+
+  #toError(error: ServiceError | undefined, started: number, trailers: Record<string, string>): Error {
+    const endpoint = this.#target.endpoint.authority;
+    const code = error?.code ?? GRPC_STATUS.UNKNOWN;
+    const details = error?.details ?? error?.message ?? 'unknown error';
+    if (code === GRPC_STATUS.UNAVAILABLE && this.#target.tls.mode !== 'insecure') {
+      const recorded = this.#shared.lastFailure;
+      if (recorded !== undefined && recorded.at >= started - 1) return recorded.error;
+      const classified = classifyTlsFailure(details, { peer: endpoint, profile: this.#target.profileName });
+      if (classified !== undefined) return classified;
+    }
+    const failure = code === GRPC_STATUS.UNAVAILABLE && /No connection established|connect|ECONNREFUSED|Connection dropped/i.test(details) ? 'connect' : undefined;
+    return new RpcError(code, statusName(code), details, { endpoint, protocol: 'h2', failure, trailers });
+  }
+
+  close(): void {
+    if (this.#closed) return;
+    this.#closed = true;
+    for (const call of this.#calls) call.cancel();
+    this.#calls.clear();
+    this.#client.close();
+  }
+}

@@ -1,0 +1,77 @@
+import type { X509Certificate } from 'node:crypto';
+import type { ProfileOptions } from '../config/types.js';
+import type { TlsMaterial } from '../tls/material.js';
+import type { PeerCertificateValidator } from '../tls/peer-verification.js';
+
+/** The wire protocol a call actually used. */
+export type WireProtocol = 'h2' | 'h3';
+
+/** An endpoint URL taken apart. */
+export interface ParsedEndpoint {
+  /** The URL as configured, e.g. `https://127.0.0.1:7001`. */
+  readonly url: string;
+  /** Host without IPv6 brackets. */
+  readonly host: string;
+  readonly port: number;
+  /** `host:port`, IPv6 hosts in brackets: the endpoint's name in errors, metrics and hints. */
+  readonly authority: string;
+  readonly secure: boolean;
+}
+
+/** Everything a transport needs to dial one endpoint with one generation of settings. */
+export interface DialTarget {
+  readonly endpoint: ParsedEndpoint;
+  readonly profileName: string;
+  readonly profile: ProfileOptions;
+  readonly tls: TlsMaterial;
+  readonly peerValidator: PeerCertificateValidator | undefined;
+}
+
+export type CallMetadata = Readonly<Record<string, string | Buffer>>;
+
+/** One call as the transport sees it: serialized bytes, absolute deadline. */
+export interface WireCall {
+  /** `/package.Service/Method` */
+  readonly path: string;
+  readonly message: Uint8Array;
+  readonly metadata: CallMetadata;
+  /** Absolute deadline, ms since the epoch. */
+  readonly deadline: number;
+  readonly signal: AbortSignal | undefined;
+}
+
+/** Who answered. */
+export interface PeerIdentity {
+  /** Remote socket address as the transport reports it. */
+  readonly address: string | undefined;
+  /** The server's leaf certificate (undefined without TLS). */
+  readonly certificate: X509Certificate | undefined;
+}
+
+export interface WireUnaryResult {
+  readonly message: Uint8Array;
+  readonly headers: Readonly<Record<string, string>>;
+  readonly trailers: Readonly<Record<string, string>>;
+  readonly peer: PeerIdentity;
+  readonly protocol: WireProtocol;
+}
+
+/**
+ * A live connection (or connection pool) to one endpoint, owned by the channel cache.
+ * Calls reject with `RpcError` (gRPC status) or `TlsError` (TLS failure, typed).
+ */
+export interface TransportConnection {
+  readonly protocol: WireProtocol;
+  unary(call: WireCall): Promise<WireUnaryResult>;
+  /** Server-streaming call: yields each response message; throws RpcError/TlsError at the end on failure. */
+  serverStream(call: WireCall): AsyncIterable<Uint8Array>;
+  /** Closes the connection; calls still running are cancelled. Idempotent. */
+  close(): void;
+}
+
+/** A way of speaking gRPC to an endpoint: HTTP/2 (grpc-js) or HTTP/3 (QUIC). */
+export interface Transport {
+  readonly protocol: WireProtocol;
+  /** Creates a connection object; dialling may be lazy (on the first call). */
+  open(target: DialTarget): TransportConnection;
+}
