@@ -69,3 +69,7 @@ export * as telemetryNames from './telemetry/names.js';
 export type { Clock } from './clock.js';
 
 export { GrpcHost, type GrpcHostOptions, type GrpcHostTls, type ServerCallInfo, type ServiceImplementation, type UnaryHandler, type ServerStreamHandler } from './server/grpc-host.js';
+
+/** Generated from protos/ (ts-proto generic definitions): the control-plane service and gRPC health checking. */
+export * as controlPlaneV1 from './gen/omnirelay/controlplane/v1/gossip.js';
+export * as healthV1 from './gen/grpc/health/v1/health.js';

@@ -1,6 +1,6 @@
 import type { Subscription } from 'rxjs';
 import type { Dispatcher } from 'undici';
-import type { Clock } from '../clock.js';
+import { systemClock, type Clock } from '../clock.js';
 import type { OptionsMonitor } from '../config/options-monitor.js';
 import type { ControlPlaneOptions, ProfileOptions } from '../config/types.js';
 import { DisposedError, EndpointError, OmniRelayError, PeerUnavailableError, RpcError, TlsError, UnknownProfileError } from '../errors.js';
@@ -54,6 +54,14 @@ function http3FailureReason(error: unknown): Http3FailureReason | undefined {
   if (!(error instanceof RpcError)) return undefined;
   if (error.failure === 'connect' || error.failure === 'handshake' || error.failure === 'idle-timeout') return error.failure;
   return undefined;
+}
+
+/**
+ * The deadline budget is kept on the injected clock (so tests control retries and backoff
+ * windows); the transports need an absolute deadline on the system clock.
+ */
+function wireDeadline(clock: Clock, deadline: number): number {
+  return systemClock.now() + Math.max(0, deadline - clock.now());
 }
 
 function statusOf(error: unknown): number {
@@ -211,7 +219,7 @@ export class ControlPlaneClientFactory implements IGrpcControlPlaneClientFactory
       path: `/${service.fullName}/${method.name}`,
       message: method.requestType.encode(request).finish(),
       metadata: { ...resolved.metadata, ...target.metadata },
-      deadline,
+      deadline: wireDeadline(this.#deps.clock, deadline),
       signal: target.signal,
     };
     const choice = this.#protocolFor(resolved, peer);
@@ -283,7 +291,7 @@ export class ControlPlaneClientFactory implements IGrpcControlPlaneClientFactory
           path: `/${service.fullName}/${methodName}`,
           message,
           metadata: { ...resolved.metadata, ...options.metadata },
-          deadline,
+          deadline: wireDeadline(clock, deadline),
           signal: options.signal,
         };
         const chosen = peer;

@@ -1,0 +1,48 @@
+import { describe, expect, it } from '@jest/globals';
+import { TlsError } from '../../../src/errors.js';
+import { classifyTlsFailure } from '../../../src/tls/classify.js';
+
+const ctx = { peer: '127.0.0.1:7001', profile: 'control-plane' };
+
+function codeOf(failure: unknown): string | undefined {
+  return classifyTlsFailure(failure, ctx)?.code;
+}
+
+function nodeError(code: string, message: string): Error {
+  return Object.assign(new Error(message), { code });
+}
+
+describe('classifyTlsFailure', () => {
+  it.each([
+    ['CERT_HAS_EXPIRED', 'certificate has expired', 'TLS_PEER_EXPIRED'],
+    ['CERT_REVOKED', 'certificate revoked', 'TLS_REVOKED'],
+    ['ERR_TLS_CERT_ALTNAME_INVALID', "Hostname/IP does not match certificate's altnames: IP: 127.0.0.1 is not in the cert's list: ", 'TLS_PEER_NAME_MISMATCH'],
+    ['UNABLE_TO_VERIFY_LEAF_SIGNATURE', 'unable to verify the first certificate', 'TLS_PEER_UNTRUSTED'],
+    ['SELF_SIGNED_CERT_IN_CHAIN', 'self-signed certificate in certificate chain', 'TLS_PEER_UNTRUSTED'],
+    ['ERR_SSL_TLSV13_ALERT_CERTIFICATE_REQUIRED', 'error:0A00045C:SSL routines::tlsv13 alert certificate required', 'TLS_CLIENT_CERT_REQUIRED'],
+    ['ERR_SSL_TLSV1_ALERT_UNKNOWN_CA', 'error:0A000418:SSL routines::tlsv1 alert unknown ca', 'TLS_CLIENT_CERT_REJECTED'],
+    ['ERR_SSL_SSLV3_ALERT_CERTIFICATE_REVOKED', 'error:0A00042C:SSL routines::sslv3 alert certificate revoked', 'TLS_REVOKED'],
+    ['ERR_SSL_WRONG_VERSION_NUMBER', 'error:0A00010B:SSL routines::wrong version number', 'TLS_HANDSHAKE_FAILED'],
+  ])('maps Node error %s to %s', (code, message, expected) => {
+    expect(codeOf(nodeError(code, message))).toBe(expected);
+  });
+
+  it('reads the same failures out of gRPC status details', () => {
+    expect(codeOf('No connection established. Last error: Error: certificate has expired')).toBe('TLS_PEER_EXPIRED');
+  });
+
+  it('names the peer and profile and keeps the cause', () => {
+    const cause = nodeError('CERT_REVOKED', 'certificate revoked');
+    const error = classifyTlsFailure(cause, ctx);
+    expect(error).toBeInstanceOf(TlsError);
+    expect(error?.peer).toBe('127.0.0.1:7001');
+    expect(error?.message).toContain('127.0.0.1:7001');
+    expect(error?.message).toContain('control-plane');
+    expect(error?.cause).toBe(cause);
+  });
+
+  it('leaves errors that are not about TLS alone', () => {
+    expect(codeOf(nodeError('ECONNREFUSED', 'connect ECONNREFUSED 127.0.0.1:7001'))).toBeUndefined();
+    expect(codeOf('Deadline exceeded')).toBeUndefined();
+  });
+});
