@@ -6,7 +6,7 @@ import 'reflect-metadata';
 export { grpcControlPlaneModule } from './module.js';
 export { TOKENS } from './tokens.js';
 
-export type { IGrpcControlPlaneClientFactory, CallTarget, CallOptions, UnaryResult, TypedClient } from './factory/types.js';
+export type { IGrpcControlPlaneClientFactory, CallTarget, CallOptions, UnaryResult, TypedClient, Http3ProbeResult } from './factory/types.js';
 export type { ServiceDefinition, MethodDefinition, MessageCodec } from './factory/service-definition.js';
 
 export type {

@@ -18,7 +18,8 @@ import { chooseProtocol } from '../transport/protocol-selection.js';
 import type { CallMetadata, DialTarget, ParsedEndpoint, WireCall, WireProtocol, WireUnaryResult } from '../transport/types.js';
 import type { HttpDispatcherPool } from './http-dispatchers.js';
 import type { MethodDefinition, RequestOf, ResponseOf, ServerStreamMethodKeys, ServiceDefinition, UnaryMethodKeys } from './service-definition.js';
-import type { CallOptions, CallTarget, IGrpcControlPlaneClientFactory, TypedClient, UnaryResult } from './types.js';
+import type { CallOptions, CallTarget, Http3ProbeResult, IGrpcControlPlaneClientFactory, TypedClient, UnaryResult } from './types.js';
+import { HealthCheckRequest, HealthCheckResponse, HealthCheckResponse_ServingStatus } from '../gen/grpc/health/v1/health.js';
 
 export interface FactoryDependencies {
   readonly options: OptionsMonitor;
@@ -260,6 +261,37 @@ export class ControlPlaneClientFactory implements IGrpcControlPlaneClientFactory
     const peer = resolved.peers[0];
     if (peer === undefined) throw new EndpointError('ENDPOINT_INVALID', target.endpoint, 'No endpoint given.');
     return this.#deps.http.dispatcherFor(resolved.profileName, peer.endpoint);
+  }
+
+  async probeHttp3(target: { readonly endpoint: string; readonly profile?: string | undefined; readonly service?: string | undefined }): Promise<Http3ProbeResult> {
+    const resolved = this.#resolve(target);
+    const peer = resolved.peers[0];
+    if (peer === undefined) throw new EndpointError('ENDPOINT_INVALID', target.endpoint, 'No endpoint given.');
+    const endpoint = peer.authority;
+    if (!this.#deps.cache.hasTransport('h3')) return { endpoint, ok: false, reason: 'no-http3-transport' };
+    const { clock, health } = this.#deps;
+    const lease = this.#deps.cache.acquire(this.#dialTarget(resolved, peer), 'h3');
+    try {
+      const response = await lease.connection.unary({
+        path: '/grpc.health.v1.Health/Check',
+        message: HealthCheckRequest.encode({ service: target.service ?? '' }).finish(),
+        metadata: {},
+        deadline: wireDeadline(clock, clock.now() + resolved.profile.connectTimeoutMs),
+        signal: undefined,
+      });
+      const status = HealthCheckResponse.decode(response.message).status;
+      if (status === HealthCheckResponse_ServingStatus.SERVING) {
+        health.markHealthy(endpoint);
+        return { endpoint, ok: true, reason: undefined };
+      }
+      health.markBroken(endpoint, 'probe', resolved.profile.http3Health);
+      return { endpoint, ok: false, reason: `health status ${HealthCheckResponse_ServingStatus[status] ?? status}` };
+    } catch (error) {
+      health.markBroken(endpoint, 'probe', resolved.profile.http3Health);
+      return { endpoint, ok: false, reason: error instanceof Error ? error.message : String(error) };
+    } finally {
+      lease.release();
+    }
   }
 
   connections(): CacheEntryInfo[] {

@@ -34,6 +34,15 @@ export interface UnaryResult<Res> {
   readonly trailers: Readonly<Record<string, string>>;
 }
 
+export interface Http3ProbeResult {
+  /** `host:port` probed. */
+  readonly endpoint: string;
+  /** True when HTTP/3 answered SERVING. */
+  readonly ok: boolean;
+  /** Why the probe failed (no HTTP/3 transport, transport error, or the serving status). */
+  readonly reason: string | undefined;
+}
+
 /** A typed client for one generated service, bound to a target. */
 export type TypedClient<S extends ServiceDefinition> = {
   readonly [K in UnaryMethodKeys<S>]: (request: RequestOf<S, K>, options?: CallOptions) => Promise<ResponseOf<S, K>>;
@@ -70,6 +79,13 @@ export interface IGrpcControlPlaneClientFactory {
    * control APIs): same TLS material, rotation, verification and telemetry as gRPC calls.
    */
   httpDispatcher(target: { readonly endpoint: string; readonly profile?: string | undefined }): Dispatcher;
+  /**
+   * Probes an endpoint's HTTP/3 with the gRPC health checking protocol
+   * (`grpc.health.v1.Health/Check`, over HTTP/3 only, no retry, no fallback). A failure or a
+   * status other than SERVING marks the endpoint's HTTP/3 broken, so calls use HTTP/2 for the
+   * backoff window; SERVING clears the mark. Run it from a timer to probe continuously.
+   */
+  probeHttp3(target: { readonly endpoint: string; readonly profile?: string | undefined; readonly service?: string | undefined }): Promise<Http3ProbeResult>;
   /** What the channel cache holds now (for diagnostics and tests). */
   connections(): CacheEntryInfo[];
   /** Closes every connection and stops reacting to changes. */

@@ -1,4 +1,4 @@
-import { X509Certificate } from 'node:crypto';
+import type { X509Certificate } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import {
   Server,
@@ -12,6 +12,7 @@ import {
 } from '@grpc/grpc-js';
 import type { RequestOf, ResponseOf, ServerStreamMethodKeys, ServiceDefinition, UnaryMethodKeys, MethodDefinition } from '../factory/service-definition.js';
 import { RpcError, TlsError } from '../errors.js';
+import { CertificateCache } from '../tls/certificate-cache.js';
 
 /** What a handler learns about the call it serves. */
 export interface ServerCallInfo {
@@ -79,11 +80,67 @@ function metadataOf(metadata: Metadata): Record<string, string> {
   return out;
 }
 
-function callInfo(call: ServerUnaryCall<unknown, unknown> | ServerWritableStream<unknown, unknown>, signal: AbortSignal): ServerCallInfo {
-  const raw = call.getAuthContext().sslPeerCertificate?.raw;
-  const certificate = raw !== undefined ? new X509Certificate(raw) : undefined;
-  const cn = /(?:^|\n)CN=([^\n]*)/.exec(certificate?.subject ?? '')?.[1] ?? '';
-  return { clientCertificate: certificate, clientIdentity: cn, metadata: metadataOf(call.metadata), protocol: 'h2', signal };
+const certificates = new CertificateCache(1024);
+
+/** Certificate, identity and metadata are read on first use: many handlers never look. */
+/**
+ * The call's cancellation as an AbortSignal, built only if the handler asks for it (an
+ * AbortController per call, aborted at the end of every call, costs more than the call).
+ */
+class Cancellation {
+  #cancelled = false;
+  #controller: AbortController | undefined;
+
+  constructor(call: { on(event: 'cancelled', listener: () => void): unknown }) {
+    call.on('cancelled', () => {
+      this.#cancelled = true;
+      this.#controller?.abort();
+    });
+  }
+
+  get cancelled(): boolean {
+    return this.#cancelled;
+  }
+
+  get signal(): AbortSignal {
+    if (this.#controller === undefined) {
+      this.#controller = new AbortController();
+      if (this.#cancelled) this.#controller.abort();
+    }
+    return this.#controller.signal;
+  }
+}
+
+function callInfo(call: ServerUnaryCall<unknown, unknown> | ServerWritableStream<unknown, unknown>, cancellation: Cancellation): ServerCallInfo {
+  let certificate: X509Certificate | undefined;
+  let identity: string | undefined;
+  let metadata: Record<string, string> | undefined;
+  let read = false;
+  const readCertificate = (): X509Certificate | undefined => {
+    if (!read) {
+      read = true;
+      const raw = call.getAuthContext().sslPeerCertificate?.raw;
+      certificate = raw !== undefined ? certificates.get(raw) : undefined;
+    }
+    return certificate;
+  };
+  return {
+    get clientCertificate() {
+      return readCertificate();
+    },
+    get clientIdentity() {
+      identity ??= /(?:^|\n)CN=([^\n]*)/.exec(readCertificate()?.subject ?? '')?.[1] ?? '';
+      return identity;
+    },
+    get metadata() {
+      metadata ??= metadataOf(call.metadata);
+      return metadata;
+    },
+    protocol: 'h2',
+    get signal() {
+      return cancellation.signal;
+    },
+  };
 }
 
 function toServiceError(error: unknown): { code: number; details: string } {
@@ -93,11 +150,10 @@ function toServiceError(error: unknown): { code: number; details: string } {
 }
 
 async function serveStream(handler: ServerStreamHandler<unknown, unknown>, call: ServerWritableStream<unknown, unknown>): Promise<void> {
-  const abort = new AbortController();
-  call.on('cancelled', () => abort.abort());
+  const cancellation = new Cancellation(call);
   try {
-    for await (const message of handler(call.request, callInfo(call, abort.signal))) {
-      if (abort.signal.aborted) return;
+    for await (const message of handler(call.request, callInfo(call, cancellation))) {
+      if (cancellation.cancelled) return;
       if (!call.write(message)) await new Promise((resolve) => call.once('drain', resolve));
     }
     call.end();
@@ -150,10 +206,9 @@ export class GrpcHost {
               void serveStream(handler as ServerStreamHandler<unknown, unknown>, call);
             }
           : (call: ServerUnaryCall<unknown, unknown>, callback: sendUnaryData<unknown>) => {
-              const abort = new AbortController();
-              call.on('cancelled', () => abort.abort());
+              const cancellation = new Cancellation(call);
               Promise.resolve()
-                .then(() => (handler as UnaryHandler<unknown, unknown>)(call.request, callInfo(call, abort.signal)))
+                .then(() => (handler as UnaryHandler<unknown, unknown>)(call.request, callInfo(call, cancellation)))
                 .then(
                   (response) => callback(null, response),
                   (error: unknown) => callback(toServiceError(error)),

@@ -57,6 +57,8 @@ export function serverIdentityCheck(options: {
   profile: string;
   validator: PeerCertificateValidator | undefined;
   onFailure: (error: TlsError) => void;
+  /** Called when the peer passed every check (the handshake is complete on our side). */
+  onVerified?: () => void;
 }): (host: string, cert: PeerCertificate) => Error | undefined {
   return (host, cert) => {
     const nameError = checkServerIdentity(host, cert);
@@ -70,6 +72,7 @@ export function serverIdentityCheck(options: {
       options.onFailure(rejection);
       return rejection;
     }
+    options.onVerified?.();
     return undefined;
   };
 }

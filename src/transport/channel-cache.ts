@@ -34,10 +34,18 @@ interface Entry {
   grace: NodeJS.Timeout | undefined;
 }
 
+/** Profile snapshots are immutable, so their connection settings are serialised once. */
+const settingsOf = new WeakMap<DialTarget['profile'], string>();
+
 /** The parts of a dial target a connection is built from (deadline and retry are per call). */
 function inputsOf(target: DialTarget): string {
-  const { limits, keepalive, connectTimeoutMs, http3RaceDelayMs } = target.profile;
-  return JSON.stringify([target.tls.fingerprint, target.endpoint.url, limits, keepalive, connectTimeoutMs, http3RaceDelayMs]);
+  let settings = settingsOf.get(target.profile);
+  if (settings === undefined) {
+    const { limits, keepalive, connectTimeoutMs, http3RaceDelayMs } = target.profile;
+    settings = JSON.stringify([limits, keepalive, connectTimeoutMs, http3RaceDelayMs]);
+    settingsOf.set(target.profile, settings);
+  }
+  return `${target.tls.fingerprint}|${target.endpoint.url}|${settings}`;
 }
 
 /**

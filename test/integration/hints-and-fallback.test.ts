@@ -3,6 +3,7 @@ import { AggregationTemporality, InMemoryMetricExporter, MeterProvider, Periodic
 import {
   controlPlaneV1,
   createEndpointHintSubject,
+  healthV1,
   RpcError,
   TlsError,
   TOKENS,
@@ -19,6 +20,7 @@ import { createTestPki, type TestPki } from '../support/pki-files.js';
 const { ControlPlaneDefinition, PingRequest, PingResponse } = controlPlaneV1;
 
 type Behaviour = 'ok' | 'handshake' | 'connect' | 'idle-timeout' | 'untrusted';
+const { HealthCheckRequest, HealthCheckResponse, HealthCheckResponse_ServingStatus } = healthV1;
 
 /**
  * An HTTP/3 transport double (the real one is its own issue). It answers pings itself when
@@ -28,6 +30,8 @@ type Behaviour = 'ok' | 'handshake' | 'connect' | 'idle-timeout' | 'untrusted';
 class Http3Double implements Transport {
   readonly protocol = 'h3' as const;
   behaviour: Behaviour = 'ok';
+  /** What Health/Check answers. */
+  serving: number = HealthCheckResponse_ServingStatus.SERVING;
   /** Delay of successful calls (ms). */
   delayMs = 0;
   calls = 0;
@@ -50,6 +54,11 @@ class Http3Double implements Transport {
           case 'untrusted':
             throw new TlsError('TLS_PEER_UNTRUSTED', 'peer certificate does not chain to the CA', { peer: endpoint });
           default: {
+            if (call.path === '/grpc.health.v1.Health/Check') {
+              expect(HealthCheckRequest.decode(call.message).service).toBe('omnirelay.controlplane.v1.ControlPlane');
+              const message = HealthCheckResponse.encode({ status: this.serving }).finish();
+              return { message, headers: {}, trailers: {}, peer: { address: undefined, certificate: undefined }, protocol: 'h3' };
+            }
             if (this.delayMs > 0) await new Promise((resolve) => setTimeout(resolve, this.delayMs));
             const request = PingRequest.decode(call.message);
             const message = PingResponse.encode({ node: 'h3-double', sequence: request.sequence, clientIdentity: 'client', payload: new Uint8Array() }).finish();
@@ -102,6 +111,7 @@ describe('endpoint hints and HTTP/3 fallback (HTTP/3 transport double, real HTTP
 
   afterEach(() => {
     http3.behaviour = 'ok';
+    http3.serving = HealthCheckResponse_ServingStatus.SERVING;
     http3.delayMs = 0;
     hints.next({ endpoint: 'node-a', reset: true });
     hints.next({ endpoint: 'node-b', reset: true });
@@ -160,6 +170,20 @@ describe('endpoint hints and HTTP/3 fallback (HTTP/3 transport double, real HTTP
     const seen = nodeA.seen.length;
     await expect(factory.unary(ControlPlaneDefinition, 'ping', ping(6), { endpoint: 'node-a' })).rejects.toMatchObject({ code: 'TLS_PEER_UNTRUSTED' });
     expect(nodeA.seen.length).toBe(seen);
+  });
+
+  it('lets a gRPC health probe over HTTP/3 force HTTP/2 for an endpoint, and a later good probe clear it', async () => {
+    const probe = () => factory.probeHttp3({ endpoint: 'node-a', service: 'omnirelay.controlplane.v1.ControlPlane' });
+    await expect(probe()).resolves.toMatchObject({ ok: true, endpoint: new URL(nodeA.url).host });
+    http3.serving = HealthCheckResponse_ServingStatus.NOT_SERVING;
+    await expect(probe()).resolves.toMatchObject({ ok: false, reason: 'health status NOT_SERVING' });
+    await expect(factory.unary(ControlPlaneDefinition, 'ping', ping(30), { endpoint: 'node-a' })).resolves.toMatchObject({ protocol: 'h2' });
+    http3.behaviour = 'connect';
+    await expect(probe()).resolves.toMatchObject({ ok: false, reason: expect.stringContaining('QUIC connect failed') });
+    http3.behaviour = 'ok';
+    http3.serving = HealthCheckResponse_ServingStatus.SERVING;
+    await expect(probe()).resolves.toMatchObject({ ok: true });
+    await expect(factory.unary(ControlPlaneDefinition, 'ping', ping(31), { endpoint: 'node-a' })).resolves.toMatchObject({ protocol: 'h3' });
   });
 
   it('applies a hint that denies HTTP/3 to the next call, while a call already running on HTTP/3 finishes', async () => {

@@ -1,7 +1,7 @@
-import { X509Certificate } from 'node:crypto';
 import { credentials, Client, Metadata, type ChannelCredentials, type ChannelOptions, type ClientUnaryCall, type ServiceError } from '@grpc/grpc-js';
-import type { TlsError } from '../../errors.js';
-import { RpcError } from '../../errors.js';
+
+import { RpcError, TlsError } from '../../errors.js';
+import { CertificateCache } from '../../tls/certificate-cache.js';
 import { classifyTlsFailure } from '../../tls/classify.js';
 import type { TlsMaterial } from '../../tls/material.js';
 import { serverIdentityCheck } from '../../tls/peer-verification.js';
@@ -15,6 +15,8 @@ interface SharedCredentials {
   readonly credentials: ChannelCredentials;
   /** The last verification failure our identity check saw, with when. */
   lastFailure: { error: TlsError; at: number } | undefined;
+  /** When a handshake last completed with the peer verified (performance.now()). */
+  lastVerifiedAt: number;
 }
 
 function toMetadata(values: CallMetadata): Metadata {
@@ -76,7 +78,7 @@ export class GrpcJsTransport implements Transport {
     const { tls } = target;
     let shared: SharedCredentials;
     if (tls.mode === 'insecure' || tls.secureContext === undefined) {
-      shared = { credentials: credentials.createInsecure(), lastFailure: undefined };
+      shared = { credentials: credentials.createInsecure(), lastFailure: undefined, lastVerifiedAt: -1 };
     } else {
       const holder: { shared?: SharedCredentials } = {};
       const check = serverIdentityCheck({
@@ -86,8 +88,11 @@ export class GrpcJsTransport implements Transport {
         onFailure: (error) => {
           if (holder.shared !== undefined) holder.shared.lastFailure = { error, at: performance.now() };
         },
+        onVerified: () => {
+          if (holder.shared !== undefined) holder.shared.lastVerifiedAt = performance.now();
+        },
       });
-      shared = { credentials: credentials.createFromSecureContext(tls.secureContext, { checkServerIdentity: check }), lastFailure: undefined };
+      shared = { credentials: credentials.createFromSecureContext(tls.secureContext, { checkServerIdentity: check }), lastFailure: undefined, lastVerifiedAt: -1 };
       holder.shared = shared;
     }
     byEndpoint.set(key, shared);
@@ -101,6 +106,7 @@ class GrpcJsConnection implements TransportConnection {
   readonly #target: DialTarget;
   readonly #shared: SharedCredentials;
   readonly #calls = new Set<{ cancel(): void }>();
+  readonly #certificates = new CertificateCache(16);
   #closed = false;
 
   constructor(target: DialTarget, shared: SharedCredentials) {
@@ -184,9 +190,28 @@ class GrpcJsConnection implements TransportConnection {
     }
   }
 
+  /** Read lazily: most callers never look at the peer, and reading it costs a certificate lookup. */
   #peerOf(call: ClientUnaryCall | undefined): PeerIdentity {
-    const raw = call?.getAuthContext()?.sslPeerCertificate?.raw;
-    return { address: call?.getPeer(), certificate: raw !== undefined ? new X509Certificate(raw) : undefined };
+    const certificates = this.#certificates;
+    let address: string | undefined;
+    let certificate: PeerIdentity['certificate'];
+    let read = false;
+    const readCertificate = (): void => {
+      if (read) return;
+      read = true;
+      const raw = call?.getAuthContext()?.sslPeerCertificate?.raw;
+      certificate = raw !== undefined ? certificates.get(raw) : undefined;
+    };
+    return {
+      get address() {
+        address ??= call?.getPeer();
+        return address;
+      },
+      get certificate() {
+        readCertificate();
+        return certificate;
+      },
+    };
   }
 
   #toError(error: ServiceError | undefined, started: number, trailers: Record<string, string>): Error {
@@ -198,6 +223,17 @@ class GrpcJsConnection implements TransportConnection {
       if (recorded !== undefined && recorded.at >= started - 1) return recorded.error;
       const classified = classifyTlsFailure(details, { peer: endpoint, profile: this.#target.profileName });
       if (classified !== undefined) return classified;
+      // TLS 1.3: the client's handshake completes before the server has checked our
+      // certificate. A server that rejects it without an alert (Node's TLS servers verify
+      // after the handshake, then close) shows up as a connection that closed right after a
+      // verified handshake and before HTTP/2 settings: grpc-js's "Failed to connect".
+      if (this.#target.tls.mode === 'mtls' && /Failed to connect/.test(details) && this.#shared.lastVerifiedAt >= started) {
+        return new TlsError(
+          'TLS_CLIENT_CERT_REJECTED',
+          `Peer ${endpoint} closed the connection right after the TLS handshake (profile "${this.#target.profileName}"): it rejected our client certificate (not issued by a CA it trusts, revoked, or expired). Underlying error: ${details}`,
+          { peer: endpoint, profile: this.#target.profileName },
+        );
+      }
     }
     const failure = code === GRPC_STATUS.UNAVAILABLE && /No connection established|connect|ECONNREFUSED|Connection dropped/i.test(details) ? 'connect' : undefined;
     return new RpcError(code, statusName(code), details, { endpoint, protocol: 'h2', failure, trailers });

@@ -1,0 +1,186 @@
+// `npm run bench`: prints figures and ratios; asserts nothing about time.
+//
+// 1. The same unary workload (ControlPlane/Ping, mTLS, one loopback host) through the
+//    factory (telemetry on: OpenTelemetry SDK meter + tracer with a batch span processor)
+//    and through a hand-made grpc-js client, sequential and with 64 concurrent callers.
+//    Rounds alternate raw/factory so drift on this shared machine hits both alike.
+// 2. Sockets opened for 10,000 calls to 8 endpoints (counted on Node's `net.client.socket`
+//    diagnostics channel, which sees every client socket the process creates).
+import 'reflect-metadata';
+import { subscribe, unsubscribe } from 'node:diagnostics_channel';
+import { mkdtemp, readFile, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { performance } from 'node:perf_hooks';
+import { Client, credentials, Metadata } from '@grpc/grpc-js';
+import { MeterProvider, PeriodicExportingMetricReader, InMemoryMetricExporter, AggregationTemporality } from '@opentelemetry/sdk-metrics';
+import { BasicTracerProvider, BatchSpanProcessor } from '@opentelemetry/sdk-trace-base';
+import { Container } from 'inversify';
+import { controlPlaneV1, GrpcHost, grpcControlPlaneModule, TOKENS, writeDevPki } from '../dist/index.js';
+
+const { ControlPlaneDefinition, PingRequest, PingResponse } = controlPlaneV1;
+const SEQUENTIAL_CALLS = Number(process.env.BENCH_SEQUENTIAL ?? 3000);
+const CONCURRENT_CALLS = Number(process.env.BENCH_CONCURRENT ?? 30000);
+const CONCURRENCY = 64;
+const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 3);
+
+function percentile(sorted, p) {
+  return sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))];
+}
+
+async function measure(call, total, concurrency) {
+  const latencies = new Float64Array(total);
+  let next = 0;
+  const started = performance.now();
+  await Promise.all(
+    Array.from({ length: concurrency }, async () => {
+      while (next < total) {
+        const i = next++;
+        const t0 = performance.now();
+        await call(i);
+        latencies[i] = performance.now() - t0;
+      }
+    }),
+  );
+  const seconds = (performance.now() - started) / 1000;
+  const sorted = Array.from(latencies).sort((a, b) => a - b);
+  return { throughput: total / seconds, p50: percentile(sorted, 50), p99: percentile(sorted, 99) };
+}
+
+/** Median of each figure over the rounds. */
+function median(results) {
+  const pick = (key) => results.map((r) => r[key]).sort((a, b) => a - b)[Math.floor(results.length / 2)];
+  return { throughput: pick('throughput'), p50: pick('p50'), p99: pick('p99') };
+}
+
+function row(name, r) {
+  return `  ${name.padEnd(26)} ${r.throughput.toFixed(0).padStart(8)} calls/s   p50 ${r.p50.toFixed(3).padStart(7)} ms   p99 ${r.p99.toFixed(3).padStart(7)} ms`;
+}
+
+function startHost(files, pki) {
+  return GrpcHost.start({ tls: { certFile: files.certFile, keyFile: files.keyFile, caFile: pki.caFile } }, [
+    [
+      ControlPlaneDefinition,
+      {
+        ping: (request, call) => ({ node: 'bench', sequence: request.sequence, clientIdentity: call.clientIdentity, payload: new Uint8Array() }),
+        watch: async function* () {},
+      },
+    ],
+  ]);
+}
+
+function containerFor(options, telemetry) {
+  const container = new Container();
+  container.bind(TOKENS.ControlPlaneOptions).toConstantValue(options);
+  if (telemetry !== undefined) container.bind(TOKENS.Telemetry).toConstantValue(telemetry);
+  container.load(grpcControlPlaneModule);
+  return container;
+}
+
+async function main() {
+  const dir = await mkdtemp(join(tmpdir(), 'omnirelay-bench-'));
+  const pki = await writeDevPki(dir, ['server', 'client']);
+  const server = pki.files.server;
+  const client = pki.files.client;
+  const hosts = [];
+  try {
+    const host = await startHost(server, pki);
+    hosts.push(host);
+
+    // Telemetry on, as in production: an SDK meter provider and tracer provider.
+    const meterProvider = new MeterProvider({ readers: [new PeriodicExportingMetricReader({ exporter: new InMemoryMetricExporter(AggregationTemporality.CUMULATIVE), exportIntervalMillis: 60_000 })] });
+    const tracerProvider = new BasicTracerProvider({ spanProcessors: [new BatchSpanProcessor({ export: (_spans, done) => done({ code: 0 }), shutdown: async () => {} })] });
+    const options = {
+      profiles: { 'control-plane': { tls: { mode: 'mtls', certFile: client.certFile, keyFile: client.keyFile, caFile: pki.caFile }, deadlineMs: 10_000 } },
+      endpoints: { bench: { url: host.url } },
+    };
+    const container = containerFor(options, { meterProvider, tracerProvider });
+    const factory = container.get(TOKENS.GrpcControlPlaneClientFactory);
+    // The same factory with OpenTelemetry's no-op providers: what telemetry itself costs.
+    const quietContainer = containerFor(options);
+    const quiet = quietContainer.get(TOKENS.GrpcControlPlaneClientFactory);
+
+    // The hand-made baseline: what a component would write without the factory.
+    const [ca, key, cert] = await Promise.all([readFile(pki.caFile), readFile(client.keyFile), readFile(client.certFile)]);
+    const raw = new Client(`127.0.0.1:${host.port}`, credentials.createSsl(ca, key, cert), {});
+    const rawPing = (i) =>
+      new Promise((resolve, reject) => {
+        raw.makeUnaryRequest(
+          '/omnirelay.controlplane.v1.ControlPlane/Ping',
+          (m) => Buffer.from(PingRequest.encode(m).finish()),
+          (b) => PingResponse.decode(b),
+          { fromNode: 'bench', sequence: i, payload: new Uint8Array() },
+          new Metadata(),
+          { deadline: Date.now() + 10_000 },
+          (error, response) => (error ? reject(error) : resolve(response)),
+        );
+      });
+    const factoryPing = (i) => factory.unary(ControlPlaneDefinition, 'ping', { fromNode: 'bench', sequence: i, payload: new Uint8Array() }, { endpoint: 'bench' });
+    const quietPing = (i) => quiet.unary(ControlPlaneDefinition, 'ping', { fromNode: 'bench', sequence: i, payload: new Uint8Array() }, { endpoint: 'bench' });
+
+    // Warm up both paths (handshakes, JIT).
+    await measure(rawPing, 500, 8);
+    await measure(factoryPing, 500, 8);
+    await measure(quietPing, 500, 8);
+
+    const results = { rawSeq: [], facSeq: [], quietSeq: [], rawCon: [], facCon: [], quietCon: [] };
+    for (let round = 0; round < ROUNDS; round++) {
+      results.rawSeq.push(await measure(rawPing, SEQUENTIAL_CALLS, 1));
+      results.facSeq.push(await measure(factoryPing, SEQUENTIAL_CALLS, 1));
+      results.quietSeq.push(await measure(quietPing, SEQUENTIAL_CALLS, 1));
+      results.rawCon.push(await measure(rawPing, CONCURRENT_CALLS, CONCURRENCY));
+      results.facCon.push(await measure(factoryPing, CONCURRENT_CALLS, CONCURRENCY));
+      results.quietCon.push(await measure(quietPing, CONCURRENT_CALLS, CONCURRENCY));
+    }
+    const rawSeq = median(results.rawSeq);
+    const facSeq = median(results.facSeq);
+    const quietSeq = median(results.quietSeq);
+    const rawCon = median(results.rawCon);
+    const facCon = median(results.facCon);
+    const quietCon = median(results.quietCon);
+    console.log(`Unary Ping over HTTP/2 + mTLS on loopback, median of ${ROUNDS} alternating rounds (node ${process.version})`);
+    console.log(`sequential (${SEQUENTIAL_CALLS} calls, 1 caller):`);
+    console.log(row('raw grpc-js client', rawSeq));
+    console.log(row('factory (telemetry on)', facSeq));
+    console.log(row('factory (no-op telemetry)', quietSeq));
+    console.log(`  ratio no-op factory/raw: throughput ${(quietSeq.throughput / rawSeq.throughput).toFixed(3)}, p50 ${(quietSeq.p50 / rawSeq.p50).toFixed(3)}`);
+    console.log(`  ratio factory/raw: throughput ${(facSeq.throughput / rawSeq.throughput).toFixed(3)} (goal >= 0.95), p50 ${(facSeq.p50 / rawSeq.p50).toFixed(3)} (goal <= 1.05), p99 ${(facSeq.p99 / rawSeq.p99).toFixed(3)}`);
+    console.log(`concurrent (${CONCURRENT_CALLS} calls, ${CONCURRENCY} callers):`);
+    console.log(row('raw grpc-js client', rawCon));
+    console.log(row('factory (telemetry on)', facCon));
+    console.log(row('factory (no-op telemetry)', quietCon));
+    console.log(`  ratio no-op factory/raw: throughput ${(quietCon.throughput / rawCon.throughput).toFixed(3)}, p50 ${(quietCon.p50 / rawCon.p50).toFixed(3)}`);
+    console.log(`  ratio factory/raw: throughput ${(facCon.throughput / rawCon.throughput).toFixed(3)} (goal >= 0.95), p50 ${(facCon.p50 / rawCon.p50).toFixed(3)} (goal <= 1.05), p99 ${(facCon.p99 / rawCon.p99).toFixed(3)}`);
+    raw.close();
+    await container.unbindAllAsync();
+    await quietContainer.unbindAllAsync();
+    await meterProvider.shutdown();
+    await tracerProvider.shutdown();
+
+    // Sockets for 10,000 calls to 8 endpoints.
+    for (let i = 0; i < 7; i++) hosts.push(await startHost(server, pki));
+    const ports = new Set(hosts.map((h) => h.port));
+    let opened = 0;
+    const onSocket = ({ socket }) => {
+      socket.once('connect', () => {
+        if (ports.has(socket.remotePort)) opened++;
+      });
+    };
+    subscribe('net.client.socket', onSocket);
+    const eight = containerFor({ profiles: options.profiles });
+    const fanout = eight.get(TOKENS.GrpcControlPlaneClientFactory);
+    const urls = hosts.map((h) => h.url);
+    const fan = await measure((i) => fanout.unary(ControlPlaneDefinition, 'ping', { fromNode: 'bench', sequence: i, payload: new Uint8Array() }, { endpoint: urls[i % urls.length] }), 10_000, CONCURRENCY);
+    console.log(`10,000 calls to ${urls.length} endpoints, ${CONCURRENCY} callers: ${opened} sockets opened (goal: ${urls.length}); ${fan.throughput.toFixed(0)} calls/s`);
+    unsubscribe('net.client.socket', onSocket);
+    await eight.unbindAllAsync();
+  } finally {
+    await Promise.all(hosts.map((h) => h.close(1000)));
+    await rm(dir, { recursive: true, force: true });
+  }
+}
+
+main().catch((error) => {
+  console.error(error);
+  process.exitCode = 1;
+});
