@@ -16,6 +16,7 @@ import { telemetryNames, TlsError, TOKENS } from 'omnirelay';
 import type { TelemetryProviders } from 'omnirelay';
 import { createTestPki, type Files, type TestPki } from '../support/pki-files.js';
 import { createContainer, factoryOf, fastProfile, issueToFiles } from '../support/hosts.js';
+import { collectGarbage } from '../support/sockets.js';
 
 /** A reader that only collects when the test asks. */
 class ManualReader extends MetricReader {
@@ -149,6 +150,7 @@ afterAll(async () => {
   await Promise.all([good, otherCaServer, wrongNameServer].filter((s) => s !== undefined).map((s) => s.close()));
   await meterProvider?.shutdown();
   await pki?.cleanup();
+  await collectGarbage();
 });
 
 describe('factory.httpDispatcher()', () => {

@@ -24,3 +24,19 @@ export function establishedTo(port: number): number {
   }
   return count;
 }
+
+/**
+ * Runs a full garbage collection and lets the destroy hooks it triggers run. undici's
+ * request API wraps each request in an AsyncResource that is destroyed only when collected;
+ * jest's --detectOpenHandles would otherwise list those (they hold no socket or timer).
+ */
+export async function collectGarbage(): Promise<void> {
+  const { setFlagsFromString } = await import('node:v8');
+  const { runInNewContext } = await import('node:vm');
+  setFlagsFromString('--expose-gc');
+  const gc = runInNewContext('gc') as () => void;
+  for (let i = 0; i < 3; i++) {
+    gc();
+    await new Promise((resolve) => setImmediate(resolve));
+  }
+}
