@@ -1,3 +1,4 @@
+import { statusName } from '../transport/grpc-status.js';
 import { context, SpanKind, SpanStatusCode } from '@opentelemetry/api';
 import type { Attributes, Counter, Histogram, Meter, Span, TracerProvider } from '@opentelemetry/api';
 import { defaultClock, getTracer, MeterBinding, splitHostPort } from './internal.js';
@@ -92,31 +93,8 @@ export interface RpcObservation {
   end(statusCode: number, error?: Error): void;
 }
 
-/** Canonical gRPC status names, indexed by numeric code. */
-const GRPC_STATUS_NAMES: readonly string[] = [
-  'OK',
-  'CANCELLED',
-  'UNKNOWN',
-  'INVALID_ARGUMENT',
-  'DEADLINE_EXCEEDED',
-  'NOT_FOUND',
-  'ALREADY_EXISTS',
-  'PERMISSION_DENIED',
-  'RESOURCE_EXHAUSTED',
-  'FAILED_PRECONDITION',
-  'ABORTED',
-  'OUT_OF_RANGE',
-  'UNIMPLEMENTED',
-  'INTERNAL',
-  'UNAVAILABLE',
-  'DATA_LOSS',
-  'UNAUTHENTICATED',
-];
-
 /** `UNAVAILABLE` for 14, `CODE_99` for unknown codes. */
-export function grpcStatusName(code: number): string {
-  return GRPC_STATUS_NAMES[code] ?? `CODE_${code}`;
-}
+export const grpcStatusName = statusName;
 
 interface RpcInstruments {
   requests: Counter;

@@ -9,6 +9,7 @@ export const GRPC_STATUS: Readonly<Record<'OK' | GrpcStatusName, number>> = {
 
 const NAMES = new Map<number, string>(Object.entries(GRPC_STATUS).map(([name, code]) => [code, name]));
 
+/** `UNAVAILABLE` for 14, `CODE_99` for codes gRPC does not define. */
 export function statusName(code: number): string {
-  return NAMES.get(code) ?? `STATUS_${code}`;
+  return NAMES.get(code) ?? `CODE_${code}`;
 }

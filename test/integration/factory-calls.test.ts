@@ -66,6 +66,14 @@ describe('factory calls between two mTLS hosts (HTTP/2)', () => {
     await expect(pending).rejects.toMatchObject({ code: 'RPC_FAILED', statusName: 'CANCELLED' });
   });
 
+  it('sends the endpoint metadata from the options and the call metadata to the server', async () => {
+    await factory.unary(ControlPlaneDefinition, 'ping', ping(11), { endpoint: 'node-a', metadata: { 'x-request-id': 'r-11', 'x-trace-bin': Buffer.from([1, 2, 3]) } });
+    expect(nodeA.metadata.at(-1)).toMatchObject({ 'x-zone': 'eu-1', 'x-request-id': 'r-11', 'x-trace-bin': Buffer.from([1, 2, 3]).toString('base64') });
+    const client = factory.client(ControlPlaneDefinition, { endpoint: 'node-a' });
+    await client.ping(ping(12), { metadata: { 'x-zone': 'override' } });
+    expect(nodeA.metadata.at(-1)?.['x-zone']).toBe('override');
+  });
+
   it('retries a retryable failure on another peer inside the deadline', async () => {
     // A port nothing listens on: the first peer answers UNAVAILABLE, the retry goes to node-b.
     const dead = 'https://127.0.0.1:1';

@@ -22,17 +22,20 @@ export interface TestNode {
   readonly seen: string[];
   /** Pings currently being served. */
   inFlight: number;
+  /** Request metadata of each ping, in order. */
+  readonly metadata: Readonly<Record<string, string>>[];
 }
 
 /** Starts a ControlPlane host with mTLS. A ping whose payload is N bytes long waits N × 10 ms. */
 export async function startNode(name: string, pki: TestPki, files: Files = pki.server): Promise<TestNode> {
-  const node: { -readonly [K in keyof TestNode]: TestNode[K] } = { name, host: undefined as unknown as GrpcHost, url: '', seen: [], inFlight: 0 };
+  const node: { -readonly [K in keyof TestNode]: TestNode[K] } = { name, host: undefined as unknown as GrpcHost, url: '', seen: [], inFlight: 0, metadata: [] };
   node.host = await GrpcHost.start({ tls: { certFile: files.certFile, keyFile: files.keyFile, caFile: pki.caFile, crlFiles: [pki.crlFile] } }, [
     [
       controlPlaneV1.ControlPlaneDefinition,
       {
         ping: async (request: PingRequest, call: ServerCallInfo): Promise<PingResponse> => {
           node.seen.push(call.clientIdentity);
+          node.metadata.push(call.metadata);
           node.inFlight++;
           try {
             if (request.payload.length > 0) await new Promise((resolve) => setTimeout(resolve, request.payload.length * 10));

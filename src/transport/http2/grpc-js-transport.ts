@@ -25,6 +25,10 @@ function toMetadata(values: CallMetadata): Metadata {
   return metadata;
 }
 
+function toBuffer(bytes: Uint8Array): Buffer {
+  return Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+}
+
 function fromMetadata(metadata: Metadata | undefined): Record<string, string> {
   const out: Record<string, string> = {};
   if (metadata === undefined) return out;
@@ -136,7 +140,7 @@ class GrpcJsConnection implements TransportConnection {
         call.path,
         identity,
         identity,
-        Buffer.from(call.message.buffer, call.message.byteOffset, call.message.byteLength),
+        toBuffer(call.message),
         toMetadata(call.metadata),
         { deadline: call.deadline },
         (error, response) => {
@@ -171,7 +175,7 @@ class GrpcJsConnection implements TransportConnection {
       call.path,
       identity,
       identity,
-      Buffer.from(call.message.buffer, call.message.byteOffset, call.message.byteLength),
+      toBuffer(call.message),
       toMetadata(call.metadata),
       { deadline: call.deadline },
     );
