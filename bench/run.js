@@ -3,7 +3,8 @@
 // 1. The same unary workload (ControlPlane/Ping, mTLS, one loopback host) through the
 //    factory (telemetry on: OpenTelemetry SDK meter + tracer with a batch span processor)
 //    and through a hand-made grpc-js client, sequential and with 64 concurrent callers.
-//    Rounds alternate raw/factory so drift on this shared machine hits both alike.
+//    Variants run in small interleaved blocks (rotating order) so drift on this shared
+//    machine hits all of them alike.
 // 2. Sockets opened for 10,000 calls to 8 endpoints (counted on Node's `net.client.socket`
 //    diagnostics channel, which sees every client socket the process creates).
 import 'reflect-metadata';
@@ -22,13 +23,14 @@ const { ControlPlaneDefinition, PingRequest, PingResponse } = controlPlaneV1;
 const SEQUENTIAL_CALLS = Number(process.env.BENCH_SEQUENTIAL ?? 3000);
 const CONCURRENT_CALLS = Number(process.env.BENCH_CONCURRENT ?? 30000);
 const CONCURRENCY = 64;
-const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 3);
+const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 12);
 
 function percentile(sorted, p) {
   return sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))];
 }
 
-async function measure(call, total, concurrency) {
+/** Runs `total` calls with `concurrency` callers; returns the latencies (ms) and the elapsed time (s). */
+async function run(call, total, concurrency) {
   const latencies = new Float64Array(total);
   let next = 0;
   const started = performance.now();
@@ -42,15 +44,33 @@ async function measure(call, total, concurrency) {
       }
     }),
   );
-  const seconds = (performance.now() - started) / 1000;
-  const sorted = Array.from(latencies).sort((a, b) => a - b);
-  return { throughput: total / seconds, p50: percentile(sorted, 50), p99: percentile(sorted, 99) };
+  return { latencies, seconds: (performance.now() - started) / 1000 };
 }
 
-/** Median of each figure over the rounds. */
-function median(results) {
-  const pick = (key) => results.map((r) => r[key]).sort((a, b) => a - b)[Math.floor(results.length / 2)];
-  return { throughput: pick('throughput'), p50: pick('p50'), p99: pick('p99') };
+function summarise(blocks) {
+  const all = blocks.flatMap((b) => Array.from(b.latencies)).sort((a, b) => a - b);
+  const seconds = blocks.reduce((sum, b) => sum + b.seconds, 0);
+  return { throughput: all.length / seconds, p50: percentile(all, 50), p99: percentile(all, 99) };
+}
+
+async function measure(call, total, concurrency) {
+  return summarise([await run(call, total, concurrency)]);
+}
+
+/**
+ * Compares variants on a shared, noisy machine: `blocks` small blocks of each variant, in an
+ * order that rotates every block, latencies pooled per variant. Drift hits every variant alike.
+ */
+async function compare(variants, { blocks, total, concurrency }) {
+  const results = variants.map(() => []);
+  const perBlock = Math.ceil(total / blocks);
+  for (let b = 0; b < blocks; b++) {
+    for (let k = 0; k < variants.length; k++) {
+      const v = (b + k) % variants.length;
+      results[v].push(await run(variants[v], perBlock, concurrency));
+    }
+  }
+  return results.map(summarise);
 }
 
 function row(name, r) {
@@ -123,22 +143,10 @@ async function main() {
     await measure(factoryPing, 500, 8);
     await measure(quietPing, 500, 8);
 
-    const results = { rawSeq: [], facSeq: [], quietSeq: [], rawCon: [], facCon: [], quietCon: [] };
-    for (let round = 0; round < ROUNDS; round++) {
-      results.rawSeq.push(await measure(rawPing, SEQUENTIAL_CALLS, 1));
-      results.facSeq.push(await measure(factoryPing, SEQUENTIAL_CALLS, 1));
-      results.quietSeq.push(await measure(quietPing, SEQUENTIAL_CALLS, 1));
-      results.rawCon.push(await measure(rawPing, CONCURRENT_CALLS, CONCURRENCY));
-      results.facCon.push(await measure(factoryPing, CONCURRENT_CALLS, CONCURRENCY));
-      results.quietCon.push(await measure(quietPing, CONCURRENT_CALLS, CONCURRENCY));
-    }
-    const rawSeq = median(results.rawSeq);
-    const facSeq = median(results.facSeq);
-    const quietSeq = median(results.quietSeq);
-    const rawCon = median(results.rawCon);
-    const facCon = median(results.facCon);
-    const quietCon = median(results.quietCon);
-    console.log(`Unary Ping over HTTP/2 + mTLS on loopback, median of ${ROUNDS} alternating rounds (node ${process.version})`);
+    const variants = [rawPing, factoryPing, quietPing];
+    const [rawSeq, facSeq, quietSeq] = await compare(variants, { blocks: ROUNDS, total: SEQUENTIAL_CALLS, concurrency: 1 });
+    const [rawCon, facCon, quietCon] = await compare(variants, { blocks: ROUNDS, total: CONCURRENT_CALLS, concurrency: CONCURRENCY });
+    console.log(`Unary Ping over HTTP/2 + mTLS on loopback, ${ROUNDS} interleaved blocks per variant in rotating order, latencies pooled (node ${process.version})`);
     console.log(`sequential (${SEQUENTIAL_CALLS} calls, 1 caller):`);
     console.log(row('raw grpc-js client', rawSeq));
     console.log(row('factory (telemetry on)', facSeq));

@@ -188,6 +188,12 @@ function endpointRules(name: string, endpoint: Record<string, unknown>, profiles
         involves: [`${base}.url`, `${base}.profile`, `profiles.${profile}.tls.mode`],
       });
     }
+  } else if (parsed.value.secure && knownProfile && at(profiles, profile, 'tls', 'mode') === 'insecure') {
+    issues.push({
+      key: `${base}.url`,
+      message: `endpoint "${name}" uses https:// but its profile "${profile}" has tls.mode "insecure" (plaintext); use a tls or mtls profile for an https endpoint, or http:// for a local plaintext one`,
+      involves: [`${base}.url`, `${base}.profile`, `profiles.${profile}.tls.mode`],
+    });
   }
   return issues;
 }

@@ -131,10 +131,28 @@ export class ControlPlaneClientFactory implements IGrpcControlPlaneClientFactory
     for (const name of profiles) this.#deps.tls.current(name);
   }
 
+  /** Resolved targets per options snapshot: calls name the same few targets over and over. */
+  readonly #resolved = new WeakMap<ControlPlaneOptions, Map<string, ResolvedTarget>>();
+
   #resolve(target: CallTarget): ResolvedTarget {
     if (this.#disposed) throw new DisposedError('The control-plane client factory');
     const options = this.#deps.options.current;
     const names = target.peers ?? (target.endpoint !== undefined ? [target.endpoint] : []);
+    const key = `${target.profile ?? ''}\u0000${names.join('\u0000')}`;
+    let memo = this.#resolved.get(options);
+    if (memo === undefined) {
+      memo = new Map();
+      this.#resolved.set(options, memo);
+    }
+    const known = memo.get(key);
+    if (known !== undefined) return known;
+    const resolved = this.#resolveUncached(options, target, names);
+    if (memo.size >= 1024) memo.clear();
+    memo.set(key, resolved);
+    return resolved;
+  }
+
+  #resolveUncached(options: ControlPlaneOptions, target: CallTarget, names: readonly string[]): ResolvedTarget {
     if (names.length === 0) throw new EndpointError('ENDPOINT_INVALID', '(none)', 'A call needs a target: set `endpoint` (URL or configured endpoint name) or `peers`.');
     let profileName = target.profile;
     const metadata: Record<string, string | Buffer> = {};
@@ -184,15 +202,20 @@ export class ControlPlaneClientFactory implements IGrpcControlPlaneClientFactory
         return result;
       });
     });
-    if (result === undefined) throw new Error('unreachable: a successful call has a result');
+    const wire: WireUnaryResult | undefined = result;
+    if (wire === undefined) throw new Error('unreachable: a successful call has a result');
     return {
-      message: method.responseType.decode(result.message),
+      message: method.responseType.decode(wire.message),
       protocol: outcome.protocol,
       endpoint,
-      peer: result.peer,
+      peer: wire.peer,
       attempts: outcome.attempts,
-      headers: result.headers,
-      trailers: result.trailers,
+      get headers() {
+        return wire.headers;
+      },
+      get trailers() {
+        return wire.trailers;
+      },
     };
   }
 

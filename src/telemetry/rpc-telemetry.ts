@@ -226,6 +226,8 @@ class RpcCall implements RpcObservation {
 
   noteAttempt(attempt: number, peer: string): void {
     if (this.ended) return;
+    // The first attempt on the call's own endpoint adds nothing the span does not have yet.
+    if (attempt === 1 && peer === this.call.endpoint) return;
     const { host, port } = splitHostPort(peer);
     const attributes: Attributes = { [ATTR_ATTEMPT]: attempt, [ATTR_PEER]: peer, [ATTR_NETWORK_PEER_ADDRESS]: host };
     if (port !== undefined) attributes[ATTR_NETWORK_PEER_PORT] = port;

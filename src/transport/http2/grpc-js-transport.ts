@@ -128,8 +128,8 @@ class GrpcJsConnection implements TransportConnection {
         reject(new RpcError(GRPC_STATUS.UNAVAILABLE, 'UNAVAILABLE', 'connection closed', { endpoint: this.#target.endpoint.authority, protocol: 'h2', failure: 'connect' }));
         return;
       }
-      let headers: Record<string, string> = {};
-      let trailers: Record<string, string> = {};
+      let headers: Metadata | undefined;
+      let trailers: Metadata | undefined;
       let grpcCall: ClientUnaryCall | undefined = undefined;
       const onAbort = (): void => grpcCall?.cancel();
       const done = (): void => {
@@ -146,17 +146,30 @@ class GrpcJsConnection implements TransportConnection {
         (error, response) => {
           done();
           if (error !== null || response === undefined) {
-            reject(this.#toError(error ?? undefined, started, trailers));
+            reject(this.#toError(error ?? undefined, started, fromMetadata(trailers)));
             return;
           }
-          resolve({ message: response, headers, trailers, peer: this.#peerOf(grpcCall), protocol: 'h2' });
+          // Metadata is converted only if the caller reads it.
+          let headerRecord: Record<string, string> | undefined;
+          let trailerRecord: Record<string, string> | undefined;
+          resolve({
+            message: response,
+            get headers() {
+              return (headerRecord ??= fromMetadata(headers));
+            },
+            get trailers() {
+              return (trailerRecord ??= fromMetadata(trailers));
+            },
+            peer: this.#peerOf(grpcCall),
+            protocol: 'h2',
+          });
         },
       );
       grpcCall.on('metadata', (m: Metadata) => {
-        headers = fromMetadata(m);
+        headers = m;
       });
       grpcCall.on('status', (s: { metadata?: Metadata }) => {
-        trailers = fromMetadata(s.metadata);
+        trailers = s.metadata;
       });
       this.#calls.add(grpcCall);
       if (call.signal !== undefined) {

@@ -446,3 +446,16 @@ describe('endpointAuthority', () => {
     }
   });
 });
+
+describe('endpoint scheme and profile agree', () => {
+  it('rejects an https:// endpoint under an insecure profile, naming the endpoint key', () => {
+    let error: unknown;
+    try {
+      resolveOptions({ allowInsecure: true, profiles: { dev: { tls: { mode: 'insecure' } } }, endpoints: { local: { url: 'https://127.0.0.1:7001', profile: 'dev' } } });
+    } catch (e) {
+      error = e;
+    }
+    expect(error).toBeInstanceOf(ConfigError);
+    expect((error as ConfigError).issues.map((i) => i.key)).toContain('endpoints.local.url');
+  });
+});
