@@ -11,7 +11,7 @@ import type { ICircuitBreaker } from '../resilience/circuit-breaker.js';
 import { nextRetryDelay, sleep, type RandomSource } from '../resilience/retry.js';
 import type { RpcObservation, RpcTelemetry } from '../telemetry/index.js';
 import type { ITlsProvider } from '../tls/tls-provider.js';
-import type { ChannelCache, CacheEntryInfo } from '../transport/channel-cache.js';
+import { connectionSettingsOf, type ChannelCache, type CacheEntryInfo } from '../transport/channel-cache.js';
 import { parseEndpoint } from '../transport/endpoint.js';
 import { GRPC_STATUS } from '../transport/grpc-status.js';
 import { chooseProtocol } from '../transport/protocol-selection.js';
@@ -107,6 +107,21 @@ export class ControlPlaneClientFactory implements IGrpcControlPlaneClientFactory
           return;
         }
         if (change.current.http3 === 'deny') deps.cache.retire((e) => e.authority === change.authority && e.protocol === 'h3', graceOf);
+      }),
+    );
+    // New options: connections of profiles that are gone, or whose connection settings
+    // changed, drain now rather than linger until the next call to their endpoint.
+    let previous = deps.options.current;
+    this.#subscriptions.push(
+      deps.options.snapshots$.subscribe((snapshot) => {
+        const before = previous;
+        previous = snapshot;
+        const stale = (e: CacheEntryInfo): boolean => {
+          const now = snapshot.profiles[e.profile];
+          const then = before.profiles[e.profile];
+          return now === undefined || then === undefined || connectionSettingsOf(now) !== connectionSettingsOf(then);
+        };
+        deps.cache.retire(stale, (e) => before.profiles[e.profile]?.drainGraceMs ?? 30_000);
       }),
     );
     // HTTP/3 marked broken: its connection for that endpoint drains.

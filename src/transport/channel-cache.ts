@@ -37,15 +37,20 @@ interface Entry {
 /** Profile snapshots are immutable, so their connection settings are serialised once. */
 const settingsOf = new WeakMap<DialTarget['profile'], string>();
 
-/** The parts of a dial target a connection is built from (deadline and retry are per call). */
-function inputsOf(target: DialTarget): string {
-  let settings = settingsOf.get(target.profile);
+/** The profile settings a connection is built from (deadline and retry are per call). */
+export function connectionSettingsOf(profile: DialTarget['profile']): string {
+  let settings = settingsOf.get(profile);
   if (settings === undefined) {
-    const { limits, keepalive, connectTimeoutMs, http3RaceDelayMs } = target.profile;
+    const { limits, keepalive, connectTimeoutMs, http3RaceDelayMs } = profile;
     settings = JSON.stringify([limits, keepalive, connectTimeoutMs, http3RaceDelayMs]);
-    settingsOf.set(target.profile, settings);
+    settingsOf.set(profile, settings);
   }
-  return `${target.tls.fingerprint}|${target.endpoint.url}|${settings}`;
+  return settings;
+}
+
+/** Everything a connection is built from: TLS material, endpoint and connection settings. */
+function inputsOf(target: DialTarget): string {
+  return `${target.tls.fingerprint}|${target.endpoint.url}|${connectionSettingsOf(target.profile)}`;
 }
 
 /**

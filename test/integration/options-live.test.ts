@@ -1,0 +1,57 @@
+import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
+import { BehaviorSubject } from 'rxjs';
+import { controlPlaneV1, TOKENS, type ConfigError, type ControlPlaneOptionsInput, type IGrpcControlPlaneClientFactory, type OptionsMonitor } from 'omnirelay';
+import { containerWith, mtlsOptions, ping, startNode, type TestNode } from '../support/cluster.js';
+import { createTestPki, type TestPki } from '../support/pki-files.js';
+
+const { ControlPlaneDefinition } = controlPlaneV1;
+
+describe('options as a live Observable', () => {
+  let pki: TestPki;
+  let node: TestNode;
+
+  beforeAll(async () => {
+    pki = await createTestPki();
+    node = await startNode('node-a', pki);
+  });
+
+  afterAll(async () => {
+    await node.host.close();
+    await pki.cleanup();
+  });
+
+  it('applies a new snapshot to the next call, rebuilds connections whose settings changed, and keeps the last good one when a snapshot is bad', async () => {
+    const base = (deadlineMs: number, keepaliveMs: number): ControlPlaneOptionsInput =>
+      mtlsOptions(pki, pki.client, { profiles: { 'control-plane': { deadlineMs, keepalive: { timeMs: keepaliveMs, timeoutMs: 1_000 } } }, endpoints: { a: { url: node.url } } });
+    const source = new BehaviorSubject<ControlPlaneOptionsInput>(base(2_000, 10_000));
+    const { container } = containerWith(source);
+    const factory = container.get<IGrpcControlPlaneClientFactory>(TOKENS.GrpcControlPlaneClientFactory);
+    const rejections: ConfigError[] = [];
+    container.get<OptionsMonitor>(TOKENS.OptionsMonitor).rejections$.subscribe((e) => rejections.push(e));
+
+    await factory.unary(ControlPlaneDefinition, 'ping', ping(1), { endpoint: 'a' });
+    const [first] = factory.connections();
+    expect(first).toMatchObject({ state: 'active', protocol: 'h2' });
+
+    // A per-call setting (the deadline) changes: same connection, new deadline.
+    source.next(base(50, 10_000));
+    expect(factory.options.profiles['control-plane']?.deadlineMs).toBe(50);
+    await expect(factory.unary(ControlPlaneDefinition, 'ping', ping(2, 20), { endpoint: 'a' })).rejects.toMatchObject({ statusName: 'DEADLINE_EXCEEDED' });
+    expect(factory.connections().map((c) => c.generation)).toEqual([first!.generation]);
+
+    // A connection setting (keepalive) changes: the idle connection is retired at once, the next call gets a new one.
+    source.next(base(2_000, 20_000));
+    expect(factory.connections()).toEqual([]);
+    await factory.unary(ControlPlaneDefinition, 'ping', ping(3), { endpoint: 'a' });
+    expect(factory.connections().map((c) => c.generation)).not.toContain(first!.generation);
+
+    // A bad snapshot is rejected naming the key; the last good one stays live and calls go on.
+    source.next({ ...base(2_000, 20_000), profiles: { 'control-plane': { keepalive: { timeMs: -1 } } } });
+    expect(rejections).toHaveLength(1);
+    expect(rejections[0]!.issues.map((i) => i.key)).toContain('profiles.control-plane.keepalive.timeMs');
+    expect(factory.options.profiles['control-plane']?.keepalive.timeMs).toBe(20_000);
+    await expect(factory.unary(ControlPlaneDefinition, 'ping', ping(4), { endpoint: 'a' })).resolves.toMatchObject({ protocol: 'h2' });
+
+    await container.unbindAllAsync();
+  });
+});
