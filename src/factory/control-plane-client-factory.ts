@@ -245,8 +245,9 @@ export class ControlPlaneClientFactory implements IGrpcControlPlaneClientFactory
   }
 
   /**
-   * A server stream is placed like a unary call (peer, protocol, fallback before the first
-   * message); once messages flow it is not retried, since they were already delivered.
+   * A server stream is placed like a unary call (peer, protocol, HTTP/3 fallback before the
+   * first message) but is not retried on a gRPC status: messages may already have been
+   * delivered to the caller.
    */
   async *#serverStream<Req, Res>(service: ServiceDefinition, method: MethodDefinition<Req, Res>, request: Req, target: CallTarget & CallOptions): AsyncIterable<Res> {
     const resolved = this.#resolve(target);
@@ -261,13 +262,38 @@ export class ControlPlaneClientFactory implements IGrpcControlPlaneClientFactory
       deadline: wireDeadline(this.#deps.clock, deadline),
       signal: target.signal,
     };
-    const choice = this.#protocolFor(resolved, peer);
-    observation.setProtocol(choice.protocol);
-    const lease = this.#deps.cache.acquire(this.#dialTarget(resolved, peer), choice.protocol);
+    const target2 = this.#dialTarget(resolved, peer);
+    let protocol = this.#protocolFor(resolved, peer).protocol;
+    observation.setProtocol(protocol);
     this.#deps.chooser.onCallStart?.(peer.authority);
     let ok = false;
+    let delivered = false;
     try {
-      for await (const chunk of lease.connection.serverStream(wireCall)) yield method.responseType.decode(chunk);
+      for (;;) {
+        const lease = this.#deps.cache.acquire(target2, protocol);
+        try {
+          for await (const chunk of lease.connection.serverStream(wireCall)) {
+            delivered = true;
+            yield method.responseType.decode(chunk);
+          }
+          if (protocol === 'h3') this.#deps.health.markHealthy(peer.authority);
+          break;
+        } catch (error) {
+          // Before the first message, an HTTP/3 failure that reached no server falls back
+          // to HTTP/2 as a unary call does; after it, messages were delivered: no retry.
+          const reason = protocol === 'h3' && !delivered ? http3FailureReason(error) : undefined;
+          if (reason === undefined || reason === 'idle-timeout') {
+            if (protocol === 'h3' && reason !== undefined) this.#deps.health.markBroken(peer.authority, reason, resolved.profile.http3Health);
+            throw error;
+          }
+          this.#deps.health.markBroken(peer.authority, reason, resolved.profile.http3Health);
+          this.#deps.telemetry.recordFallback({ endpoint: peer.authority, profile: resolved.profileName, from: 'h3', to: 'h2', reason });
+          observation.noteFallback('h3', 'h2', reason);
+          protocol = 'h2';
+        } finally {
+          lease.release();
+        }
+      }
       ok = true;
       observation.end(GRPC_STATUS.OK);
     } catch (error) {
@@ -277,7 +303,6 @@ export class ControlPlaneClientFactory implements IGrpcControlPlaneClientFactory
     } finally {
       if (!ok) observation.end(GRPC_STATUS.CANCELLED);
       this.#deps.chooser.onCallEnd?.(peer.authority, ok);
-      lease.release();
     }
   }
 

@@ -66,8 +66,17 @@ class Http3Double implements Transport {
           }
         }
       },
-      serverStream: () => {
-        throw new Error('the double serves unary calls only');
+      serverStream: (call: WireCall): AsyncIterable<Uint8Array> => {
+        this.calls++;
+        const behaviour = this.behaviour;
+        return (async function* () {
+          await Promise.resolve();
+          if (behaviour === 'handshake' || behaviour === 'connect') {
+            throw new RpcError(14, 'UNAVAILABLE', `QUIC ${behaviour} failed`, { endpoint: 'double', protocol: 'h3', failure: behaviour });
+          }
+          const request = controlPlaneV1.WatchRequest.decode(call.message);
+          for (let i = 1; i <= request.count; i++) yield controlPlaneV1.MembershipEvent.encode({ node: 'h3-double', sequence: i }).finish();
+        })();
       },
       close: () => {
         this.closed++;
@@ -156,6 +165,19 @@ describe('endpoint hints and HTTP/3 fallback (HTTP/3 transport double, real HTTP
 
     now += 10_000; // the first backoff window ends: HTTP/3 is tried again
     await expect(factory.unary(ControlPlaneDefinition, 'ping', ping(4), { endpoint: 'node-a' })).resolves.toMatchObject({ protocol: 'h3' });
+  });
+
+  it('places a server stream over HTTP/3, and falls back to HTTP/2 when HTTP/3 fails before the first message', async () => {
+    const watch = async () => {
+      const events: string[] = [];
+      for await (const e of factory.serverStream(ControlPlaneDefinition, 'watch', { fromNode: 't', count: 2, intervalMs: 1 }, { endpoint: 'node-a' })) events.push(`${e.node}#${e.sequence}`);
+      return events;
+    };
+    await expect(watch()).resolves.toEqual(['h3-double#1', 'h3-double#2']);
+    const before = await fallbacks('handshake');
+    http3.behaviour = 'handshake';
+    await expect(watch()).resolves.toEqual(['node-a#1', 'node-a#2']);
+    expect(await fallbacks('handshake')).toBe(before + 1);
   });
 
   it('marks HTTP/3 broken on an idle timeout mid-call and retries that call over HTTP/2', async () => {
