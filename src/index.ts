@@ -68,6 +68,8 @@ export { RpcTelemetry, HttpTelemetry, type TelemetryProviders } from './telemetr
 export * as telemetryNames from './telemetry/names.js';
 export type { Clock } from './clock.js';
 
+export { GrpcH3Transport } from './transport/http3/grpc-h3-transport.js';
+export { GrpcH3Host, type GrpcH3HostOptions } from './server/grpc-h3-host.js';
 export { GrpcHost, type GrpcHostOptions, type GrpcHostTls, type ServerCallInfo, type ServiceImplementation, type UnaryHandler, type ServerStreamHandler } from './server/grpc-host.js';
 
 /** Generated from protos/ (ts-proto generic definitions): the control-plane service and gRPC health checking. */

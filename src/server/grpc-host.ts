@@ -143,7 +143,7 @@ function callInfo(call: ServerUnaryCall<unknown, unknown> | ServerWritableStream
   };
 }
 
-function toServiceError(error: unknown): { code: number; details: string } {
+export function toServiceError(error: unknown): { code: number; details: string } {
   if (error instanceof RpcError) return { code: error.status, details: error.details };
   const code = (error as { code?: unknown } | undefined)?.code;
   return { code: typeof code === 'number' ? code : grpcStatus.UNKNOWN, details: error instanceof Error ? error.message : String(error) };

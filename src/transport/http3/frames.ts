@@ -150,7 +150,8 @@ export function encodeMaxPushIdFrame(pushId: bigint): Uint8Array {
   return encodeFrame(FRAME_TYPE.MAX_PUSH_ID, encodeVarint(pushId));
 }
 
-function concatBytes(parts: readonly Uint8Array[]): Uint8Array {
+/** Joins byte arrays into one. */
+export function concatBytes(parts: readonly Uint8Array[]): Uint8Array {
   let total = 0;
   for (const part of parts) total += part.length;
   const joined = new Uint8Array(total);

@@ -1,0 +1,366 @@
+import type { X509Certificate } from 'node:crypto';
+import { readFileSync } from 'node:fs';
+import { events, QUICServer, type QUICConnection, type QUICStream } from '@matrixai/quic';
+import type { MethodDefinition, ServiceDefinition } from '../factory/service-definition.js';
+import { CertificateCache } from '../tls/certificate-cache.js';
+import { GRPC_STATUS } from '../transport/grpc-status.js';
+import { H3_ERROR_CODES, Http3Error } from '../transport/http3/error-codes.js';
+import { concatBytes, encodeDataFrame, encodeHeadersFrame, FRAME_TYPE, FrameParser, RequestStreamFrameValidator } from '../transport/http3/frames.js';
+import { decodeGrpcTimeout, encodeGrpcMessage, frameGrpcMessage, GrpcDeframeError, GrpcMessageDeframer, headerRecord } from '../transport/http3/grpc-mapping.js';
+import { H3Session } from '../transport/http3/h3-session.js';
+import { decodeFieldSection, encodeFieldSection, QpackError, type HeaderField } from '../transport/http3/qpack/index.js';
+import { codeToReason, H3StreamAbort, quicLogger, reasonToCode, serverCrypto, trustStoreOf, verifyChain } from '../transport/http3/quic-support.js';
+import { toServiceError, type GrpcHostTls, type ServerCallInfo, type ServerStreamHandler, type ServiceImplementation, type UnaryHandler } from './grpc-host.js';
+
+export interface GrpcH3HostOptions {
+  /** Default 127.0.0.1. */
+  readonly host?: string | undefined;
+  /** UDP port; default 0 (ephemeral). May equal a GrpcHost's TCP port. */
+  readonly port?: number | undefined;
+  /** HTTP/3 always runs over TLS: certificate, key and (for mTLS) CA and CRLs. */
+  readonly tls: GrpcHostTls;
+  /** Largest accepted request message. Default 4 MiB. */
+  readonly maxReceiveMessageBytes?: number | undefined;
+  /** Concurrent requests one client may open (QUIC initial_max_streams_bidi). Default 100. */
+  readonly initialMaxStreamsBidi?: number | undefined;
+  /** QUIC idle timeout (ms). Default 30 s. */
+  readonly maxIdleTimeoutMs?: number | undefined;
+}
+
+interface Route {
+  readonly method: MethodDefinition<unknown, unknown>;
+  readonly handler: UnaryHandler<unknown, unknown> | ServerStreamHandler<unknown, unknown>;
+}
+
+interface ConnectionState {
+  readonly connection: QUICConnection;
+  readonly session: H3Session;
+  /** The next client bidi stream id (for GOAWAY). */
+  nextStreamId: bigint;
+  certificate: X509Certificate | undefined | null;
+}
+
+const certificates = new CertificateCache(1024);
+
+/** Request headers the transport owns: not handed to handlers as metadata. */
+const NOT_METADATA = new Set(['content-type', 'te', 'grpc-timeout', 'grpc-encoding', 'grpc-accept-encoding']);
+
+const RESPONSE_HEADERS: readonly HeaderField[] = [
+  [':status', '200'],
+  ['content-type', 'application/grpc'],
+];
+
+function statusFields(code: number, message: string): HeaderField[] {
+  const fields: HeaderField[] = [['grpc-status', String(code)]];
+  if (message !== '') fields.push(['grpc-message', encodeGrpcMessage(message)]);
+  return fields;
+}
+
+/**
+ * A gRPC server over HTTP/3 (QUIC on UDP, `@matrixai/quic`), serving the same
+ * `ServiceImplementation`s as {@link GrpcHost}, with mTLS (client certificates required by
+ * default, CA and CRLs checked in the handshake).
+ */
+export class GrpcH3Host {
+  readonly #server: QUICServer;
+  readonly #routes: ReadonlyMap<string, Route>;
+  readonly #maxReceive: number;
+  readonly #connections = new Set<ConnectionState>();
+  readonly #calls = new Set<AbortController>();
+  #closing = false;
+  #onIdle: (() => void) | undefined;
+
+  private constructor(server: QUICServer, routes: ReadonlyMap<string, Route>, maxReceive: number, readonly host: string) {
+    this.#server = server;
+    this.#routes = routes;
+    this.#maxReceive = maxReceive;
+    server.addEventListener(events.EventQUICServerConnection.name, this.#onConnection);
+  }
+
+  /** The bound UDP port. */
+  get port(): number {
+    return this.#server.port;
+  }
+
+  /** `https://host:port`. */
+  get url(): string {
+    return `https://${this.host.includes(':') ? `[${this.host}]` : this.host}:${this.port}`;
+  }
+
+  static async start<S extends ServiceDefinition>(options: GrpcH3HostOptions, services: ReadonlyArray<readonly [S, ServiceImplementation<S>]>): Promise<GrpcH3Host> {
+    const routes = new Map<string, Route>();
+    for (const [definition, implementation] of services) {
+      for (const [key, def] of Object.entries(definition.methods)) {
+        const method = def as MethodDefinition<unknown, unknown>;
+        if (method.requestStream) continue;
+        const handler = (implementation as Record<string, unknown>)[key];
+        if (typeof handler !== 'function') throw new Error(`GrpcH3Host: no handler for ${definition.fullName}/${method.name}`);
+        routes.set(`/${definition.fullName}/${method.name}`, { method, handler: handler as Route['handler'] });
+      }
+    }
+    const tls = options.tls;
+    const ca = tls.caFile !== undefined ? readFileSync(tls.caFile, 'utf8') : undefined;
+    const crls = (tls.crlFiles ?? []).map((file) => readFileSync(file, 'utf8'));
+    const verifyPeer = (tls.requireClientCertificate ?? true) && ca !== undefined;
+    const trust = ca !== undefined ? trustStoreOf(ca, crls) : undefined;
+    const server = new QUICServer({
+      crypto: serverCrypto(),
+      config: {
+        applicationProtos: ['h3'],
+        key: readFileSync(tls.keyFile, 'utf8'),
+        cert: readFileSync(tls.certFile, 'utf8'),
+        ca,
+        verifyPeer,
+        verifyCallback:
+          verifyPeer && trust !== undefined
+            ? (certs) => {
+                const rejection = verifyChain(certs, trust);
+                return Promise.resolve(rejection?.alert);
+              }
+            : undefined,
+        maxIdleTimeout: options.maxIdleTimeoutMs ?? 30_000,
+        initialMaxStreamsBidi: options.initialMaxStreamsBidi ?? 100,
+      },
+      reasonToCode,
+      codeToReason,
+      logger: quicLogger('omnirelay-h3-host'),
+    });
+    const host = options.host ?? '127.0.0.1';
+    await server.start({ host, port: options.port ?? 0 });
+    return new GrpcH3Host(server, routes, options.maxReceiveMessageBytes ?? 4 * 1024 * 1024, host);
+  }
+
+  readonly #onConnection = (event: Event): void => {
+    const connection = (event as events.EventQUICServerConnection).detail;
+    const state: ConnectionState = {
+      connection,
+      session: undefined as unknown as H3Session,
+      nextStreamId: 0n,
+      certificate: null,
+    };
+    const session = new H3Session(connection, {
+      role: 'server',
+      onRequestStream: (stream) => void this.#serve(state, stream),
+      onClosed: () => this.#connections.delete(state),
+    });
+    (state as { session: H3Session }).session = session;
+    this.#connections.add(state);
+    session.start();
+    if (this.#closing) session.sendGoaway(0n);
+  };
+
+  #clientCertificate(state: ConnectionState): X509Certificate | undefined {
+    if (state.certificate === null) {
+      const der = state.connection.getRemoteCertsChain()[0];
+      state.certificate = der !== undefined ? certificates.get(Buffer.from(der)) : undefined;
+    }
+    return state.certificate;
+  }
+
+  async #serve(state: ConnectionState, stream: QUICStream): Promise<void> {
+    const id = BigInt(stream.streamId);
+    if (id + 4n > state.nextStreamId) state.nextStreamId = id + 4n;
+    if (this.#closing) {
+      stream.cancel(new H3StreamAbort(H3_ERROR_CODES.H3_REQUEST_REJECTED, 'the server is shutting down'));
+      return;
+    }
+    const controller = new AbortController();
+    this.#calls.add(controller);
+    const writer = stream.writable.getWriter();
+    let responded = false; // HEADERS sent
+    let done = false; // trailers sent or stream abandoned
+    let timer: NodeJS.Timeout | undefined;
+    const cancel = (): void => {
+      if (!controller.signal.aborted) controller.abort(new Error('the call was cancelled'));
+    };
+    const finish = async (code: number, message: string): Promise<void> => {
+      if (done) return;
+      done = true;
+      const fields = responded ? statusFields(code, message) : [...RESPONSE_HEADERS, ...statusFields(code, message)];
+      responded = true;
+      try {
+        await writer.write(encodeHeadersFrame(encodeFieldSection(fields)));
+        await writer.close();
+      } catch {
+        cancel();
+      }
+    };
+    // A STOP_SENDING from the client (or a reset) closes our write side before we finish.
+    void stream.closedP.then(() => {
+      if (!done) cancel();
+    });
+    try {
+      const request = await this.#readRequest(state, stream);
+      if (request === undefined) return;
+      const { fields, messages } = request;
+      const method = fields.find(([n]) => n === ':method')?.[1];
+      const path = fields.find(([n]) => n === ':path')?.[1] ?? '';
+      const contentType = fields.find(([n]) => n === 'content-type')?.[1] ?? '';
+      if (method !== 'POST' || !/^application\/grpc($|[+;])/.test(contentType)) {
+        await finish(GRPC_STATUS.INTERNAL, `not a gRPC request (${method ?? 'no method'}, content-type "${contentType}")`);
+        return;
+      }
+      const route = this.#routes.get(path);
+      if (route === undefined) {
+        await finish(GRPC_STATUS.UNIMPLEMENTED, `Method not found: ${path}`);
+        return;
+      }
+      const only = messages[0];
+      if (messages.length !== 1 || only === undefined) {
+        await finish(GRPC_STATUS.INTERNAL, `expected one request message, got ${messages.length}`);
+        return;
+      }
+      const timeoutRaw = fields.find(([n]) => n === 'grpc-timeout')?.[1];
+      const timeoutMs = timeoutRaw !== undefined ? decodeGrpcTimeout(timeoutRaw) : undefined;
+      if (timeoutMs !== undefined) {
+        timer = setTimeout(() => {
+          cancel();
+          void finish(GRPC_STATUS.DEADLINE_EXCEEDED, 'Deadline exceeded');
+        }, timeoutMs);
+      }
+      let decoded: unknown;
+      try {
+        decoded = route.method.requestType.decode(only);
+      } catch (error) {
+        await finish(GRPC_STATUS.INTERNAL, `cannot decode the request: ${(error as Error).message}`);
+        return;
+      }
+      const info = this.#callInfo(state, fields, controller.signal);
+      try {
+        if (route.method.responseStream) {
+          for await (const message of (route.handler as ServerStreamHandler<unknown, unknown>)(decoded, info)) {
+            if (done || controller.signal.aborted) return;
+            const data = encodeDataFrame(frameGrpcMessage(route.method.responseType.encode(message).finish()));
+            const bytes = responded ? data : concatBytes([encodeHeadersFrame(encodeFieldSection(RESPONSE_HEADERS)), data]);
+            responded = true;
+            await writer.write(bytes);
+          }
+          await finish(GRPC_STATUS.OK, '');
+        } else {
+          const response = await (route.handler as UnaryHandler<unknown, unknown>)(decoded, info);
+          if (done || controller.signal.aborted) return;
+          const data = encodeDataFrame(frameGrpcMessage(route.method.responseType.encode(response).finish()));
+          done = true;
+          responded = true;
+          await writer.write(concatBytes([encodeHeadersFrame(encodeFieldSection(RESPONSE_HEADERS)), data, encodeHeadersFrame(encodeFieldSection(statusFields(GRPC_STATUS.OK, '')))]));
+          await writer.close();
+        }
+      } catch (error) {
+        if (controller.signal.aborted && !done) {
+          stream.cancel(new H3StreamAbort(H3_ERROR_CODES.H3_REQUEST_CANCELLED, 'cancelled'));
+          done = true;
+          return;
+        }
+        const { code, details } = toServiceError(error);
+        await finish(code === GRPC_STATUS.OK ? GRPC_STATUS.UNKNOWN : code, details);
+      }
+    } catch (error) {
+      if (error instanceof GrpcDeframeError) {
+        await finish(error.status, error.message);
+      } else if (error instanceof Http3Error && error.scope === 'connection') {
+        state.session.fail(error);
+      } else if (error instanceof QpackError) {
+        state.session.fail({ code: error.code, message: error.message });
+      } else if (!done) {
+        done = true;
+        stream.cancel(new H3StreamAbort(H3_ERROR_CODES.H3_REQUEST_CANCELLED, 'request aborted'));
+      }
+    } finally {
+      if (timer !== undefined) clearTimeout(timer);
+      this.#calls.delete(controller);
+      if (!done) {
+        done = true;
+        stream.cancel(new H3StreamAbort(H3_ERROR_CODES.H3_REQUEST_CANCELLED, 'call abandoned'));
+      }
+      if (this.#calls.size === 0) this.#onIdle?.();
+    }
+  }
+
+  /** Reads the request: its header section and every message, until the client's FIN. */
+  async #readRequest(state: ConnectionState, stream: QUICStream): Promise<{ fields: Array<[string, string]>; messages: Uint8Array[] } | undefined> {
+    const maxFieldSectionSize = state.session.maxFieldSectionSize;
+    const parser = new FrameParser({ maxFramePayloadBytes: Math.max(this.#maxReceive + 5, maxFieldSectionSize) + 1024 });
+    const validator = new RequestStreamFrameValidator('server');
+    const deframer = new GrpcMessageDeframer(this.#maxReceive);
+    const reader = stream.readable.getReader();
+    let fields: Array<[string, string]> | undefined;
+    const messages: Uint8Array[] = [];
+    for (;;) {
+      let chunk: { done: boolean; value?: Uint8Array | undefined };
+      try {
+        chunk = await reader.read();
+      } catch {
+        return undefined; // the client reset the request
+      }
+      const frames = chunk.done || chunk.value === undefined ? parser.end() : (parser.push(chunk.value), parser.pullAll());
+      for (const frame of frames) {
+        validator.accept(frame.type);
+        if (frame.type === FRAME_TYPE.HEADERS) {
+          const section = decodeFieldSection(frame.payload, { maxFieldSectionSize }).headers;
+          fields ??= section; // request trailers carry nothing gRPC uses
+        } else if (frame.type === FRAME_TYPE.DATA) {
+          messages.push(...deframer.push(frame.payload));
+        }
+      }
+      if (chunk.done) break;
+    }
+    if (fields === undefined) throw Http3Error.stream(H3_ERROR_CODES.H3_REQUEST_INCOMPLETE, 'request without headers');
+    if (deframer.bufferedBytes > 0) throw new GrpcDeframeError(GRPC_STATUS.INTERNAL, 'the request ended inside a message');
+    return { fields, messages };
+  }
+
+  #callInfo(state: ConnectionState, fields: ReadonlyArray<[string, string]>, signal: AbortSignal): ServerCallInfo {
+    let identity: string | undefined;
+    let metadata: Record<string, string> | undefined;
+    const read = (): X509Certificate | undefined => this.#clientCertificate(state);
+    return {
+      get clientCertificate() {
+        return read();
+      },
+      get clientIdentity() {
+        identity ??= /(?:^|\n)CN=([^\n]*)/.exec(read()?.subject ?? '')?.[1] ?? '';
+        return identity;
+      },
+      get metadata() {
+        if (metadata === undefined) {
+          metadata = headerRecord(fields);
+          for (const key of NOT_METADATA) delete metadata[key];
+        }
+        return metadata;
+      },
+      protocol: 'h3',
+      signal,
+    };
+  }
+
+  /**
+   * Sends GOAWAY on every connection, refuses new requests, lets running calls finish for up
+   * to `graceMs`, then closes every connection (H3_NO_ERROR) and the UDP socket.
+   */
+  async close(graceMs = 5_000): Promise<void> {
+    if (!this.#closing) {
+      this.#closing = true;
+      for (const state of this.#connections) state.session.sendGoaway(state.nextStreamId);
+    }
+    if (this.#calls.size > 0) {
+      await new Promise<void>((resolve) => {
+        const timer = setTimeout(resolve, graceMs);
+        this.#onIdle = () => {
+          clearTimeout(timer);
+          resolve();
+        };
+      });
+    }
+    this.#onIdle = undefined;
+    for (const controller of this.#calls) controller.abort(new Error('the server closed'));
+    const stops: Promise<void>[] = [];
+    for (const state of this.#connections) {
+      state.session.markClosed();
+      stops.push(state.connection.stop({ isApp: true, errorCode: H3_ERROR_CODES.H3_NO_ERROR, force: true }).catch(() => undefined));
+    }
+    this.#connections.clear();
+    await Promise.all(stops);
+    this.#server.removeEventListener(events.EventQUICServerConnection.name, this.#onConnection);
+    await this.#server.stop({ isApp: true, errorCode: H3_ERROR_CODES.H3_NO_ERROR, force: true });
+  }
+}

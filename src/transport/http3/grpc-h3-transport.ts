@@ -1,0 +1,480 @@
+/**
+ * gRPC over HTTP/3 through `@matrixai/quic` and our own HTTP/3 framing and QPACK: one QUIC
+ * connection per endpoint (and TLS generation), dialled lazily on the first call, verified by
+ * our own chain, CRL, name and custom checks, requests queued for the peer's stream credit.
+ */
+import { X509Certificate } from 'node:crypto';
+import { isIP } from 'node:net';
+import { errors as quicErrors, QUICClient, type QUICStream } from '@matrixai/quic';
+import { RpcError, TlsError, type TlsErrorCode, type TransportFailureKind } from '../../errors.js';
+import { runPeerValidator } from '../../tls/peer-verification.js';
+import { GRPC_STATUS, statusName } from '../grpc-status.js';
+import type { DialTarget, PeerIdentity, Transport, TransportConnection, WireCall, WireUnaryResult } from '../types.js';
+import { H3_ERROR_CODES, Http3Error } from './error-codes.js';
+import { concatBytes, encodeDataFrame, encodeHeadersFrame, FRAME_TYPE, FrameParser, RequestStreamFrameValidator } from './frames.js';
+import { frameGrpcMessage, GrpcDeframeError, GrpcMappingError, GrpcMessageDeframer, headerRecord, interpretResponseHeaders, interpretTrailers, requestHeaders, type GrpcOutcome } from './grpc-mapping.js';
+import { H3Session, H3SessionClosedError } from './h3-session.js';
+import { decodeFieldSection, encodeFieldSection, QpackError } from './qpack/index.js';
+import { clientCrypto, codeToReason, CRYPTO_ALERT, H3StreamAbort, quicLogger, reasonToCode, serverRejectionError, trustStoreOf, verifyChain, type TrustStore } from './quic-support.js';
+
+/** One live QUIC connection with its HTTP/3 session. */
+interface Live {
+  readonly client: QUICClient;
+  readonly session: H3Session;
+  readonly peer: PeerIdentity;
+}
+
+/** Why a call's AbortController fired. */
+type AbortKind = 'deadline' | 'cancelled' | 'closed';
+class CallAbort extends Error {
+  constructor(
+    readonly kind: AbortKind,
+    message: string,
+  ) {
+    super(message);
+    this.name = 'CallAbort';
+  }
+}
+
+/** Where a call was when it failed: decides whether HTTP/2 may carry it instead. */
+type Phase = 'connect' | 'queued' | 'sent';
+
+/** What a finished call carries besides its messages. */
+interface CallEnd {
+  readonly headers: Record<string, string>;
+  readonly trailers: Record<string, string>;
+}
+
+/** TLS alert (crypto error 0x100 + alert) the server closed the handshake with, as our typed error. */
+function peerAlertError(code: number, context: { peer: string; profile: string }): TlsError | undefined {
+  const alert = code - 0x100;
+  const table: Record<number, [TlsErrorCode, string]> = {
+    116: ['TLS_CLIENT_CERT_REQUIRED', 'the server demands a client certificate: use a profile with tls.mode "mtls" and a client certificate'],
+    44: ['TLS_REVOKED', 'the server says our client certificate is revoked: issue a new one'],
+    45: ['TLS_CLIENT_CERT_EXPIRED', 'the server says our client certificate has expired: renew it'],
+    42: ['TLS_CLIENT_CERT_REJECTED', 'the server rejected our client certificate: it must be issued by a CA the server trusts'],
+    43: ['TLS_CLIENT_CERT_REJECTED', 'the server rejected our client certificate: it must be issued by a CA the server trusts'],
+    46: ['TLS_CLIENT_CERT_REJECTED', 'the server rejected our client certificate: it must be issued by a CA the server trusts'],
+    48: ['TLS_CLIENT_CERT_REJECTED', 'the server rejected our client certificate: it must be issued by a CA the server trusts'],
+    49: ['TLS_CLIENT_CERT_REJECTED', 'the server rejected our client certificate: it must be issued by a CA the server trusts'],
+  };
+  const entry = table[alert];
+  if (entry === undefined) return undefined;
+  return new TlsError(entry[0], `TLS with ${context.peer} failed over HTTP/3 (profile "${context.profile}"): ${entry[1]}. Underlying error: TLS alert ${alert}`, context);
+}
+
+/** gRPC status for a peer's stream reset (gRPC's HTTP/2 RST_STREAM mapping, in HTTP/3 codes). */
+function statusForResetCode(code: number): number {
+  switch (code) {
+    case H3_ERROR_CODES.H3_REQUEST_REJECTED:
+      return GRPC_STATUS.UNAVAILABLE;
+    case H3_ERROR_CODES.H3_REQUEST_CANCELLED:
+      return GRPC_STATUS.CANCELLED;
+    case H3_ERROR_CODES.H3_EXCESSIVE_LOAD:
+      return GRPC_STATUS.RESOURCE_EXHAUSTED;
+    default:
+      return GRPC_STATUS.INTERNAL;
+  }
+}
+
+/** Idle timeout and keepalive interval from the profile: a dead peer is noticed like on HTTP/2. */
+function idleSettings(target: DialTarget): { maxIdleTimeout: number; keepAliveIntervalTime: number } {
+  const { keepalive, connectTimeoutMs } = target.profile;
+  const interval = keepalive.timeMs > 0 ? keepalive.timeMs : Math.max(1_000, connectTimeoutMs);
+  const maxIdleTimeout = Math.max(interval + Math.max(keepalive.timeoutMs, 1_000), connectTimeoutMs);
+  return { maxIdleTimeout, keepAliveIntervalTime: interval };
+}
+
+/**
+ * HTTP/3 (RFC 9114) for the factory: bind `TOKENS.Http3Transport` to `new GrpcH3Transport()`.
+ * Failures before a request left (no UDP answer, handshake failure, idle timeout) are
+ * `RpcError`s with `failure` set, so the factory can fall back to HTTP/2; certificate
+ * verification failures are `TlsError`s and never fall back.
+ */
+export class GrpcH3Transport implements Transport {
+  readonly protocol = 'h3' as const;
+
+  open(target: DialTarget): TransportConnection {
+    return new GrpcH3Connection(target);
+  }
+}
+
+class GrpcH3Connection implements TransportConnection {
+  readonly protocol = 'h3' as const;
+  readonly #target: DialTarget;
+  readonly #calls = new Set<AbortController>();
+  #live: Promise<Live> | undefined;
+  #lives = new Set<Promise<Live>>();
+  #trust: TrustStore | undefined;
+  #closed = false;
+
+  constructor(target: DialTarget) {
+    this.#target = target;
+  }
+
+  get #context(): { peer: string; profile: string } {
+    return { peer: this.#target.endpoint.authority, profile: this.#target.profileName };
+  }
+
+  #rpcError(status: number, details: string, failure?: TransportFailureKind, trailers?: Record<string, string>): RpcError {
+    return new RpcError(status, statusName(status), details, { endpoint: this.#target.endpoint.authority, protocol: 'h3', failure, trailers });
+  }
+
+  // ---- connection ------------------------------------------------------------------------
+
+  #connect(): Promise<Live> {
+    if (this.#live !== undefined) return this.#live;
+    const dialling = this.#dial();
+    this.#live = dialling;
+    this.#lives.add(dialling);
+    dialling.then(
+      (live) => {
+        if (this.#closed) void this.#shutdown(live);
+      },
+      () => {
+        this.#lives.delete(dialling);
+        if (this.#live === dialling) this.#live = undefined;
+      },
+    );
+    return dialling;
+  }
+
+  async #dial(): Promise<Live> {
+    const { endpoint, profile, tls } = this.#target;
+    if (tls.mode === 'insecure') throw this.#rpcError(GRPC_STATUS.UNAVAILABLE, 'HTTP/3 needs TLS', 'connect');
+    if (tls.pfx !== undefined && tls.cert === undefined) {
+      throw this.#rpcError(GRPC_STATUS.UNAVAILABLE, 'the HTTP/3 transport takes PEM client certificates, not PKCS#12', 'handshake');
+    }
+    this.#trust ??= trustStoreOf(tls.ca, tls.crl);
+    const trust = this.#trust;
+    const name = tls.serverNameOverride ?? endpoint.host;
+    let verificationFailure: TlsError | undefined;
+    const { maxIdleTimeout, keepAliveIntervalTime } = idleSettings(this.#target);
+    const connectTimeout = Math.max(1, profile.connectTimeoutMs);
+    let client: QUICClient;
+    try {
+      client = await QUICClient.createQUICClient(
+        {
+          host: endpoint.host,
+          port: endpoint.port,
+          serverName: name,
+          localHost: isIP(endpoint.host) === 4 ? '0.0.0.0' : '::',
+          crypto: clientCrypto,
+          config: {
+            applicationProtos: ['h3'],
+            verifyPeer: true,
+            ca: tls.ca?.toString('utf8'),
+            cert: tls.cert?.toString('utf8'),
+            key: tls.key?.toString('utf8'),
+            maxIdleTimeout,
+            keepAliveIntervalTime,
+            verifyCallback: (certs) => {
+              const rejection = verifyChain(certs, trust, { name });
+              if (rejection !== undefined) {
+                verificationFailure = serverRejectionError(rejection, this.#context);
+                return Promise.resolve(rejection.alert);
+              }
+              const custom = runPeerValidator(this.#target.peerValidator, {
+                endpoint: endpoint.authority,
+                profile: this.#target.profileName,
+                chain: certs.map((der) => new X509Certificate(Buffer.from(der))),
+                protocol: 'h3',
+              });
+              if (custom !== undefined) {
+                verificationFailure = custom;
+                return Promise.resolve(CRYPTO_ALERT.BAD_CERTIFICATE);
+              }
+              return Promise.resolve(undefined);
+            },
+          },
+          reasonToCode,
+          codeToReason,
+          logger: quicLogger('omnirelay-h3-client'),
+        },
+        { timer: connectTimeout },
+      );
+    } catch (error) {
+      if (verificationFailure !== undefined) throw verificationFailure;
+      throw this.#dialError(error, connectTimeout);
+    }
+    if (verificationFailure !== undefined) {
+      await client.destroy({ isApp: true, errorCode: H3_ERROR_CODES.H3_NO_ERROR, force: true }).catch(() => undefined);
+      throw verificationFailure;
+    }
+    const holder: { live?: Promise<Live> } = {};
+    const session = new H3Session(client.connection, {
+      role: 'client',
+      maxFieldSectionSize: undefined,
+      onGoaway: () => {
+        // New calls dial a new connection; this one closes once its requests are done.
+        if (this.#live === holder.live) this.#live = undefined;
+        this.#closeWhenIdle(holder.live);
+      },
+      onClosed: () => {
+        if (this.#live === holder.live) this.#live = undefined;
+        if (holder.live !== undefined) this.#lives.delete(holder.live);
+        void client.destroy({ isApp: true, errorCode: H3_ERROR_CODES.H3_NO_ERROR, force: true }).catch(() => undefined);
+      },
+    });
+    session.start();
+    const certificate = client.connection.getRemoteCertsChain()[0];
+    const live: Live = {
+      client,
+      session,
+      peer: {
+        address: `${client.connection.remoteHost}:${client.connection.remotePort}`,
+        certificate: certificate !== undefined ? new X509Certificate(Buffer.from(certificate)) : undefined,
+      },
+    };
+    holder.live = this.#live;
+    return live;
+  }
+
+  #closeWhenIdle(dialling: Promise<Live> | undefined): void {
+    if (dialling === undefined) return;
+    void dialling.then((live) => {
+      const check = (): void => {
+        if (live.session.closed) return;
+        if (live.session.activeRequests === 0 && live.session.queuedRequests === 0) void this.#shutdown(live);
+        else setTimeout(check, 20).unref();
+      };
+      check();
+    });
+  }
+
+  #dialError(error: unknown, connectTimeout: number): Error {
+    if (error instanceof quicErrors.ErrorQUICClientCreateTimeout || error instanceof quicErrors.ErrorQUICConnectionStartTimeout) {
+      return this.#rpcError(GRPC_STATUS.UNAVAILABLE, `no HTTP/3 (QUIC) answer within ${connectTimeout} ms: UDP blocked or no HTTP/3 server`, 'connect');
+    }
+    if (error instanceof quicErrors.ErrorQUICConnectionPeerTLS || error instanceof quicErrors.ErrorQUICConnectionPeer) {
+      const data = (error as { data?: { errorCode?: number } }).data;
+      const typed = data?.errorCode !== undefined ? peerAlertError(data.errorCode, this.#context) : undefined;
+      if (typed !== undefined) return typed;
+    }
+    if (error instanceof quicErrors.ErrorQUICClientInvalidArgument || error instanceof quicErrors.ErrorQUICSocket) {
+      return this.#rpcError(GRPC_STATUS.UNAVAILABLE, `HTTP/3 connect failed: ${(error as Error).message}`, 'connect');
+    }
+    return this.#rpcError(GRPC_STATUS.UNAVAILABLE, `HTTP/3 handshake failed: ${error instanceof Error ? `${error.name}: ${error.message}` : String(error)}`, 'handshake');
+  }
+
+  /** The typed error for a call that died with its connection. */
+  #connectionError(session: H3Session, phase: Phase): Error {
+    const cause = session.closeError;
+    if (cause instanceof quicErrors.ErrorQUICConnectionIdleTimeout) {
+      return this.#rpcError(GRPC_STATUS.UNAVAILABLE, 'the HTTP/3 connection timed out (no packets from the peer within the idle timeout)', 'idle-timeout');
+    }
+    if (cause instanceof quicErrors.ErrorQUICConnectionPeerTLS) {
+      const data = (cause as { data?: { errorCode?: number } }).data;
+      const typed = data?.errorCode !== undefined ? peerAlertError(data.errorCode, this.#context) : undefined;
+      if (typed !== undefined) return typed;
+    }
+    const what = cause instanceof Error ? `${cause.name}: ${cause.message}` : 'closed';
+    return this.#rpcError(GRPC_STATUS.UNAVAILABLE, `the HTTP/3 connection closed (${what})`, phase === 'sent' ? 'stream' : 'connect');
+  }
+
+  async #shutdown(live: Live): Promise<void> {
+    if (!live.session.closed) live.session.markClosed();
+    await live.client.destroy({ isApp: true, errorCode: H3_ERROR_CODES.H3_NO_ERROR, force: true }).catch(() => undefined);
+  }
+
+  // ---- calls -------------------------------------------------------------------------------
+
+  async unary(call: WireCall): Promise<WireUnaryResult> {
+    const messages: Uint8Array[] = [];
+    const run = this.#run(call);
+    let peer: PeerIdentity;
+    let end: CallEnd;
+    for (;;) {
+      const next = await run.next();
+      if (next.done === true) {
+        end = next.value.end;
+        peer = next.value.peer;
+        break;
+      }
+      messages.push(next.value);
+    }
+    const message = messages[0];
+    if (messages.length !== 1 || message === undefined) {
+      throw this.#rpcError(GRPC_STATUS.UNIMPLEMENTED, `a unary response must carry exactly one message, got ${messages.length}`, undefined, end.trailers);
+    }
+    return { message, headers: end.headers, trailers: end.trailers, peer, protocol: 'h3' };
+  }
+
+  async *serverStream(call: WireCall): AsyncIterable<Uint8Array> {
+    yield* this.#run(call);
+  }
+
+  /** One call: yields each response message, returns headers/trailers, throws RpcError/TlsError. */
+  async *#run(call: WireCall): AsyncGenerator<Uint8Array, { end: CallEnd; peer: PeerIdentity }, undefined> {
+    if (this.#closed) throw this.#rpcError(GRPC_STATUS.UNAVAILABLE, 'connection closed', 'connect');
+    const controller = new AbortController();
+    const abort = (kind: AbortKind, message: string): void => {
+      if (!controller.signal.aborted) controller.abort(new CallAbort(kind, message));
+    };
+    this.#calls.add(controller);
+    const remaining = call.deadline - Date.now();
+    const timer = setTimeout(() => abort('deadline', 'deadline exceeded'), Math.max(0, remaining));
+    const onCallerAbort = (): void => abort('cancelled', 'the caller cancelled the call');
+    if (call.signal?.aborted === true) onCallerAbort();
+    else call.signal?.addEventListener('abort', onCallerAbort, { once: true });
+
+    // eslint-disable-next-line no-useless-assignment -- read by the catch below when the dial fails
+    let phase: Phase = 'connect';
+    let live: Live | undefined;
+    let stream: QUICStream | undefined;
+    let finished = false;
+    try {
+      // Connect (bounded by connectTimeoutMs and the deadline), then wait for stream credit.
+      for (let attempt = 0; ; attempt++) {
+        live = await untilAborted(this.#connect(), controller.signal);
+        phase = 'queued';
+        try {
+          stream = await live.session.openRequestStream(controller.signal);
+          break;
+        } catch (error) {
+          // GOAWAY or a connection that just closed: nothing was sent, try a fresh connection once.
+          if (error instanceof H3SessionClosedError && attempt === 0) {
+            phase = 'connect';
+            continue;
+          }
+          throw error;
+        }
+      }
+      phase = 'sent';
+      const opened = stream;
+      const onAbort = (): void => opened.cancel(new H3StreamAbort(H3_ERROR_CODES.H3_REQUEST_CANCELLED, 'call cancelled'));
+      controller.signal.addEventListener('abort', onAbort, { once: true });
+      if (controller.signal.aborted) onAbort();
+
+      const { profile, endpoint, tls } = this.#target;
+      if (call.message.byteLength > profile.limits.maxSendMessageBytes) {
+        throw this.#rpcError(GRPC_STATUS.RESOURCE_EXHAUSTED, `request message larger than max (${call.message.byteLength} vs. ${profile.limits.maxSendMessageBytes})`);
+      }
+      const fields = requestHeaders({
+        authority: tls.serverNameOverride !== undefined ? `${tls.serverNameOverride}:${endpoint.port}` : endpoint.authority,
+        path: call.path,
+        timeoutMs: Math.max(1, remaining),
+        metadata: call.metadata,
+      });
+      const writer = opened.writable.getWriter();
+      const request = concatBytes([encodeHeadersFrame(encodeFieldSection(fields)), encodeDataFrame(frameGrpcMessage(call.message))]);
+      await writer.write(request);
+      await writer.close();
+
+      const maxReceive = profile.limits.maxReceiveMessageBytes;
+      const session = live.session;
+      const parser = new FrameParser({ maxFramePayloadBytes: Math.max(maxReceive + 5, session.maxFieldSectionSize) + 1024 });
+      const validator = new RequestStreamFrameValidator('client');
+      const deframer = new GrpcMessageDeframer(maxReceive);
+      const reader = opened.readable.getReader();
+      let headers: Record<string, string> | undefined;
+      let trailers: Record<string, string> = {};
+      let outcome: GrpcOutcome | undefined;
+      for (;;) {
+        const chunk = await reader.read();
+        const frames = chunk.done ? parser.end() : (parser.push(chunk.value), parser.pullAll());
+        for (const frame of frames) {
+          validator.accept(frame.type);
+          if (frame.type === FRAME_TYPE.HEADERS) {
+            const section = decodeFieldSection(frame.payload, { maxFieldSectionSize: session.maxFieldSectionSize }).headers;
+            if (headers === undefined) {
+              headers = headerRecord(section);
+              const interpreted = interpretResponseHeaders(section);
+              if (interpreted.outcome !== undefined) {
+                outcome = interpreted.outcome;
+                if (interpreted.trailersOnly) trailers = headers;
+              }
+            } else {
+              trailers = headerRecord(section);
+              outcome = interpretTrailers(section);
+            }
+          } else if (frame.type === FRAME_TYPE.DATA) {
+            if (outcome !== undefined) continue;
+            for (const message of deframer.push(frame.payload)) yield message;
+          }
+        }
+        if (chunk.done) break;
+      }
+      finished = true;
+      outcome ??= { status: GRPC_STATUS.INTERNAL, statusName: 'INTERNAL', message: headers === undefined ? 'the stream ended without a response' : 'the stream ended without trailers' };
+      if (outcome.status === GRPC_STATUS.OK && deframer.bufferedBytes > 0) {
+        outcome = { status: GRPC_STATUS.INTERNAL, statusName: 'INTERNAL', message: 'the stream ended inside a message' };
+      }
+      if (outcome.status !== GRPC_STATUS.OK) throw this.#rpcError(outcome.status, outcome.message, undefined, trailers);
+      return { end: { headers: headers ?? {}, trailers }, peer: live.peer };
+    } catch (error) {
+      throw this.#callError(error, controller.signal, phase, live, stream);
+    } finally {
+      clearTimeout(timer);
+      call.signal?.removeEventListener('abort', onCallerAbort);
+      this.#calls.delete(controller);
+      if (!finished && stream !== undefined) stream.cancel(new H3StreamAbort(H3_ERROR_CODES.H3_REQUEST_CANCELLED, 'call ended'));
+    }
+  }
+
+  #callError(error: unknown, signal: AbortSignal, phase: Phase, live: Live | undefined, stream: QUICStream | undefined): Error {
+    if (error instanceof RpcError || error instanceof TlsError) return error;
+    if (signal.aborted) {
+      const reason = signal.reason as CallAbort;
+      if (reason.kind === 'deadline') {
+        // A dial that did not finish within the deadline says nothing reached the server.
+        return this.#rpcError(GRPC_STATUS.DEADLINE_EXCEEDED, phase === 'connect' ? 'deadline exceeded while connecting over HTTP/3' : 'deadline exceeded', phase === 'connect' ? 'connect' : undefined);
+      }
+      if (reason.kind === 'cancelled') return this.#rpcError(GRPC_STATUS.CANCELLED, 'the caller cancelled the call');
+      return this.#rpcError(GRPC_STATUS.UNAVAILABLE, 'connection closed', phase === 'sent' ? 'stream' : 'connect');
+    }
+    if (error instanceof Http3Error || error instanceof QpackError) {
+      if (live !== undefined) live.session.fail(error instanceof QpackError ? { code: error.code, message: error.message } : error);
+      return this.#rpcError(GRPC_STATUS.INTERNAL, `HTTP/3 protocol error: ${error.message}`, 'stream');
+    }
+    if (error instanceof GrpcDeframeError) {
+      stream?.cancel(new H3StreamAbort(H3_ERROR_CODES.H3_REQUEST_CANCELLED, error.message));
+      return this.#rpcError(error.status, error.message);
+    }
+    if (error instanceof GrpcMappingError) return this.#rpcError(GRPC_STATUS.INTERNAL, error.message);
+    if (error instanceof H3SessionClosedError || (live !== undefined && live.session.closed)) {
+      return live !== undefined ? this.#connectionError(live.session, phase) : this.#rpcError(GRPC_STATUS.UNAVAILABLE, error instanceof Error ? error.message : 'closed', 'connect');
+    }
+    if (error instanceof H3StreamAbort && error.byPeer) {
+      return this.#rpcError(statusForResetCode(error.code), `stream reset by the server: ${error.message}`);
+    }
+    if (error instanceof quicErrors.ErrorQUICStreamLimit) {
+      return this.#rpcError(GRPC_STATUS.UNAVAILABLE, error.message, 'stream');
+    }
+    return this.#rpcError(GRPC_STATUS.INTERNAL, error instanceof Error ? error.message : String(error), phase === 'sent' ? 'stream' : 'connect');
+  }
+
+  close(): void {
+    if (this.#closed) return;
+    this.#closed = true;
+    for (const controller of this.#calls) {
+      if (!controller.signal.aborted) controller.abort(new CallAbort('closed', 'connection closed'));
+    }
+    this.#calls.clear();
+    for (const dialling of this.#lives) {
+      dialling.then((live) => this.#shutdown(live)).catch(() => undefined);
+    }
+    this.#lives.clear();
+    this.#live = undefined;
+  }
+}
+
+/** `promise`, or a rejection with the signal's reason as soon as it aborts. */
+function untilAborted<T>(promise: Promise<T>, signal: AbortSignal): Promise<T> {
+  if (signal.aborted) return Promise.reject(signal.reason as Error);
+  return new Promise<T>((resolve, reject) => {
+    const onAbort = (): void => reject(signal.reason as Error);
+    signal.addEventListener('abort', onAbort, { once: true });
+    promise.then(
+      (value) => {
+        signal.removeEventListener('abort', onAbort);
+        resolve(value);
+      },
+      (error: unknown) => {
+        signal.removeEventListener('abort', onAbort);
+        // eslint-disable-next-line @typescript-eslint/prefer-promise-reject-errors -- passes the original rejection through
+        reject(error);
+      },
+    );
+  });
+}

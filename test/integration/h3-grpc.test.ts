@@ -1,0 +1,244 @@
+import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
+import { AggregationTemporality, InMemoryMetricExporter, MeterProvider, PeriodicExportingMetricReader } from '@opentelemetry/sdk-metrics';
+import type { Container } from 'inversify';
+import {
+  controlPlaneV1,
+  GrpcH3Host,
+  GrpcH3Transport,
+  GrpcHost,
+  RpcError,
+  TlsError,
+  TOKENS,
+  type ControlPlaneOptionsInput,
+  type IGrpcControlPlaneClientFactory,
+  type ServerCallInfo,
+} from 'omnirelay';
+import { containerWith, mtlsOptions } from '../support/cluster.js';
+import { issueToFiles } from '../support/hosts.js';
+import { createTestPki, type Files, type TestPki } from '../support/pki-files.js';
+
+const { ControlPlaneDefinition } = controlPlaneV1;
+
+interface Served {
+  readonly method: 'ping' | 'watch';
+  readonly protocol: 'h2' | 'h3';
+  readonly identity: string;
+  readonly metadata: Readonly<Record<string, string>>;
+}
+
+/**
+ * The ControlPlane service for both hosts. `ping`: a payload of N bytes waits N × 10 ms;
+ * fromNode `fail` throws FAILED_PRECONDITION before any message (trailers-only).
+ * `watch`: yields `count` events; count 99 yields one event and then fails with ABORTED.
+ */
+function service(name: string, served: Served[]): readonly [typeof ControlPlaneDefinition, Parameters<typeof GrpcHost.start<typeof ControlPlaneDefinition>>[1][number][1]] {
+  return [
+    ControlPlaneDefinition,
+    {
+      ping: async (request: controlPlaneV1.PingRequest, call: ServerCallInfo): Promise<controlPlaneV1.PingResponse> => {
+        served.push({ method: 'ping', protocol: call.protocol, identity: call.clientIdentity, metadata: call.metadata });
+        if (request.fromNode === 'fail') throw Object.assign(new Error('not today: 100% sure'), { code: 9 });
+        if (request.payload.length > 0) await new Promise((resolve) => setTimeout(resolve, request.payload.length * 10));
+        return { node: name, sequence: request.sequence, clientIdentity: call.clientIdentity, payload: new Uint8Array() };
+      },
+      watch: async function* (request: controlPlaneV1.WatchRequest, call: ServerCallInfo): AsyncIterable<controlPlaneV1.MembershipEvent> {
+        served.push({ method: 'watch', protocol: call.protocol, identity: call.clientIdentity, metadata: call.metadata });
+        for (let i = 1; i <= Math.min(request.count, 10) && !call.signal.aborted; i++) {
+          yield { node: name, sequence: i };
+          await new Promise((resolve) => setTimeout(resolve, request.intervalMs));
+        }
+        if (request.count === 99) throw Object.assign(new Error('stream broke'), { code: 10 });
+      },
+    },
+  ] as const;
+}
+
+function ping(sequence: number, fromNode = 'test', waitTicks = 0): controlPlaneV1.PingRequest {
+  return { fromNode, sequence, payload: new Uint8Array(waitTicks) };
+}
+
+describe('gRPC over HTTP/3: GrpcH3Host and GrpcH3Transport through the factory', () => {
+  let pki: TestPki;
+  let rogueServer: Files;
+  const meterProvider = new MeterProvider({
+    readers: [new PeriodicExportingMetricReader({ exporter: new InMemoryMetricExporter(AggregationTemporality.CUMULATIVE), exportIntervalMillis: 3_600_000 })],
+  });
+  const metrics = new InMemoryMetricExporter(AggregationTemporality.CUMULATIVE);
+  const reader = new PeriodicExportingMetricReader({ exporter: metrics, exportIntervalMillis: 3_600_000 });
+  const fallbackMeter = new MeterProvider({ readers: [reader] });
+  const containers: Container[] = [];
+  const closers: Array<() => Promise<void>> = [];
+
+  beforeAll(async () => {
+    pki = await createTestPki();
+    rogueServer = await issueToFiles(pki.otherCa, pki.dir, 'rogue-server', { commonName: 'rogue-server', dnsNames: ['localhost'], ipAddresses: ['127.0.0.1'], usage: 'server' });
+  });
+
+  afterAll(async () => {
+    for (const container of containers) await container.unbindAllAsync();
+    for (const close of closers) await close();
+    await meterProvider.shutdown();
+    await fallbackMeter.shutdown();
+    await pki.cleanup();
+  });
+
+  async function startH3(leaf: Files, options: { port?: number; initialMaxStreamsBidi?: number } = {}): Promise<{ host: GrpcH3Host; served: Served[] }> {
+    const served: Served[] = [];
+    const host = await GrpcH3Host.start(
+      { host: '127.0.0.1', port: options.port ?? 0, initialMaxStreamsBidi: options.initialMaxStreamsBidi, tls: { certFile: leaf.certFile, keyFile: leaf.keyFile, caFile: pki.caFile, crlFiles: [pki.crlFile] } },
+      [service('h3-node', served)],
+    );
+    closers.push(() => host.close(200));
+    return { host, served };
+  }
+
+  async function startH2(leaf: Files = pki.server): Promise<{ host: GrpcHost; served: Served[] }> {
+    const served: Served[] = [];
+    const host = await GrpcHost.start({ host: '127.0.0.1', port: 0, tls: { certFile: leaf.certFile, keyFile: leaf.keyFile, caFile: pki.caFile, crlFiles: [pki.crlFile] } }, [service('h2-node', served)]);
+    closers.push(() => host.close(200));
+    return { host, served };
+  }
+
+  function factoryFor(extra: ControlPlaneOptionsInput['profiles'] = {}, telemetry = meterProvider): IGrpcControlPlaneClientFactory {
+    const { container, factory } = containerWith(
+      mtlsOptions(pki, pki.client, {
+        profiles: { 'control-plane': { http3: 'prefer', deadlineMs: 5_000, connectTimeoutMs: 2_000, retry: { maxAttempts: 1 }, ...extra['control-plane'] } },
+      }),
+      (c) => {
+        c.bind(TOKENS.Http3Transport).toConstantValue(new GrpcH3Transport());
+        c.bind(TOKENS.Telemetry).toConstantValue({ meterProvider: telemetry });
+      },
+    );
+    containers.push(container);
+    return factory();
+  }
+
+  it('makes a unary call over HTTP/3 with mTLS: both sides see h3, the server sees the client identity and metadata', async () => {
+    const { host, served } = await startH3(pki.server);
+    const factory = factoryFor();
+    const result = await factory.unary(ControlPlaneDefinition, 'ping', ping(7), { endpoint: host.url, metadata: { 'x-request-tag': 'abc-123', 'trace-bin': Buffer.from([1, 2, 3]) } });
+    expect(result.protocol).toBe('h3');
+    expect(result.message).toMatchObject({ node: 'h3-node', sequence: 7, clientIdentity: 'client' });
+    expect(result.peer.certificate?.subject).toContain('CN=server');
+    expect(result.headers['content-type']).toBe('application/grpc');
+    expect(result.trailers['grpc-status']).toBe('0');
+    expect(served).toHaveLength(1);
+    expect(served[0]).toMatchObject({ method: 'ping', protocol: 'h3', identity: 'client' });
+    expect(served[0]?.metadata['x-request-tag']).toBe('abc-123');
+    expect(Buffer.from(served[0]?.metadata['trace-bin'] ?? '', 'base64')).toEqual(Buffer.from([1, 2, 3]));
+    // The connection is reused.
+    const again = await factory.unary(ControlPlaneDefinition, 'ping', ping(8), { endpoint: host.url });
+    expect(again.protocol).toBe('h3');
+    expect(factory.connections().filter((c) => c.protocol === 'h3')).toHaveLength(1);
+  });
+
+  it('streams server messages over HTTP/3, and reports a status that follows messages in the trailers', async () => {
+    const { host, served } = await startH3(pki.server);
+    const factory = factoryFor();
+    const sequences: number[] = [];
+    for await (const event of factory.serverStream(ControlPlaneDefinition, 'watch', { fromNode: 'w', count: 5, intervalMs: 1 }, { endpoint: host.url })) sequences.push(event.sequence);
+    expect(sequences).toEqual([1, 2, 3, 4, 5]);
+    expect(served[0]).toMatchObject({ method: 'watch', protocol: 'h3', identity: 'client' });
+
+    const seen: number[] = [];
+    const failure = await (async () => {
+      try {
+        for await (const event of factory.serverStream(ControlPlaneDefinition, 'watch', { fromNode: 'w', count: 99, intervalMs: 1 }, { endpoint: host.url })) seen.push(event.sequence);
+      } catch (error) {
+        return error;
+      }
+      return undefined;
+    })();
+    expect(seen).toEqual([1, 2, 3, 4, 5, 6, 7, 8, 9, 10]);
+    expect(failure).toBeInstanceOf(RpcError);
+    expect((failure as RpcError).statusName).toBe('ABORTED');
+    expect((failure as RpcError).context.protocol).toBe('h3');
+    // A real trailer section: no content-type in it.
+    expect((failure as RpcError).context.trailers?.['content-type']).toBeUndefined();
+  });
+
+  it('maps a handler error before any message to a trailers-only response with its status', async () => {
+    const { host } = await startH3(pki.server);
+    const factory = factoryFor();
+    const error = await factory.unary(ControlPlaneDefinition, 'ping', ping(1, 'fail'), { endpoint: host.url }).catch((e: unknown) => e);
+    expect(error).toBeInstanceOf(RpcError);
+    expect(error).toMatchObject({ status: 9, statusName: 'FAILED_PRECONDITION', details: 'not today: 100% sure' });
+    expect((error as RpcError).context.protocol).toBe('h3');
+    // Trailers-only: the one header section carries the status with :status/content-type.
+    expect((error as RpcError).context.trailers).toMatchObject({ 'grpc-status': '9', 'content-type': 'application/grpc' });
+  });
+
+  it('ends a call past its deadline with DEADLINE_EXCEEDED and does not fall back', async () => {
+    const { host, served } = await startH3(pki.server);
+    const factory = factoryFor();
+    const started = Date.now();
+    const error = await factory.unary(ControlPlaneDefinition, 'ping', ping(1, 'slow', 100), { endpoint: host.url, deadlineMs: 150 }).catch((e: unknown) => e);
+    expect(error).toBeInstanceOf(RpcError);
+    expect(error).toMatchObject({ statusName: 'DEADLINE_EXCEEDED' });
+    expect((error as RpcError).context.protocol).toBe('h3');
+    expect(Date.now() - started).toBeLessThan(1_000);
+    expect(served).toHaveLength(1);
+    // The connection still works.
+    expect((await factory.unary(ControlPlaneDefinition, 'ping', ping(2), { endpoint: host.url })).protocol).toBe('h3');
+  });
+
+  it('refuses an untrusted server certificate with TLS_PEER_UNTRUSTED and does not fall back to HTTP/2', async () => {
+    const h2 = await startH2(); // a trusted HTTP/2 server on the same port number must stay unused
+    await startH3(rogueServer, { port: h2.host.port });
+    const factory = factoryFor();
+    const error = await factory.unary(ControlPlaneDefinition, 'ping', ping(1), { endpoint: h2.host.url }).catch((e: unknown) => e);
+    expect(error).toBeInstanceOf(TlsError);
+    expect((error as TlsError).code).toBe('TLS_PEER_UNTRUSTED');
+    expect(h2.served).toHaveLength(0);
+  });
+
+  it('refuses a revoked server certificate (CRL) with TLS_REVOKED', async () => {
+    const { host, served } = await startH3(pki.revokedServer);
+    const factory = factoryFor();
+    const error = await factory.unary(ControlPlaneDefinition, 'ping', ping(1), { endpoint: host.url }).catch((e: unknown) => e);
+    expect(error).toBeInstanceOf(TlsError);
+    expect((error as TlsError).code).toBe('TLS_REVOKED');
+    expect(served).toHaveLength(0);
+  });
+
+  it('falls back to HTTP/2 when UDP gets no answer (no HTTP/3 server on the port), and counts the fallback', async () => {
+    const h2 = await startH2();
+    const factory = factoryFor({ 'control-plane': { connectTimeoutMs: 300 } }, fallbackMeter);
+    const started = Date.now();
+    const result = await factory.unary(ControlPlaneDefinition, 'ping', ping(1), { endpoint: h2.host.url });
+    expect(result.protocol).toBe('h2');
+    expect(result.message.node).toBe('h2-node');
+    expect(Date.now() - started).toBeLessThan(2_000);
+    expect(h2.served).toMatchObject([{ protocol: 'h2', identity: 'client' }]);
+    await reader.forceFlush();
+    const metric = metrics
+      .getMetrics()
+      .at(-1)
+      ?.scopeMetrics.flatMap((s) => s.metrics)
+      .find((m) => m.descriptor.name === 'grpc_outbound_protocol_fallbacks');
+    const counted = (metric?.dataPoints ?? []).filter((p) => p.attributes['omnirelay.fallback.reason'] === 'connect').reduce((sum, p) => sum + (p.value as number), 0);
+    expect(counted).toBe(1);
+    // HTTP/3 is now marked broken for the endpoint: the next call goes straight to HTTP/2.
+    expect((await factory.unary(ControlPlaneDefinition, 'ping', ping(2), { endpoint: h2.host.url })).protocol).toBe('h2');
+  });
+
+  it('completes 300 concurrent calls (50 at a time) on one connection whose server grants only 10 streams', async () => {
+    const { host, served } = await startH3(pki.server, { initialMaxStreamsBidi: 10 });
+    const factory = factoryFor();
+    let next = 0;
+    const protocols = new Set<string>();
+    await Promise.all(
+      Array.from({ length: 50 }, async () => {
+        while (next < 300) {
+          const sequence = next++;
+          const result = await factory.unary(ControlPlaneDefinition, 'ping', ping(sequence, 'load', sequence % 3), { endpoint: host.url });
+          expect(result.message.sequence).toBe(sequence);
+          protocols.add(result.protocol);
+        }
+      }),
+    );
+    expect([...protocols]).toEqual(['h3']);
+    expect(served).toHaveLength(300);
+    expect(factory.connections().filter((c) => c.protocol === 'h3')).toHaveLength(1);
+  });
+});
