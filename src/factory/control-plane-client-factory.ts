@@ -264,6 +264,7 @@ export class ControlPlaneClientFactory implements IGrpcControlPlaneClientFactory
     };
     const target2 = this.#dialTarget(resolved, peer);
     let protocol = this.#protocolFor(resolved, peer).protocol;
+    if (protocol === 'h3') protocol = await this.#raceHttp3(resolved, peer, target2, observation);
     observation.setProtocol(protocol);
     this.#deps.chooser.onCallStart?.(peer.authority);
     let ok = false;
@@ -286,9 +287,7 @@ export class ControlPlaneClientFactory implements IGrpcControlPlaneClientFactory
             if (protocol === 'h3' && reason !== undefined) this.#deps.health.markBroken(peer.authority, reason, resolved.profile.http3Health);
             throw error;
           }
-          this.#deps.health.markBroken(peer.authority, reason, resolved.profile.http3Health);
-          this.#deps.telemetry.recordFallback({ endpoint: peer.authority, profile: resolved.profileName, from: 'h3', to: 'h2', reason });
-          observation.noteFallback('h3', 'h2', reason);
+          this.#fellBack(resolved, peer, observation, reason);
           protocol = 'h2';
         } finally {
           lease.release();
@@ -462,7 +461,7 @@ export class ControlPlaneClientFactory implements IGrpcControlPlaneClientFactory
   async #onProtocol<T>(resolved: ResolvedTarget, peer: PeerCandidate, observation: RpcObservation, send: (connection: { unary(call: WireCall): Promise<WireUnaryResult> }) => Promise<T>): Promise<AttemptOutcome<T>> {
     const target = this.#dialTarget(resolved, peer);
     const choice = this.#protocolFor(resolved, peer);
-    if (choice.protocol === 'h3') {
+    if (choice.protocol === 'h3' && (await this.#raceHttp3(resolved, peer, target, observation)) === 'h3') {
       observation.setProtocol('h3');
       const lease = this.#deps.cache.acquire(target, 'h3');
       try {
@@ -472,22 +471,84 @@ export class ControlPlaneClientFactory implements IGrpcControlPlaneClientFactory
       } catch (error) {
         const reason = http3FailureReason(error);
         if (reason === undefined) throw error;
-        this.#deps.health.markBroken(peer.authority, reason, resolved.profile.http3Health);
-        this.#deps.telemetry.recordFallback({ endpoint: peer.authority, profile: resolved.profileName, from: 'h3', to: 'h2', reason });
-        observation.noteFallback('h3', 'h2', reason);
+        this.#fellBack(resolved, peer, observation, reason);
         if (reason === 'idle-timeout') throw error;
       } finally {
         lease.release();
       }
-    } else {
-      observation.setProtocol('h2');
-      if (choice.reason !== undefined && resolved.profile.http3 === 'prefer') observation.span.setAttribute('omnirelay.protocol.reason', choice.reason);
+    } else if (choice.reason !== undefined && resolved.profile.http3 === 'prefer') {
+      observation.span.setAttribute('omnirelay.protocol.reason', choice.reason);
     }
+    observation.setProtocol('h2');
     const lease = this.#deps.cache.acquire(target, 'h2');
     try {
       return { value: await send(lease.connection), protocol: 'h2' };
     } finally {
       lease.release();
+    }
+  }
+
+  /** Records a fall back from HTTP/3 to HTTP/2: health memory, the fallback counter, the span. */
+  #fellBack(resolved: ResolvedTarget, peer: PeerCandidate, observation: RpcObservation | undefined, reason: Http3FailureReason | 'race-delay'): void {
+    if (reason !== 'race-delay') this.#deps.health.markBroken(peer.authority, reason, resolved.profile.http3Health);
+    this.#deps.telemetry.recordFallback({ endpoint: peer.authority, profile: resolved.profileName, from: 'h3', to: 'h2', reason });
+    observation?.noteFallback('h3', 'h2', reason);
+  }
+
+  /**
+   * Happy eyeballs (RFC 8305 style) between HTTP/3 and HTTP/2 for a connection that is not
+   * up yet: dial HTTP/3; if it is not established within the profile's `http3RaceDelayMs`,
+   * dial HTTP/2 alongside and use whichever is ready first. When HTTP/2 wins, HTTP/3 keeps
+   * connecting in the background: if it fails, the endpoint is marked broken; if it
+   * succeeds, later calls use it. So a blocked UDP path costs a call the race delay, not a
+   * QUIC timeout. A TLS verification failure on HTTP/3 is thrown: it never falls back.
+   */
+  async #raceHttp3(resolved: ResolvedTarget, peer: PeerCandidate, target: DialTarget, observation: RpcObservation | undefined): Promise<'h3' | 'h2'> {
+    const h3 = this.#deps.cache.acquire(target, 'h3');
+    try {
+      const ready = h3.connection.ready?.();
+      if (ready === undefined) return 'h3';
+      type Outcome = { readonly ok: true } | { readonly ok: false; readonly error: unknown };
+      const h3Outcome: Promise<Outcome> = ready.then(
+        () => ({ ok: true }),
+        (error: unknown) => ({ ok: false, error }),
+      );
+      const settle = (outcome: Outcome): 'h3' | 'h2' => {
+        if (outcome.ok) return 'h3';
+        const reason = http3FailureReason(outcome.error);
+        if (reason === undefined) throw outcome.error;
+        this.#fellBack(resolved, peer, observation, reason);
+        return 'h2';
+      };
+      let timer: NodeJS.Timeout | undefined;
+      const delay = new Promise<undefined>((resolve) => {
+        timer = setTimeout(resolve, resolved.profile.http3RaceDelayMs, undefined);
+      });
+      const first = await Promise.race([h3Outcome, delay]);
+      clearTimeout(timer);
+      if (first !== undefined) return settle(first);
+
+      const h2 = this.#deps.cache.acquire(target, 'h2');
+      try {
+        const h2Ready = (h2.connection.ready?.() ?? Promise.resolve()).then(
+          () => 'h2' as const,
+          () => 'h2-failed' as const,
+        );
+        const second = await Promise.race([h3Outcome, h2Ready]);
+        if (typeof second === 'object') return settle(second);
+        if (second === 'h2-failed') return settle(await h3Outcome);
+        // HTTP/2 is up first: use it, and let HTTP/3 finish in the background to learn from it.
+        void h3Outcome.then((outcome) => {
+          const reason = outcome.ok ? undefined : http3FailureReason(outcome.error);
+          if (reason !== undefined) this.#deps.health.markBroken(peer.authority, reason, resolved.profile.http3Health);
+        });
+        this.#fellBack(resolved, peer, observation, 'race-delay');
+        return 'h2';
+      } finally {
+        h2.release();
+      }
+    } finally {
+      h3.release();
     }
   }
 

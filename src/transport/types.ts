@@ -65,6 +65,13 @@ export interface TransportConnection {
   unary(call: WireCall): Promise<WireUnaryResult>;
   /** Server-streaming call: yields each response message; throws RpcError/TlsError at the end on failure. */
   serverStream(call: WireCall): AsyncIterable<Uint8Array>;
+  /**
+   * Resolves once the connection is established (TLS/QUIC handshake done on our side),
+   * dialling it if needed; rejects like a call would (RpcError with a failure kind, or
+   * TlsError). The factory uses it to race HTTP/3 against HTTP/2 ("happy eyeballs").
+   * Optional: a transport without it is used as if it were ready.
+   */
+  ready?(): Promise<void>;
   /** Closes the connection; calls still running are cancelled. Idempotent. */
   close(): void;
 }

@@ -201,25 +201,33 @@ describe('gRPC over HTTP/3: GrpcH3Host and GrpcH3Transport through the factory',
     expect(served).toHaveLength(0);
   });
 
-  it('falls back to HTTP/2 when UDP gets no answer (no HTTP/3 server on the port), and counts the fallback', async () => {
+  it('races HTTP/2 against an HTTP/3 dial that gets no answer (UDP blocked): the first call waits the race delay, not the QUIC timeout, and the failure is learned', async () => {
     const h2 = await startH2();
-    const factory = factoryFor({ 'control-plane': { connectTimeoutMs: 300 } }, fallbackMeter);
-    const started = Date.now();
+    // A QUIC connect timeout far longer than the race delay: whatever decides the first call, it is not the timeout.
+    const factory = factoryFor({ 'control-plane': { connectTimeoutMs: 1_500, http3RaceDelayMs: 100 } }, fallbackMeter);
+    const fallbacks = async (reason: string): Promise<number> => {
+      await reader.forceFlush();
+      const metric = metrics
+        .getMetrics()
+        .at(-1)
+        ?.scopeMetrics.flatMap((s) => s.metrics)
+        .find((m) => m.descriptor.name === 'grpc_outbound_protocol_fallbacks');
+      return (metric?.dataPoints ?? []).filter((p) => p.attributes['omnirelay.fallback.reason'] === reason).reduce((sum, p) => sum + (p.value as number), 0);
+    };
     const result = await factory.unary(ControlPlaneDefinition, 'ping', ping(1), { endpoint: h2.host.url });
     expect(result.protocol).toBe('h2');
     expect(result.message.node).toBe('h2-node');
-    expect(Date.now() - started).toBeLessThan(2_000);
     expect(h2.served).toMatchObject([{ protocol: 'h2', identity: 'client' }]);
-    await reader.forceFlush();
-    const metric = metrics
-      .getMetrics()
-      .at(-1)
-      ?.scopeMetrics.flatMap((s) => s.metrics)
-      .find((m) => m.descriptor.name === 'grpc_outbound_protocol_fallbacks');
-    const counted = (metric?.dataPoints ?? []).filter((p) => p.attributes['omnirelay.fallback.reason'] === 'connect').reduce((sum, p) => sum + (p.value as number), 0);
-    expect(counted).toBe(1);
-    // HTTP/3 is now marked broken for the endpoint: the next call goes straight to HTTP/2.
+    expect(await fallbacks('race-delay')).toBe(1);
+    // HTTP/3 keeps dialling in the background; when its connect timeout fires, the endpoint is marked broken ...
+    const authority = new URL(h2.host.url).host;
+    const h3Entry = () => factory.connections().find((c) => c.protocol === 'h3' && c.authority === authority);
+    for (let i = 0; i < 100 && h3Entry() !== undefined; i++) await new Promise((resolve) => setTimeout(resolve, 50));
+    expect(h3Entry()).toBeUndefined();
+    // ... so the next calls go straight to HTTP/2, without a race and without another fallback.
     expect((await factory.unary(ControlPlaneDefinition, 'ping', ping(2), { endpoint: h2.host.url })).protocol).toBe('h2');
+    expect(h3Entry()).toBeUndefined();
+    expect(await fallbacks('race-delay')).toBe(1);
   });
 
   it('completes 300 concurrent calls (50 at a time) on one connection whose server grants only 10 streams', async () => {

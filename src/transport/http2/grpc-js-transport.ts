@@ -208,6 +208,16 @@ class GrpcJsConnection implements TransportConnection {
   }
 
   /** Read lazily: most callers never look at the peer, and reading it costs a certificate lookup. */
+  ready(): Promise<void> {
+    const started = performance.now();
+    return new Promise<void>((resolve, reject) => {
+      this.#client.waitForReady(Date.now() + this.#target.profile.connectTimeoutMs, (error) => {
+        if (error === undefined || error === null) resolve();
+        else reject(this.#toError({ code: GRPC_STATUS.UNAVAILABLE, details: `No connection established: ${error.message}` } as ServiceError, started, {}));
+      });
+    });
+  }
+
   #peerOf(call: ClientUnaryCall | undefined): PeerIdentity {
     const certificates = this.#certificates;
     let address: string | undefined;

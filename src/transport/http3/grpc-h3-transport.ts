@@ -4,8 +4,7 @@
  * our own chain, CRL, name and custom checks, requests queued for the peer's stream credit.
  */
 import { X509Certificate } from 'node:crypto';
-import { isIP } from 'node:net';
-import { errors as quicErrors, QUICClient, type QUICStream } from '@matrixai/quic';
+import { errors as quicErrors, type QUICClient, type QUICStream } from '@matrixai/quic';
 import { RpcError, TlsError, type TlsErrorCode, type TransportFailureKind } from '../../errors.js';
 import { runPeerValidator } from '../../tls/peer-verification.js';
 import { GRPC_STATUS, statusName } from '../grpc-status.js';
@@ -13,9 +12,10 @@ import type { DialTarget, PeerIdentity, Transport, TransportConnection, WireCall
 import { H3_ERROR_CODES, Http3Error } from './error-codes.js';
 import { concatBytes, encodeDataFrame, encodeHeadersFrame, FRAME_TYPE, FrameParser, RequestStreamFrameValidator } from './frames.js';
 import { frameGrpcMessage, GrpcDeframeError, GrpcMappingError, GrpcMessageDeframer, headerRecord, interpretResponseHeaders, interpretTrailers, requestHeaders, type GrpcOutcome } from './grpc-mapping.js';
+import { dialH3 } from './h3-dial.js';
 import { H3Session, H3SessionClosedError } from './h3-session.js';
 import { decodeFieldSection, encodeFieldSection, QpackError } from './qpack/index.js';
-import { clientCrypto, codeToReason, CRYPTO_ALERT, H3StreamAbort, quicLogger, reasonToCode, serverRejectionError, trustStoreOf, verifyChain, type TrustStore } from './quic-support.js';
+import { CRYPTO_ALERT, H3StreamAbort, serverRejectionError, trustStoreOf, verifyChain, type TrustStore } from './quic-support.js';
 
 /** One live QUIC connection with its HTTP/3 session. */
 interface Live {
@@ -122,6 +122,10 @@ class GrpcH3Connection implements TransportConnection {
 
   // ---- connection ------------------------------------------------------------------------
 
+  ready(): Promise<void> {
+    return this.#connect().then(() => undefined);
+  }
+
   #connect(): Promise<Live> {
     if (this.#live !== undefined) return this.#live;
     const dialling = this.#dial();
@@ -153,46 +157,36 @@ class GrpcH3Connection implements TransportConnection {
     const connectTimeout = Math.max(1, profile.connectTimeoutMs);
     let client: QUICClient;
     try {
-      client = await QUICClient.createQUICClient(
-        {
-          host: endpoint.host,
-          port: endpoint.port,
-          serverName: name,
-          localHost: isIP(endpoint.host) === 4 ? '0.0.0.0' : '::',
-          crypto: clientCrypto,
-          config: {
-            applicationProtos: ['h3'],
-            verifyPeer: true,
-            ca: tls.ca?.toString('utf8'),
-            cert: tls.cert?.toString('utf8'),
-            key: tls.key?.toString('utf8'),
-            maxIdleTimeout,
-            keepAliveIntervalTime,
-            verifyCallback: (certs) => {
-              const rejection = verifyChain(certs, trust, { name });
-              if (rejection !== undefined) {
-                verificationFailure = serverRejectionError(rejection, this.#context);
-                return Promise.resolve(rejection.alert);
-              }
-              const custom = runPeerValidator(this.#target.peerValidator, {
-                endpoint: endpoint.authority,
-                profile: this.#target.profileName,
-                chain: certs.map((der) => new X509Certificate(Buffer.from(der))),
-                protocol: 'h3',
-              });
-              if (custom !== undefined) {
-                verificationFailure = custom;
-                return Promise.resolve(CRYPTO_ALERT.BAD_CERTIFICATE);
-              }
-              return Promise.resolve(undefined);
-            },
-          },
-          reasonToCode,
-          codeToReason,
-          logger: quicLogger('omnirelay-h3-client'),
+      client = await dialH3({
+        host: endpoint.host,
+        port: endpoint.port,
+        serverName: name,
+        ca: tls.ca?.toString('utf8'),
+        cert: tls.cert?.toString('utf8'),
+        key: tls.key?.toString('utf8'),
+        maxIdleTimeout,
+        keepAliveIntervalTime,
+        connectTimeoutMs: connectTimeout,
+        verify: (certs) => {
+          const rejection = verifyChain(certs, trust, { name });
+          if (rejection !== undefined) {
+            verificationFailure = serverRejectionError(rejection, this.#context);
+            return rejection.alert;
+          }
+          const custom = runPeerValidator(this.#target.peerValidator, {
+            endpoint: endpoint.authority,
+            profile: this.#target.profileName,
+            chain: certs.map((der) => new X509Certificate(Buffer.from(der))),
+            protocol: 'h3',
+          });
+          if (custom !== undefined) {
+            verificationFailure = custom;
+            return CRYPTO_ALERT.BAD_CERTIFICATE;
+          }
+          return undefined;
         },
-        { timer: connectTimeout },
-      );
+        loggerName: 'omnirelay-h3-client',
+      });
     } catch (error) {
       if (verificationFailure !== undefined) throw verificationFailure;
       throw this.#dialError(error, connectTimeout);
