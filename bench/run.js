@@ -7,6 +7,15 @@
 //    machine hits all of them alike.
 // 2. Sockets opened for 10,000 calls to 8 endpoints (counted on Node's `net.client.socket`
 //    diagnostics channel, which sees every client socket the process creates).
+// 3. Client certificate rotation: time until calls present the new certificate.
+// 4. HTTP/3 vs HTTP/2 on the same host: a GrpcHost (TCP) and a GrpcH3Host (UDP) on the same
+//    port number, one factory with two profiles (http3 'prefer' / 'disable'), unary Ping
+//    sequential and with 32 concurrent callers, interleaved blocks; throughput, p50, p99, the
+//    h3/h2 ratios and CPU time per call (client and server share this process). Where the
+//    HTTP/3 time goes: `node bench/profile-h3.js` (a CPU profile, see that file).
+//
+// BENCH_ONLY=h3 runs only section 4. Sizes: BENCH_SEQUENTIAL, BENCH_CONCURRENT, BENCH_ROUNDS
+// (sections 1) and BENCH_H3_SEQUENTIAL, BENCH_H3_CONCURRENT, BENCH_H3_ROUNDS (section 4).
 import 'reflect-metadata';
 import { subscribe, unsubscribe } from 'node:diagnostics_channel';
 import { copyFile, mkdtemp, readFile, rename, rm } from 'node:fs/promises';
@@ -18,21 +27,31 @@ import { MeterProvider, PeriodicExportingMetricReader, InMemoryMetricExporter, A
 import { BasicTracerProvider, BatchSpanProcessor } from '@opentelemetry/sdk-trace-base';
 import { Container } from 'inversify';
 import { controlPlaneV1, GrpcHost, grpcControlPlaneModule, TOKENS, writeDevPki } from '../dist/index.js';
+import { expectProtocol, pingService, pingVia, sdkTelemetry, startSamePortHosts, twoProtocolFactory } from './h3-setup.js';
 
 const { ControlPlaneDefinition, PingRequest, PingResponse } = controlPlaneV1;
 const SEQUENTIAL_CALLS = Number(process.env.BENCH_SEQUENTIAL ?? 3000);
 const CONCURRENT_CALLS = Number(process.env.BENCH_CONCURRENT ?? 30000);
 const CONCURRENCY = 64;
 const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 12);
+const H3_SEQUENTIAL_CALLS = Number(process.env.BENCH_H3_SEQUENTIAL ?? 3000);
+const H3_CONCURRENT_CALLS = Number(process.env.BENCH_H3_CONCURRENT ?? 8000);
+const H3_CONCURRENCY = 32;
+const H3_ROUNDS = Number(process.env.BENCH_H3_ROUNDS ?? 10);
+const ONLY = process.env.BENCH_ONLY;
 
 function percentile(sorted, p) {
   return sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))];
 }
 
-/** Runs `total` calls with `concurrency` callers; returns the latencies (ms) and the elapsed time (s). */
+/**
+ * Runs `total` calls with `concurrency` callers; returns the latencies (ms), the elapsed time
+ * (s) and the process CPU time (µs, user + system) spent meanwhile.
+ */
 async function run(call, total, concurrency) {
   const latencies = new Float64Array(total);
   let next = 0;
+  const cpu0 = process.cpuUsage();
   const started = performance.now();
   await Promise.all(
     Array.from({ length: concurrency }, async () => {
@@ -44,13 +63,16 @@ async function run(call, total, concurrency) {
       }
     }),
   );
-  return { latencies, seconds: (performance.now() - started) / 1000 };
+  const seconds = (performance.now() - started) / 1000;
+  const cpu = process.cpuUsage(cpu0);
+  return { latencies, seconds, cpuMicros: cpu.user + cpu.system };
 }
 
 function summarise(blocks) {
   const all = blocks.flatMap((b) => Array.from(b.latencies)).sort((a, b) => a - b);
   const seconds = blocks.reduce((sum, b) => sum + b.seconds, 0);
-  return { throughput: all.length / seconds, p50: percentile(all, 50), p99: percentile(all, 99) };
+  const cpuMicros = blocks.reduce((sum, b) => sum + b.cpuMicros, 0);
+  return { throughput: all.length / seconds, p50: percentile(all, 50), p99: percentile(all, 99), cpuPerCall: cpuMicros / all.length };
 }
 
 async function measure(call, total, concurrency) {
@@ -78,15 +100,7 @@ function row(name, r) {
 }
 
 function startHost(files, pki) {
-  return GrpcHost.start({ tls: { certFile: files.certFile, keyFile: files.keyFile, caFile: pki.caFile } }, [
-    [
-      ControlPlaneDefinition,
-      {
-        ping: (request, call) => ({ node: 'bench', sequence: request.sequence, clientIdentity: call.clientIdentity, payload: new Uint8Array() }),
-        watch: async function* () {},
-      },
-    ],
-  ]);
+  return GrpcHost.start({ tls: { certFile: files.certFile, keyFile: files.keyFile, caFile: pki.caFile } }, [pingService]);
 }
 
 function containerFor(options, telemetry) {
@@ -97,13 +111,11 @@ function containerFor(options, telemetry) {
   return container;
 }
 
-async function main() {
-  const dir = await mkdtemp(join(tmpdir(), 'omnirelay-bench-'));
-  const pki = await writeDevPki(dir, ['server', 'client', 'client-2']);
+/** Sections 1 to 3: HTTP/2 factory vs raw grpc-js, sockets per endpoint, certificate rotation. */
+async function http2Sections(dir, pki, hosts) {
   const server = pki.files.server;
   const client = pki.files.client;
-  const hosts = [];
-  try {
+  {
     const host = await startHost(server, pki);
     hosts.push(host);
 
@@ -220,6 +232,76 @@ async function main() {
     const fmt = (xs) => `median ${[...xs].sort((a, b) => a - b)[5].toFixed(0)} ms, max ${Math.max(...xs).toFixed(0)} ms`;
     console.log(`client certificate rotation (10 renames, watch + 500 ms poll): new generation ${fmt(toGeneration)}; first call with the new certificate ${fmt(toNewIdentity)} (goal: < 1000 ms)`);
     await rotationContainer.unbindAllAsync();
+  }
+}
+
+function ratio(h3, h2) {
+  return (h3 / h2).toFixed(3);
+}
+
+/**
+ * Section 4: HTTP/3 vs HTTP/2 on the same host and port, through one factory with two
+ * profiles (same telemetry: SDK providers, as in section 1).
+ */
+async function http3Section(pki, hosts) {
+  const pair = await startSamePortHosts(pki.files.server, pki);
+  hosts.push(pair);
+  const { telemetry, shutdown } = sdkTelemetry();
+  const { container, factory } = twoProtocolFactory({ pki, client: pki.files.client, url: pair.url, telemetry });
+  try {
+    const h2Ping = pingVia(factory, 'bench-h2');
+    const h3Raw = pingVia(factory, 'bench-h3');
+    await expectProtocol(h2Ping, 'h2', "profile http3: 'disable'");
+    await expectProtocol(h3Raw, 'h3', "profile http3: 'prefer' with GrpcH3Transport");
+    // Every HTTP/3-variant call is checked: a silent fallback to HTTP/2 would flatter the figures.
+    let notH3 = 0;
+    const h3Ping = async (i) => {
+      const result = await h3Raw(i);
+      if (result.protocol !== 'h3') notH3++;
+      return result;
+    };
+
+    // Warm up both paths (JIT, QPACK/stream state).
+    await measure(h2Ping, 300, 8);
+    await measure(h3Ping, 300, 8);
+
+    const variants = [h2Ping, h3Ping];
+    const [h2Seq, h3Seq] = await compare(variants, { blocks: H3_ROUNDS, total: H3_SEQUENTIAL_CALLS, concurrency: 1 });
+    const [h2Con, h3Con] = await compare(variants, { blocks: H3_ROUNDS, total: H3_CONCURRENT_CALLS, concurrency: H3_CONCURRENCY });
+    console.log(
+      `Unary Ping over HTTP/3 vs HTTP/2 on the same host, port ${pair.port} (GrpcH3Host on UDP, GrpcHost on TCP), mTLS, one factory (telemetry on) with profiles http3 'prefer' / 'disable', ${H3_ROUNDS} interleaved blocks per variant in rotating order`,
+    );
+    for (const [title, h2, h3] of [
+      [`sequential (${H3_SEQUENTIAL_CALLS} calls, 1 caller):`, h2Seq, h3Seq],
+      [`concurrent (${H3_CONCURRENT_CALLS} calls, ${H3_CONCURRENCY} callers):`, h2Con, h3Con],
+    ]) {
+      console.log(title);
+      console.log(row('HTTP/2', h2));
+      console.log(row('HTTP/3', h3));
+      console.log(`  ratio h3/h2: throughput ${ratio(h3.throughput, h2.throughput)}, p50 ${ratio(h3.p50, h2.p50)} (goal <= 1.5), p99 ${ratio(h3.p99, h2.p99)}`);
+    }
+    console.log('CPU per call (client+server, one process):');
+    for (const [title, h2, h3] of [
+      ['sequential', h2Seq, h3Seq],
+      [`${H3_CONCURRENCY} callers`, h2Con, h3Con],
+    ]) {
+      console.log(`  ${title.padEnd(11)} HTTP/2 ${h2.cpuPerCall.toFixed(0).padStart(6)} µs/call   HTTP/3 ${h3.cpuPerCall.toFixed(0).padStart(6)} µs/call   ratio h3/h2 ${ratio(h3.cpuPerCall, h2.cpuPerCall)}`);
+    }
+    if (notH3 > 0) console.log(`  WARNING: ${notH3} calls of the HTTP/3 variant went over HTTP/2 (fallback); the HTTP/3 figures are mixed`);
+    console.log('Where HTTP/3 time goes: node bench/profile-h3.js (CPU profile of 3,000 sequential HTTP/3 calls; self time by function and by package)');
+  } finally {
+    await container.unbindAllAsync();
+    await shutdown();
+  }
+}
+
+async function main() {
+  const dir = await mkdtemp(join(tmpdir(), 'omnirelay-bench-'));
+  const pki = await writeDevPki(dir, ['server', 'client', 'client-2']);
+  const hosts = [];
+  try {
+    if (ONLY !== 'h3') await http2Sections(dir, pki, hosts);
+    await http3Section(pki, hosts);
   } finally {
     await Promise.all(hosts.map((h) => h.close(1000)));
     await rm(dir, { recursive: true, force: true });
