@@ -70,6 +70,17 @@ export type { Clock } from './clock.js';
 
 export { GrpcH3Transport } from './transport/http3/grpc-h3-transport.js';
 export { GrpcH3Host, type GrpcH3HostOptions } from './server/grpc-h3-host.js';
+export {
+  fetchHttp3,
+  Http3Client,
+  Http3RequestError,
+  type Http3ClientOptions,
+  type Http3ClientTls,
+  type Http3RequestErrorKind,
+  type Http3RequestOptions,
+  type Http3Response,
+} from './transport/http3/h3-request.js';
+export { Http3FileHost, type Http3FileHostOptions } from './server/http3-file-host.js';
 export { GrpcHost, type GrpcHostOptions, type GrpcHostTls, type ServerCallInfo, type ServiceImplementation, type UnaryHandler, type ServerStreamHandler } from './server/grpc-host.js';
 
 /** Generated from protos/ (ts-proto generic definitions): the control-plane service and gRPC health checking. */

@@ -1,0 +1,279 @@
+/**
+ * A read-only static file server over HTTP/3 (QUIC on UDP, `@matrixai/quic`, our HTTP/3 and
+ * QPACK layer): GET and HEAD of the files under one directory; 404 for anything missing or
+ * outside it, 405 for other methods. Small on purpose: diagnostics pages, bootstrap bundles
+ * and interop checks with other HTTP/3 implementations.
+ */
+import { readFileSync } from 'node:fs';
+import { open, realpath, stat } from 'node:fs/promises';
+import { extname, join, resolve, sep } from 'node:path';
+import { events, QUICServer, type QUICConnection, type QUICStream } from '@matrixai/quic';
+import { H3_ERROR_CODES, Http3Error } from '../transport/http3/error-codes.js';
+import { concatBytes, encodeDataFrame, encodeHeadersFrame, FRAME_TYPE, FrameParser, RequestStreamFrameValidator } from '../transport/http3/frames.js';
+import { H3Session } from '../transport/http3/h3-session.js';
+import { decodeFieldSection, encodeFieldSection, QpackError, type HeaderField } from '../transport/http3/qpack/index.js';
+import { codeToReason, H3StreamAbort, quicLogger, reasonToCode, serverCrypto, trustStoreOf, verifyChain } from '../transport/http3/quic-support.js';
+import type { GrpcHostTls } from './grpc-host.js';
+
+export interface Http3FileHostOptions {
+  /** The directory to serve (read-only). */
+  readonly root: string;
+  /** Default 127.0.0.1. */
+  readonly host?: string | undefined;
+  /** UDP port; default 0 (ephemeral). */
+  readonly port?: number | undefined;
+  /**
+   * Certificate and key; with `caFile`, client certificates are requested and must chain to it
+   * (`requireClientCertificate`, default true, refuses clients without one).
+   */
+  readonly tls: GrpcHostTls;
+  /** QUIC idle timeout (ms). Default 30 s. */
+  readonly maxIdleTimeoutMs?: number | undefined;
+  /** Concurrent requests one client may open. Default 100. */
+  readonly initialMaxStreamsBidi?: number | undefined;
+}
+
+/** Bytes of one DATA frame when sending a file. */
+const CHUNK_BYTES = 64 * 1024;
+/** Request body bytes we read and throw away (GET/HEAD carry none in practice). */
+const MAX_REQUEST_BODY_BYTES = 64 * 1024;
+
+const CONTENT_TYPES: Readonly<Record<string, string>> = {
+  '.html': 'text/html; charset=utf-8',
+  '.htm': 'text/html; charset=utf-8',
+  '.txt': 'text/plain; charset=utf-8',
+  '.css': 'text/css; charset=utf-8',
+  '.js': 'text/javascript; charset=utf-8',
+  '.json': 'application/json',
+  '.pem': 'application/x-pem-file',
+  '.png': 'image/png',
+  '.svg': 'image/svg+xml',
+};
+
+interface ConnectionState {
+  readonly connection: QUICConnection;
+  readonly session: H3Session;
+}
+
+interface Request {
+  readonly method: string;
+  readonly path: string;
+}
+
+/** Serves the files under a directory over HTTP/3. */
+export class Http3FileHost {
+  readonly #server: QUICServer;
+  readonly #root: string;
+  readonly #connections = new Set<ConnectionState>();
+  #requests = 0;
+  #closed = false;
+
+  private constructor(server: QUICServer, root: string, readonly host: string) {
+    this.#server = server;
+    this.#root = root;
+    server.addEventListener(events.EventQUICServerConnection.name, this.#onConnection);
+  }
+
+  /** The bound UDP port. */
+  get port(): number {
+    return this.#server.port;
+  }
+
+  /** `https://host:port`. */
+  get url(): string {
+    return `https://${this.host.includes(':') ? `[${this.host}]` : this.host}:${this.port}`;
+  }
+
+  /** Requests answered so far (any status). */
+  get requestsServed(): number {
+    return this.#requests;
+  }
+
+  static async start(options: Http3FileHostOptions): Promise<Http3FileHost> {
+    const root = await realpath(options.root);
+    if (!(await stat(root)).isDirectory()) throw new Error(`Http3FileHost: ${options.root} is not a directory`);
+    const tls = options.tls;
+    const ca = tls.caFile !== undefined ? readFileSync(tls.caFile, 'utf8') : undefined;
+    const crls = (tls.crlFiles ?? []).map((file) => readFileSync(file, 'utf8'));
+    const verifyPeer = (tls.requireClientCertificate ?? true) && ca !== undefined;
+    const trust = ca !== undefined ? trustStoreOf(ca, crls) : undefined;
+    const server = new QUICServer({
+      crypto: serverCrypto(),
+      config: {
+        applicationProtos: ['h3'],
+        key: readFileSync(tls.keyFile, 'utf8'),
+        cert: readFileSync(tls.certFile, 'utf8'),
+        ca,
+        verifyPeer,
+        verifyCallback: verifyPeer && trust !== undefined ? (certs) => Promise.resolve(verifyChain(certs, trust)?.alert) : undefined,
+        maxIdleTimeout: options.maxIdleTimeoutMs ?? 30_000,
+        initialMaxStreamsBidi: options.initialMaxStreamsBidi ?? 100,
+      },
+      reasonToCode,
+      codeToReason,
+      logger: quicLogger('omnirelay-h3-files'),
+    });
+    const host = options.host ?? '127.0.0.1';
+    await server.start({ host, port: options.port ?? 0 });
+    return new Http3FileHost(server, root, host);
+  }
+
+  readonly #onConnection = (event: Event): void => {
+    const connection = (event as events.EventQUICServerConnection).detail;
+    const holder: { state?: ConnectionState } = {};
+    const session = new H3Session(connection, {
+      role: 'server',
+      onRequestStream: (stream) => void this.#serve(session, stream),
+      onClosed: () => {
+        if (holder.state !== undefined) this.#connections.delete(holder.state);
+      },
+    });
+    holder.state = { connection, session };
+    this.#connections.add(holder.state);
+    session.start();
+    if (this.#closed) session.sendGoaway(0n);
+  };
+
+  async #serve(session: H3Session, stream: QUICStream): Promise<void> {
+    if (this.#closed) {
+      stream.cancel(new H3StreamAbort(H3_ERROR_CODES.H3_REQUEST_REJECTED, 'the server is shutting down'));
+      return;
+    }
+    let responded = false;
+    try {
+      const request = await this.#readRequest(session, stream);
+      if (request === undefined) return;
+      const writer = stream.writable.getWriter();
+      responded = true;
+      this.#requests++;
+      await this.#respond(writer, request);
+      await writer.close();
+    } catch (error) {
+      if (error instanceof Http3Error && error.scope === 'connection') session.fail(error);
+      else if (error instanceof QpackError) session.fail({ code: error.code, message: error.message });
+      else if (error instanceof Http3Error) stream.cancel(new H3StreamAbort(error.code, error.message));
+      else stream.cancel(new H3StreamAbort(responded ? H3_ERROR_CODES.H3_INTERNAL_ERROR : H3_ERROR_CODES.H3_REQUEST_CANCELLED, 'request failed'));
+    }
+  }
+
+  /** Reads the request's header section, then drains the stream to the client's FIN. */
+  async #readRequest(session: H3Session, stream: QUICStream): Promise<Request | undefined> {
+    const maxFieldSectionSize = session.maxFieldSectionSize;
+    const parser = new FrameParser({ maxFramePayloadBytes: Math.max(MAX_REQUEST_BODY_BYTES, maxFieldSectionSize) + 1024 });
+    const validator = new RequestStreamFrameValidator('server');
+    const reader = stream.readable.getReader();
+    let fields: Array<[string, string]> | undefined;
+    let bodyBytes = 0;
+    for (;;) {
+      let chunk: { done: boolean; value?: Uint8Array | undefined };
+      try {
+        chunk = await reader.read();
+      } catch {
+        return undefined; // the client reset the request
+      }
+      const frames = chunk.done || chunk.value === undefined ? parser.end() : (parser.push(chunk.value), parser.pullAll());
+      for (const frame of frames) {
+        validator.accept(frame.type);
+        if (frame.type === FRAME_TYPE.HEADERS) {
+          fields ??= decodeFieldSection(frame.payload, { maxFieldSectionSize }).headers;
+        } else if (frame.type === FRAME_TYPE.DATA) {
+          bodyBytes += frame.payload.length;
+          if (bodyBytes > MAX_REQUEST_BODY_BYTES) throw Http3Error.stream(H3_ERROR_CODES.H3_EXCESSIVE_LOAD, 'request body too large');
+        }
+      }
+      if (chunk.done) break;
+    }
+    if (fields === undefined) throw Http3Error.stream(H3_ERROR_CODES.H3_REQUEST_INCOMPLETE, 'request without headers');
+    const method = fields.find(([name]) => name === ':method')?.[1];
+    const path = fields.find(([name]) => name === ':path')?.[1];
+    if (method === undefined || path === undefined) throw Http3Error.stream(H3_ERROR_CODES.H3_MESSAGE_ERROR, 'request without :method or :path');
+    return { method, path };
+  }
+
+  async #respond(writer: WritableStreamDefaultWriter<Uint8Array>, request: Request): Promise<void> {
+    const headers = (status: number, extra: HeaderField[]): Uint8Array => encodeHeadersFrame(encodeFieldSection([[':status', String(status)], ['server', 'omnirelay-h3'], ...extra]));
+    const text = async (status: number, body: string, extra: HeaderField[] = []): Promise<void> => {
+      const bytes = Buffer.from(body, 'utf8');
+      const head = headers(status, [['content-type', 'text/plain; charset=utf-8'], ['content-length', String(bytes.length)], ...extra]);
+      await writer.write(request.method === 'HEAD' ? head : concatBytes([head, encodeDataFrame(bytes)]));
+    };
+    if (request.method !== 'GET' && request.method !== 'HEAD') {
+      await text(405, 'method not allowed\n', [['allow', 'GET, HEAD']]);
+      return;
+    }
+    const file = await this.#resolve(request.path);
+    if (file === undefined) {
+      await text(404, 'not found\n');
+      return;
+    }
+    const handle = await open(file, 'r').catch(() => undefined);
+    if (handle === undefined) {
+      await text(404, 'not found\n');
+      return;
+    }
+    try {
+      const size = (await handle.stat()).size;
+      const head = headers(200, [
+        ['content-type', CONTENT_TYPES[extname(file).toLowerCase()] ?? 'application/octet-stream'],
+        ['content-length', String(size)],
+      ]);
+      if (request.method === 'HEAD' || size === 0) {
+        await writer.write(head);
+        return;
+      }
+      let first: Uint8Array | undefined = head;
+      for (let offset = 0; offset < size; ) {
+        const buffer = Buffer.allocUnsafe(Math.min(CHUNK_BYTES, size - offset));
+        const { bytesRead } = await handle.read(buffer, 0, buffer.length, offset);
+        if (bytesRead === 0) throw new Error(`${file} shrank while it was sent`);
+        offset += bytesRead;
+        const data = encodeDataFrame(buffer.subarray(0, bytesRead));
+        await writer.write(first !== undefined ? concatBytes([first, data]) : data);
+        first = undefined;
+      }
+    } finally {
+      await handle.close();
+    }
+  }
+
+  /** The regular file a request path names, inside the root (symlinks resolved), or undefined. */
+  async #resolve(rawPath: string): Promise<string | undefined> {
+    const pathOnly = rawPath.split(/[?#]/, 1)[0] ?? '';
+    let decoded: string;
+    try {
+      decoded = decodeURIComponent(pathOnly);
+    } catch {
+      return undefined;
+    }
+    if (!decoded.startsWith('/') || decoded.includes('\0')) return undefined;
+    let candidate = resolve(this.#root, `.${decoded}`);
+    if (candidate !== this.#root && !candidate.startsWith(this.#root + sep)) return undefined;
+    try {
+      if ((await stat(candidate)).isDirectory()) candidate = join(candidate, 'index.html');
+      const real = await realpath(candidate);
+      if (!real.startsWith(this.#root + sep)) return undefined;
+      return (await stat(real)).isFile() ? real : undefined;
+    } catch {
+      return undefined;
+    }
+  }
+
+  /**
+   * Sends GOAWAY, closes every connection (H3_NO_ERROR) and the UDP socket. Requests still
+   * being answered are cut off.
+   */
+  async close(): Promise<void> {
+    if (this.#closed) return;
+    this.#closed = true;
+    const stops: Promise<void>[] = [];
+    for (const state of this.#connections) {
+      state.session.sendGoaway(0n);
+      state.session.markClosed();
+      stops.push(state.connection.stop({ isApp: true, errorCode: H3_ERROR_CODES.H3_NO_ERROR, force: true }).catch(() => undefined));
+    }
+    this.#connections.clear();
+    await Promise.all(stops);
+    this.#server.removeEventListener(events.EventQUICServerConnection.name, this.#onConnection);
+    await this.#server.stop({ isApp: true, errorCode: H3_ERROR_CODES.H3_NO_ERROR, force: true });
+  }
+}
