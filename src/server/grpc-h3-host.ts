@@ -1,6 +1,6 @@
 import type { X509Certificate } from 'node:crypto';
-import { readFileSync } from 'node:fs';
-import { events, QUICServer, type QUICConnection, type QUICStream } from '@matrixai/quic';
+import type { QUICServer} from '@matrixai/quic';
+import { events, type QUICConnection, type QUICStream } from '@matrixai/quic';
 import type { MethodDefinition, ServiceDefinition } from '../factory/service-definition.js';
 import { CertificateCache } from '../tls/certificate-cache.js';
 import { GRPC_STATUS } from '../transport/grpc-status.js';
@@ -9,22 +9,13 @@ import { concatBytes, encodeDataFrame, encodeHeadersFrame, FRAME_TYPE, FramePars
 import { decodeGrpcTimeout, encodeGrpcMessage, frameGrpcMessage, GrpcDeframeError, GrpcMessageDeframer, headerRecord } from '../transport/http3/grpc-mapping.js';
 import { H3Session } from '../transport/http3/h3-session.js';
 import { decodeFieldSection, encodeFieldSection, QpackError, type HeaderField } from '../transport/http3/qpack/index.js';
-import { codeToReason, H3StreamAbort, quicLogger, reasonToCode, serverCrypto, trustStoreOf, verifyChain } from '../transport/http3/quic-support.js';
-import { toServiceError, type GrpcHostTls, type ServerCallInfo, type ServerStreamHandler, type ServiceImplementation, type UnaryHandler } from './grpc-host.js';
+import { H3StreamAbort } from '../transport/http3/quic-support.js';
+import { startH3QuicServer, type H3QuicServerOptions } from './h3-quic-server.js';
+import { toServiceError, type ServerCallInfo, type ServerStreamHandler, type ServiceImplementation, type UnaryHandler } from './grpc-host.js';
 
-export interface GrpcH3HostOptions {
-  /** Default 127.0.0.1. */
-  readonly host?: string | undefined;
-  /** UDP port; default 0 (ephemeral). May equal a GrpcHost's TCP port. */
-  readonly port?: number | undefined;
-  /** HTTP/3 always runs over TLS: certificate, key and (for mTLS) CA and CRLs. */
-  readonly tls: GrpcHostTls;
+export interface GrpcH3HostOptions extends H3QuicServerOptions {
   /** Largest accepted request message. Default 4 MiB. */
   readonly maxReceiveMessageBytes?: number | undefined;
-  /** Concurrent requests one client may open (QUIC initial_max_streams_bidi). Default 100. */
-  readonly initialMaxStreamsBidi?: number | undefined;
-  /** QUIC idle timeout (ms). Default 30 s. */
-  readonly maxIdleTimeoutMs?: number | undefined;
 }
 
 interface Route {
@@ -98,35 +89,7 @@ export class GrpcH3Host {
         routes.set(`/${definition.fullName}/${method.name}`, { method, handler: handler as Route['handler'] });
       }
     }
-    const tls = options.tls;
-    const ca = tls.caFile !== undefined ? readFileSync(tls.caFile, 'utf8') : undefined;
-    const crls = (tls.crlFiles ?? []).map((file) => readFileSync(file, 'utf8'));
-    const verifyPeer = (tls.requireClientCertificate ?? true) && ca !== undefined;
-    const trust = ca !== undefined ? trustStoreOf(ca, crls) : undefined;
-    const server = new QUICServer({
-      crypto: serverCrypto(),
-      config: {
-        applicationProtos: ['h3'],
-        key: readFileSync(tls.keyFile, 'utf8'),
-        cert: readFileSync(tls.certFile, 'utf8'),
-        ca,
-        verifyPeer,
-        verifyCallback:
-          verifyPeer && trust !== undefined
-            ? (certs) => {
-                const rejection = verifyChain(certs, trust);
-                return Promise.resolve(rejection?.alert);
-              }
-            : undefined,
-        maxIdleTimeout: options.maxIdleTimeoutMs ?? 30_000,
-        initialMaxStreamsBidi: options.initialMaxStreamsBidi ?? 100,
-      },
-      reasonToCode,
-      codeToReason,
-      logger: quicLogger('omnirelay-h3-host'),
-    });
-    const host = options.host ?? '127.0.0.1';
-    await server.start({ host, port: options.port ?? 0 });
+    const { server, host } = await startH3QuicServer(options, 'omnirelay-h3-host');
     return new GrpcH3Host(server, routes, options.maxReceiveMessageBytes ?? 4 * 1024 * 1024, host);
   }
 

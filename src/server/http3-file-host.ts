@@ -4,36 +4,22 @@
  * outside it, 405 for other methods. Small on purpose: diagnostics pages, bootstrap bundles
  * and interop checks with other HTTP/3 implementations.
  */
-import { readFileSync } from 'node:fs';
 import { open, realpath, stat } from 'node:fs/promises';
 import { extname, join, resolve, sep } from 'node:path';
-import { events, QUICServer, type QUICConnection, type QUICStream } from '@matrixai/quic';
+import type { QUICServer} from '@matrixai/quic';
+import { events, type QUICConnection, type QUICStream } from '@matrixai/quic';
 import { H3_ERROR_CODES, Http3Error } from '../transport/http3/error-codes.js';
 import { concatBytes, encodeDataFrame, encodeHeadersFrame, FRAME_TYPE, FrameParser, RequestStreamFrameValidator } from '../transport/http3/frames.js';
 import { H3Session } from '../transport/http3/h3-session.js';
 import { decodeFieldSection, encodeFieldSection, QpackError, type HeaderField } from '../transport/http3/qpack/index.js';
-import { codeToReason, H3StreamAbort, quicLogger, reasonToCode, serverCrypto, trustStoreOf, verifyChain } from '../transport/http3/quic-support.js';
-import type { GrpcHostTls } from './grpc-host.js';
+import { H3StreamAbort } from '../transport/http3/quic-support.js';
+import { startH3QuicServer, type H3QuicServerOptions } from './h3-quic-server.js';
 
-export interface Http3FileHostOptions {
+export interface Http3FileHostOptions extends H3QuicServerOptions {
   /** The directory to serve (read-only). */
   readonly root: string;
-  /** Default 127.0.0.1. */
-  readonly host?: string | undefined;
-  /** UDP port; default 0 (ephemeral). */
-  readonly port?: number | undefined;
-  /**
-   * Certificate and key; with `caFile`, client certificates are requested and must chain to it
-   * (`requireClientCertificate`, default true, refuses clients without one).
-   */
-  readonly tls: GrpcHostTls;
-  /** QUIC idle timeout (ms). Default 30 s. */
-  readonly maxIdleTimeoutMs?: number | undefined;
-  /** Concurrent requests one client may open. Default 100. */
-  readonly initialMaxStreamsBidi?: number | undefined;
 }
 
-/** Bytes of one DATA frame when sending a file. */
 const CHUNK_BYTES = 64 * 1024;
 /** Request body bytes we read and throw away (GET/HEAD carry none in practice). */
 const MAX_REQUEST_BODY_BYTES = 64 * 1024;
@@ -92,29 +78,7 @@ export class Http3FileHost {
   static async start(options: Http3FileHostOptions): Promise<Http3FileHost> {
     const root = await realpath(options.root);
     if (!(await stat(root)).isDirectory()) throw new Error(`Http3FileHost: ${options.root} is not a directory`);
-    const tls = options.tls;
-    const ca = tls.caFile !== undefined ? readFileSync(tls.caFile, 'utf8') : undefined;
-    const crls = (tls.crlFiles ?? []).map((file) => readFileSync(file, 'utf8'));
-    const verifyPeer = (tls.requireClientCertificate ?? true) && ca !== undefined;
-    const trust = ca !== undefined ? trustStoreOf(ca, crls) : undefined;
-    const server = new QUICServer({
-      crypto: serverCrypto(),
-      config: {
-        applicationProtos: ['h3'],
-        key: readFileSync(tls.keyFile, 'utf8'),
-        cert: readFileSync(tls.certFile, 'utf8'),
-        ca,
-        verifyPeer,
-        verifyCallback: verifyPeer && trust !== undefined ? (certs) => Promise.resolve(verifyChain(certs, trust)?.alert) : undefined,
-        maxIdleTimeout: options.maxIdleTimeoutMs ?? 30_000,
-        initialMaxStreamsBidi: options.initialMaxStreamsBidi ?? 100,
-      },
-      reasonToCode,
-      codeToReason,
-      logger: quicLogger('omnirelay-h3-files'),
-    });
-    const host = options.host ?? '127.0.0.1';
-    await server.start({ host, port: options.port ?? 0 });
+    const { server, host } = await startH3QuicServer(options, 'omnirelay-h3-files');
     return new Http3FileHost(server, root, host);
   }
 

@@ -15,7 +15,7 @@ import { frameGrpcMessage, GrpcDeframeError, GrpcMappingError, GrpcMessageDefram
 import { dialH3 } from './h3-dial.js';
 import { H3Session, H3SessionClosedError } from './h3-session.js';
 import { decodeFieldSection, encodeFieldSection, QpackError } from './qpack/index.js';
-import { CRYPTO_ALERT, H3StreamAbort, serverRejectionError, trustStoreOf, verifyChain, type TrustStore } from './quic-support.js';
+import { abortable, CRYPTO_ALERT, H3StreamAbort, serverRejectionError, trustStoreOf, verifyChain, type TrustStore } from './quic-support.js';
 
 /** One live QUIC connection with its HTTP/3 session. */
 interface Live {
@@ -320,7 +320,7 @@ class GrpcH3Connection implements TransportConnection {
     try {
       // Connect (bounded by connectTimeoutMs and the deadline), then wait for stream credit.
       for (let attempt = 0; ; attempt++) {
-        live = await untilAborted(this.#connect(), controller.signal);
+        live = await abortable(this.#connect(), controller.signal);
         phase = 'queued';
         try {
           stream = await live.session.openRequestStream(controller.signal);
@@ -451,24 +451,4 @@ class GrpcH3Connection implements TransportConnection {
     this.#lives.clear();
     this.#live = undefined;
   }
-}
-
-/** `promise`, or a rejection with the signal's reason as soon as it aborts. */
-function untilAborted<T>(promise: Promise<T>, signal: AbortSignal): Promise<T> {
-  if (signal.aborted) return Promise.reject(signal.reason as Error);
-  return new Promise<T>((resolve, reject) => {
-    const onAbort = (): void => reject(signal.reason as Error);
-    signal.addEventListener('abort', onAbort, { once: true });
-    promise.then(
-      (value) => {
-        signal.removeEventListener('abort', onAbort);
-        resolve(value);
-      },
-      (error: unknown) => {
-        signal.removeEventListener('abort', onAbort);
-        // eslint-disable-next-line @typescript-eslint/prefer-promise-reject-errors -- passes the original rejection through
-        reject(error);
-      },
-    );
-  });
 }

@@ -12,7 +12,7 @@ import { headerRecord } from './grpc-mapping.js';
 import { dialH3 } from './h3-dial.js';
 import { H3Session, H3SessionClosedError } from './h3-session.js';
 import { decodeFieldSection, encodeFieldSection, QpackError, type HeaderField } from './qpack/index.js';
-import { H3StreamAbort, serverRejectionError, trustStoreOf, verifyChain } from './quic-support.js';
+import { abortable, H3StreamAbort, serverRejectionError, trustStoreOf, verifyChain } from './quic-support.js';
 
 export interface Http3ClientTls {
   /** PEM CA bundle the server certificate must chain to. Default: Node's bundled root CAs. */
@@ -382,28 +382,4 @@ export async function fetchHttp3(url: string | URL, options: Http3ClientOptions 
 
 function abortError(signal: AbortSignal | undefined, what: string): Http3RequestError {
   return new Http3RequestError('aborted', `the HTTP/3 request was aborted while ${what}`, { cause: signal?.reason });
-}
-
-/** `promise`, or a rejection with the signal's reason as soon as it aborts. */
-function abortable<T>(promise: Promise<T>, signal: AbortSignal | undefined): Promise<T> {
-  if (signal === undefined) return promise;
-  if (signal.aborted) {
-    promise.catch(() => undefined);
-    return Promise.reject(signal.reason as Error);
-  }
-  return new Promise<T>((resolve, reject) => {
-    const onAbort = (): void => reject(signal.reason as Error);
-    signal.addEventListener('abort', onAbort, { once: true });
-    promise.then(
-      (value) => {
-        signal.removeEventListener('abort', onAbort);
-        resolve(value);
-      },
-      (error: unknown) => {
-        signal.removeEventListener('abort', onAbort);
-        // eslint-disable-next-line @typescript-eslint/prefer-promise-reject-errors -- passes the original rejection through
-        reject(error);
-      },
-    );
-  });
 }

@@ -228,3 +228,27 @@ export function serverRejectionError(rejection: ChainRejection, context: { peer:
   const advice = ADVICE[rejection.code] ?? 'the server certificate was rejected';
   return new TlsError(rejection.code, `TLS with ${context.peer} failed over HTTP/3 (profile "${context.profile}"): ${advice}. Underlying error: ${rejection.reason}`, context);
 }
+
+/** `promise`, or a rejection with the signal's reason as soon as it aborts. */
+export function abortable<T>(promise: Promise<T>, signal: AbortSignal | undefined): Promise<T> {
+  if (signal === undefined) return promise;
+  if (signal.aborted) {
+    promise.catch(() => undefined);
+    return Promise.reject(signal.reason as Error);
+  }
+  return new Promise<T>((resolve, reject) => {
+    const onAbort = (): void => reject(signal.reason as Error);
+    signal.addEventListener('abort', onAbort, { once: true });
+    promise.then(
+      (value) => {
+        signal.removeEventListener('abort', onAbort);
+        resolve(value);
+      },
+      (error: unknown) => {
+        signal.removeEventListener('abort', onAbort);
+        // eslint-disable-next-line @typescript-eslint/prefer-promise-reject-errors -- passes the original rejection through
+        reject(error);
+      },
+    );
+  });
+}
