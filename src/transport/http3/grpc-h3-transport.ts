@@ -5,7 +5,7 @@
  */
 import { X509Certificate } from 'node:crypto';
 import { errors as quicErrors, type QUICClient, type QUICStream } from '@matrixai/quic';
-import { RpcError, TlsError, type TlsErrorCode, type TransportFailureKind } from '../../errors.js';
+import { RpcError, TlsError, type TransportFailureKind } from '../../errors.js';
 import { runPeerValidator } from '../../tls/peer-verification.js';
 import { GRPC_STATUS, statusName } from '../grpc-status.js';
 import type { DialTarget, PeerIdentity, Transport, TransportConnection, WireCall, WireUnaryResult } from '../types.js';
@@ -15,7 +15,7 @@ import { frameGrpcMessage, GrpcDeframeError, GrpcMappingError, GrpcMessageDefram
 import { dialH3 } from './h3-dial.js';
 import { H3Session, H3SessionClosedError } from './h3-session.js';
 import { decodeFieldSection, encodeFieldSection, QpackError } from './qpack/index.js';
-import { abortable, CRYPTO_ALERT, H3StreamAbort, serverRejectionError, trustStoreOf, verifyChain, type TrustStore } from './quic-support.js';
+import { abortable, CRYPTO_ALERT, serverAlertError, H3StreamAbort, serverRejectionError, trustStoreOf, verifyChain, type TrustStore } from './quic-support.js';
 
 /** One live QUIC connection with its HTTP/3 session. */
 interface Live {
@@ -47,20 +47,7 @@ interface CallEnd {
 
 /** TLS alert (crypto error 0x100 + alert) the server closed the handshake with, as our typed error. */
 function peerAlertError(code: number, context: { peer: string; profile: string }): TlsError | undefined {
-  const alert = code - 0x100;
-  const table: Record<number, [TlsErrorCode, string]> = {
-    116: ['TLS_CLIENT_CERT_REQUIRED', 'the server demands a client certificate: use a profile with tls.mode "mtls" and a client certificate'],
-    44: ['TLS_REVOKED', 'the server says our client certificate is revoked: issue a new one'],
-    45: ['TLS_CLIENT_CERT_EXPIRED', 'the server says our client certificate has expired: renew it'],
-    42: ['TLS_CLIENT_CERT_REJECTED', 'the server rejected our client certificate: it must be issued by a CA the server trusts'],
-    43: ['TLS_CLIENT_CERT_REJECTED', 'the server rejected our client certificate: it must be issued by a CA the server trusts'],
-    46: ['TLS_CLIENT_CERT_REJECTED', 'the server rejected our client certificate: it must be issued by a CA the server trusts'],
-    48: ['TLS_CLIENT_CERT_REJECTED', 'the server rejected our client certificate: it must be issued by a CA the server trusts'],
-    49: ['TLS_CLIENT_CERT_REJECTED', 'the server rejected our client certificate: it must be issued by a CA the server trusts'],
-  };
-  const entry = table[alert];
-  if (entry === undefined) return undefined;
-  return new TlsError(entry[0], `TLS with ${context.peer} failed over HTTP/3 (profile "${context.profile}"): ${entry[1]}. Underlying error: TLS alert ${alert}`, context);
+  return serverAlertError(code - 0x100, context);
 }
 
 /** gRPC status for a peer's stream reset (gRPC's HTTP/2 RST_STREAM mapping, in HTTP/3 codes). */

@@ -5,14 +5,14 @@
  * transport, with the same certificate checks (chain, dates, host name) and typed errors.
  */
 import { errors as quicErrors, type QUICClient, type QUICStream } from '@matrixai/quic';
-import { TlsError, type TlsErrorCode } from '../../errors.js';
+import { TlsError } from '../../errors.js';
 import { H3_ERROR_CODES, Http3Error, http3ErrorCodeName } from './error-codes.js';
 import { concatBytes, encodeHeadersFrame, FRAME_TYPE, FrameParser, RequestStreamFrameValidator } from './frames.js';
 import { headerRecord } from './grpc-mapping.js';
 import { dialH3 } from './h3-dial.js';
 import { H3Session, H3SessionClosedError } from './h3-session.js';
 import { decodeFieldSection, encodeFieldSection, QpackError, type HeaderField } from './qpack/index.js';
-import { abortable, H3StreamAbort, serverRejectionError, trustStoreOf, verifyChain } from './quic-support.js';
+import { abortable, H3StreamAbort, serverAlertError, serverRejectionError, trustStoreOf, verifyChain } from './quic-support.js';
 
 export interface Http3ClientTls {
   /** PEM CA bundle the server certificate must chain to. Default: Node's bundled root CAs. */
@@ -89,19 +89,6 @@ const DEFAULT_MAX_RESPONSE_BYTES = 16 * 1024 * 1024;
 /** Fields HTTP/3 forbids in requests (RFC 9114 §4.2). */
 const CONNECTION_SPECIFIC = new Set(['connection', 'keep-alive', 'proxy-connection', 'transfer-encoding', 'upgrade', 'host']);
 
-/** TLS alerts a server closes the handshake with, for a client certificate problem (crypto error = 0x100 + alert). */
-const CLIENT_CERT_ALERTS: Readonly<Record<number, readonly [TlsErrorCode, string]>> = {
-  116: ['TLS_CLIENT_CERT_REQUIRED', 'the server demands a client certificate (tls.cert and tls.key)'],
-  40: ['TLS_HANDSHAKE_FAILED', 'the server ended the handshake (handshake_failure); it may demand a client certificate'],
-  42: ['TLS_CLIENT_CERT_REJECTED', 'the server rejected our client certificate'],
-  43: ['TLS_CLIENT_CERT_REJECTED', 'the server rejected our client certificate (unsupported certificate)'],
-  44: ['TLS_REVOKED', 'the server says our client certificate is revoked'],
-  45: ['TLS_CLIENT_CERT_EXPIRED', 'the server says our client certificate has expired'],
-  46: ['TLS_CLIENT_CERT_REJECTED', 'the server rejected our client certificate'],
-  48: ['TLS_CLIENT_CERT_REJECTED', 'the server does not trust the CA of our client certificate'],
-  49: ['TLS_CLIENT_CERT_REJECTED', 'the server refused access with our client certificate'],
-};
-
 /** The TLS alert behind a library error that carries a QUIC crypto error code, if any. */
 function alertOf(error: unknown): number | undefined {
   if (!(error instanceof quicErrors.ErrorQUICConnectionPeerTLS || error instanceof quicErrors.ErrorQUICConnectionLocalTLS || error instanceof quicErrors.ErrorQUICConnectionPeer)) return undefined;
@@ -110,8 +97,7 @@ function alertOf(error: unknown): number | undefined {
 }
 
 function tlsErrorForAlert(alert: number, peer: string, cause: unknown): TlsError {
-  const [code, text] = CLIENT_CERT_ALERTS[alert] ?? (['TLS_HANDSHAKE_FAILED', 'the TLS handshake failed'] as const);
-  return new TlsError(code, `HTTP/3 TLS with ${peer} failed: ${text}. Underlying error: TLS alert ${alert}`, { peer, cause });
+  return serverAlertError(alert, { peer }, cause) ?? new TlsError('TLS_HANDSHAKE_FAILED', `TLS with ${peer} failed over HTTP/3: the server ended the handshake. Underlying error: TLS alert ${alert}`, { peer, cause });
 }
 
 function describe(error: unknown): string {

@@ -252,3 +252,27 @@ export function abortable<T>(promise: Promise<T>, signal: AbortSignal | undefine
     );
   });
 }
+
+/**
+ * TLS alerts a server ends the handshake with (QUIC crypto error = 0x100 + alert), as our
+ * typed errors: most are about our client certificate.
+ */
+const SERVER_ALERTS: Readonly<Record<number, readonly [TlsErrorCode, string]>> = {
+  116: ['TLS_CLIENT_CERT_REQUIRED', 'the server demands a client certificate: use a profile with tls.mode "mtls" and a client certificate'],
+  40: ['TLS_HANDSHAKE_FAILED', 'the server ended the handshake (handshake_failure); it may demand a client certificate'],
+  42: ['TLS_CLIENT_CERT_REJECTED', 'the server rejected our client certificate: it must be issued by a CA the server trusts'],
+  43: ['TLS_CLIENT_CERT_REJECTED', 'the server rejected our client certificate (unsupported certificate)'],
+  44: ['TLS_REVOKED', 'the server says our client certificate is revoked: issue a new one'],
+  45: ['TLS_CLIENT_CERT_EXPIRED', 'the server says our client certificate has expired: renew it'],
+  46: ['TLS_CLIENT_CERT_REJECTED', 'the server rejected our client certificate: it must be issued by a CA the server trusts'],
+  48: ['TLS_CLIENT_CERT_REJECTED', 'the server rejected our client certificate: it must be issued by a CA the server trusts'],
+  49: ['TLS_CLIENT_CERT_REJECTED', 'the server refused access with our client certificate'],
+};
+
+/** The typed error for a TLS alert the server sent (`alert` = crypto error code - 0x100), or undefined for an alert we do not map. */
+export function serverAlertError(alert: number, context: { peer: string; profile?: string | undefined }, cause?: unknown): TlsError | undefined {
+  const entry = SERVER_ALERTS[alert];
+  if (entry === undefined) return undefined;
+  const where = context.profile !== undefined ? ` (profile "${context.profile}")` : '';
+  return new TlsError(entry[0], `TLS with ${context.peer} failed over HTTP/3${where}: ${entry[1]}. Underlying error: TLS alert ${alert}`, { peer: context.peer, profile: context.profile, cause });
+}
