@@ -1,8 +1,12 @@
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
+import { copyFile, mkdtemp, rename, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { AggregationTemporality, InMemoryMetricExporter, MeterProvider, PeriodicExportingMetricReader } from '@opentelemetry/sdk-metrics';
 import type { Container } from 'inversify';
 import {
   controlPlaneV1,
+  createEndpointHintSubject,
   GrpcH3Host,
   GrpcH3Transport,
   GrpcHost,
@@ -11,6 +15,7 @@ import {
   TOKENS,
   type ControlPlaneOptionsInput,
   type IGrpcControlPlaneClientFactory,
+  type ITlsProvider,
   type ServerCallInfo,
 } from 'omnirelay';
 import { containerWith, mtlsOptions } from '../support/cluster.js';
@@ -248,5 +253,71 @@ describe('gRPC over HTTP/3: GrpcH3Host and GrpcH3Transport through the factory',
     expect([...protocols]).toEqual(['h3']);
     expect(served).toHaveLength(300);
     expect(factory.connections().filter((c) => c.protocol === 'h3')).toHaveLength(1);
+  });
+
+  it('applies a hint denying HTTP/3 mid-run: new calls go over HTTP/2 while a running HTTP/3 server stream finishes intact', async () => {
+    const h2 = await startH2();
+    const h3 = await startH3(pki.server, { port: h2.host.port });
+    const hints = createEndpointHintSubject();
+    const { container, factory: get } = containerWith(mtlsOptions(pki, pki.client, { profiles: { 'control-plane': { deadlineMs: 10_000, retry: { maxAttempts: 1 } } } }), (c) => {
+      c.bind(TOKENS.Http3Transport).toConstantValue(new GrpcH3Transport());
+      c.bind(TOKENS.EndpointHints).toConstantValue(hints);
+    });
+    containers.push(container);
+    const factory = get();
+    const endpoint = h2.host.url;
+    const authority = new URL(endpoint).host;
+    const events: string[] = [];
+    let sawFirst!: () => void;
+    const first = new Promise<void>((resolve) => (sawFirst = resolve));
+    const stream = (async () => {
+      for await (const event of factory.serverStream(ControlPlaneDefinition, 'watch', { fromNode: 'test', count: 10, intervalMs: 150 }, { endpoint })) {
+        events.push(`${event.node}#${event.sequence}`);
+        sawFirst();
+      }
+    })();
+    await first;
+    hints.next({ endpoint: authority, http3: 'deny' });
+    const next = await factory.unary(ControlPlaneDefinition, 'ping', ping(1), { endpoint });
+    expect(next.protocol).toBe('h2');
+    expect(h2.served.map((x) => x.method)).toEqual(['ping']);
+    // The HTTP/3 connection drains: still open while the stream runs ...
+    expect(factory.connections().find((c) => c.protocol === 'h3')?.state).toBe('draining');
+    await stream;
+    expect(events).toEqual([1, 2, 3, 4, 5, 6, 7, 8, 9, 10].map((i) => `h3-node#${i}`));
+    expect(h3.served.map((x) => `${x.method}/${x.protocol}`)).toEqual(['watch/h3']);
+    // ... and is closed once it finished.
+    expect(factory.connections().filter((c) => c.protocol === 'h3')).toEqual([]);
+  });
+
+  it('presents a rotated client certificate on new QUIC handshakes, without a failed call', async () => {
+    const { host, served } = await startH3(pki.server);
+    const dir = await mkdtemp(join(tmpdir(), 'omnirelay-h3-rotation-'));
+    closers.push(() => rm(dir, { recursive: true, force: true }));
+    await copyFile(pki.client.certFile, join(dir, 'client.pem'));
+    await copyFile(pki.client.keyFile, join(dir, 'client.key'));
+    const { container, factory: get } = containerWith(
+      mtlsOptions(pki, { ...pki.client, certFile: join(dir, 'client.pem'), keyFile: join(dir, 'client.key') }, { profiles: { 'control-plane': { retry: { maxAttempts: 1 } } } }),
+      (c) => c.bind(TOKENS.Http3Transport).toConstantValue(new GrpcH3Transport()),
+    );
+    containers.push(container);
+    const factory = get();
+    const tls = container.get<ITlsProvider>(TOKENS.TlsProvider);
+    await expect(factory.unary(ControlPlaneDefinition, 'ping', ping(1), { endpoint: host.url })).resolves.toMatchObject({ protocol: 'h3', message: { clientIdentity: 'client' } });
+    const rotated = new Promise<number>((resolve) => {
+      const sub = tls.changes$.subscribe((m) => {
+        sub.unsubscribe();
+        resolve(m.generation);
+      });
+    });
+    await copyFile(pki.client2.keyFile, join(dir, 'client.key.tmp'));
+    await copyFile(pki.client2.certFile, join(dir, 'client.pem.tmp'));
+    await rename(join(dir, 'client.key.tmp'), join(dir, 'client.key'));
+    await rename(join(dir, 'client.pem.tmp'), join(dir, 'client.pem'));
+    const generation = await rotated;
+    const after = await factory.unary(ControlPlaneDefinition, 'ping', ping(2), { endpoint: host.url });
+    expect(after).toMatchObject({ protocol: 'h3', message: { clientIdentity: 'client-2' } });
+    expect(served.map((x) => x.identity)).toEqual(['client', 'client-2']);
+    expect(factory.connections().filter((c) => c.protocol === 'h3').map((c) => c.tlsGeneration)).toEqual([generation]);
   });
 });
