@@ -1,10 +1,10 @@
-// Shared by bench/run.js (HTTP/3 section) and bench/profile-h3.js: one Ping service, an HTTP/2
-// host (TCP) and an HTTP/3 host (UDP) on the same port number, and one factory with two
-// profiles that differ only in `http3` ('prefer' with GrpcH3Transport bound, 'disable').
+// Shared by bench/run.js (HTTP/3 section) and bench/profile-h3.js: one Ping service, one GrpcHost
+// serving HTTP/2 (TCP) and HTTP/3 (UDP) on the same port number, and one factory with two
+// profiles that differ only in `http3` ('prefer' with the default GrpcH3Transport, 'disable').
 import { MeterProvider, PeriodicExportingMetricReader, InMemoryMetricExporter, AggregationTemporality } from '@opentelemetry/sdk-metrics';
 import { BasicTracerProvider, BatchSpanProcessor } from '@opentelemetry/sdk-trace-base';
 import { Container } from 'inversify';
-import { controlPlaneV1, GrpcH3Host, GrpcH3Transport, GrpcHost, grpcControlPlaneModule, TOKENS } from '../dist/index.js';
+import { controlPlaneV1, GrpcHost, grpcControlPlaneModule, TOKENS } from '../dist/index.js';
 
 const { ControlPlaneDefinition } = controlPlaneV1;
 
@@ -31,27 +31,17 @@ export function sdkTelemetry() {
 }
 
 /**
- * A GrpcHost (HTTP/2 over TCP) and a GrpcH3Host (HTTP/3 over UDP) on the same port number,
- * serving `pingService` with mTLS. Retries with a new port if the UDP port is taken.
+ * One GrpcHost serving `pingService` over HTTP/2 (TCP) and HTTP/3 (UDP) on the same port
+ * number, with mTLS.
  */
 export async function startSamePortHosts(files, pki) {
   const tls = { certFile: files.certFile, keyFile: files.keyFile, caFile: pki.caFile };
-  let lastError;
-  for (let attempt = 0; attempt < 5; attempt++) {
-    const h2 = await GrpcHost.start({ host: '127.0.0.1', tls }, [pingService]);
-    try {
-      const h3 = await GrpcH3Host.start({ host: '127.0.0.1', port: h2.port, tls }, [pingService]);
-      return { h2, h3, port: h2.port, url: h2.url, close: async () => Promise.all([h2.close(1000), h3.close(1000)]) };
-    } catch (error) {
-      lastError = error;
-      await h2.close(0);
-    }
-  }
-  throw new Error(`could not start an HTTP/3 host on the HTTP/2 host's port: ${String(lastError)}`);
+  const host = await GrpcHost.start({ host: '127.0.0.1', tls }, [pingService]);
+  return { port: host.port, url: host.url, close: () => host.close(1000) };
 }
 
 /**
- * One factory, two profiles on the same URL: `h3` (http3 'prefer', GrpcH3Transport bound) and
+ * One factory, two profiles on the same URL: `h3` (http3 'prefer', the module's default GrpcH3Transport) and
  * `h2` (http3 'disable'); endpoints `bench-h3` and `bench-h2`. Same telemetry for both.
  */
 export function twoProtocolFactory({ pki, client, url, telemetry }) {
@@ -66,7 +56,6 @@ export function twoProtocolFactory({ pki, client, url, telemetry }) {
   const container = new Container();
   container.bind(TOKENS.ControlPlaneOptions).toConstantValue(options);
   if (telemetry !== undefined) container.bind(TOKENS.Telemetry).toConstantValue(telemetry);
-  container.bind(TOKENS.Http3Transport).toConstantValue(new GrpcH3Transport());
   container.load(grpcControlPlaneModule);
   return { container, factory: container.get(TOKENS.GrpcControlPlaneClientFactory) };
 }

@@ -8,7 +8,7 @@
 //   node bench/profile-h3.js some.cpuprofile      # only analyse a saved profile, e.g. one
 //                                                 # from `node --cpu-prof bench/profile-h3.js`
 //
-// Same setup as the HTTP/3 section of bench/run.js: a GrpcH3Host (UDP) and a GrpcHost (TCP) on
+// Same setup as the HTTP/3 section of bench/run.js: one GrpcHost serving UDP and TCP on
 // one port, mTLS, one factory with telemetry on, the `h3` profile (http3 'prefer'). Client and
 // server run in this one process, so the profile holds both sides. The profiler
 // (node:inspector, Profiler.start/stop) samples every 1000 µs (PROFILE_SAMPLING_US; 250 µs

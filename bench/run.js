@@ -8,7 +8,7 @@
 // 2. Sockets opened for 10,000 calls to 8 endpoints (counted on Node's `net.client.socket`
 //    diagnostics channel, which sees every client socket the process creates).
 // 3. Client certificate rotation: time until calls present the new certificate.
-// 4. HTTP/3 vs HTTP/2 on the same host: a GrpcHost (TCP) and a GrpcH3Host (UDP) on the same
+// 4. HTTP/3 vs HTTP/2 on the same host: one GrpcHost serving TCP and UDP on the same
 //    port number, one factory with two profiles (http3 'prefer' / 'disable'), unary Ping
 //    sequential and with 32 concurrent callers, interleaved blocks; throughput, p50, p99, the
 //    h3/h2 ratios and CPU time per call (client and server share this process). Where the
@@ -100,7 +100,7 @@ function row(name, r) {
 }
 
 function startHost(files, pki) {
-  return GrpcHost.start({ tls: { certFile: files.certFile, keyFile: files.keyFile, caFile: pki.caFile } }, [pingService]);
+  return GrpcHost.start({ tls: { certFile: files.certFile, keyFile: files.keyFile, caFile: pki.caFile }, http3: false }, [pingService]);
 }
 
 function containerFor(options, telemetry) {
@@ -123,7 +123,7 @@ async function http2Sections(dir, pki, hosts) {
     const meterProvider = new MeterProvider({ readers: [new PeriodicExportingMetricReader({ exporter: new InMemoryMetricExporter(AggregationTemporality.CUMULATIVE), exportIntervalMillis: 60_000 })] });
     const tracerProvider = new BasicTracerProvider({ spanProcessors: [new BatchSpanProcessor({ export: (_spans, done) => done({ code: 0 }), shutdown: async () => {} })] });
     const options = {
-      profiles: { 'control-plane': { tls: { mode: 'mtls', certFile: client.certFile, keyFile: client.keyFile, caFile: pki.caFile }, deadlineMs: 10_000 } },
+      profiles: { 'control-plane': { http3: 'disable', tls: { mode: 'mtls', certFile: client.certFile, keyFile: client.keyFile, caFile: pki.caFile }, deadlineMs: 10_000 } },
       endpoints: { bench: { url: host.url } },
     };
     const container = containerFor(options, { meterProvider, tracerProvider });
@@ -201,7 +201,7 @@ async function http2Sections(dir, pki, hosts) {
     await copyFile(client.certFile, join(dir, 'live.pem'));
     await copyFile(client.keyFile, join(dir, 'live.key'));
     const rotationContainer = containerFor({
-      profiles: { 'control-plane': { tls: { mode: 'mtls', certFile: join(dir, 'live.pem'), keyFile: join(dir, 'live.key'), caFile: pki.caFile } } },
+      profiles: { 'control-plane': { http3: 'disable', tls: { mode: 'mtls', certFile: join(dir, 'live.pem'), keyFile: join(dir, 'live.key'), caFile: pki.caFile } } },
     });
     const rotationFactory = rotationContainer.get(TOKENS.GrpcControlPlaneClientFactory);
     const tls = rotationContainer.get(TOKENS.TlsProvider);
@@ -269,7 +269,7 @@ async function http3Section(pki, hosts) {
     const [h2Seq, h3Seq] = await compare(variants, { blocks: H3_ROUNDS, total: H3_SEQUENTIAL_CALLS, concurrency: 1 });
     const [h2Con, h3Con] = await compare(variants, { blocks: H3_ROUNDS, total: H3_CONCURRENT_CALLS, concurrency: H3_CONCURRENCY });
     console.log(
-      `Unary Ping over HTTP/3 vs HTTP/2 on the same host, port ${pair.port} (GrpcH3Host on UDP, GrpcHost on TCP), mTLS, one factory (telemetry on) with profiles http3 'prefer' / 'disable', ${H3_ROUNDS} interleaved blocks per variant in rotating order`,
+      `Unary Ping over HTTP/3 vs HTTP/2 on the same host, port ${pair.port} (one GrpcHost: UDP and TCP), mTLS, one factory (telemetry on) with profiles http3 'prefer' / 'disable', ${H3_ROUNDS} interleaved blocks per variant in rotating order`,
     );
     for (const [title, h2, h3] of [
       [`sequential (${H3_SEQUENTIAL_CALLS} calls, 1 caller):`, h2Seq, h3Seq],

@@ -81,7 +81,7 @@ export {
   type Http3Response,
 } from './transport/http3/h3-request.js';
 export { Http3FileHost, type Http3FileHostOptions } from './server/http3-file-host.js';
-export { GrpcHost, type GrpcHostOptions, type GrpcHostTls, type ServerCallInfo, type ServiceImplementation, type UnaryHandler, type ServerStreamHandler } from './server/grpc-host.js';
+export { GrpcHost, type GrpcHostOptions, type GrpcHostHttp3Options, type GrpcHostTls, type ServerCallInfo, type ServiceImplementation, type UnaryHandler, type ServerStreamHandler } from './server/grpc-host.js';
 
 /** Generated from protos/ (ts-proto generic definitions): the control-plane service and gRPC health checking. */
 export * as controlPlaneV1 from './gen/omnirelay/controlplane/v1/gossip.js';

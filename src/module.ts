@@ -17,6 +17,7 @@ import type { ITlsProvider } from './tls/tls-provider.js';
 import { TOKENS } from './tokens.js';
 import { ChannelCache } from './transport/channel-cache.js';
 import { GrpcJsTransport } from './transport/http2/grpc-js-transport.js';
+import { GrpcH3Transport } from './transport/http3/grpc-h3-transport.js';
 import type { Transport, WireProtocol } from './transport/types.js';
 
 function optional<T>(context: ResolutionContext, token: symbol): T | undefined {
@@ -30,7 +31,7 @@ function optional<T>(context: ResolutionContext, token: symbol): T | undefined {
  * then `container.load(grpcControlPlaneModule)`. `await container.unloadAsync(grpcControlPlaneModule)`
  * (or `unbindAllAsync()`) closes every connection, watch and timer it opened.
  */
-export const grpcControlPlaneModule = new ContainerModule(({ bind }) => {
+export const grpcControlPlaneModule = new ContainerModule(({ bind, isBound }) => {
   bind<OptionsMonitor>(TOKENS.OptionsMonitor)
     .toDynamicValue((context: ResolutionContext) => new OptionsMonitor(optional<ControlPlaneOptionsSource>(context, TOKENS.ControlPlaneOptions)))
     .inSingletonScope()
@@ -50,6 +51,10 @@ export const grpcControlPlaneModule = new ContainerModule(({ bind }) => {
 
   bind<IPeerChooser>(TOKENS.PeerChooser).toDynamicValue(() => new RoundRobinPeerChooser()).inSingletonScope();
   bind<ICircuitBreaker>(TOKENS.CircuitBreaker).toDynamicValue(() => new ConsecutiveFailureCircuitBreaker()).inSingletonScope();
+  // HTTP/3 is on by default: profiles that prefer it race it against HTTP/2. Turn it off per
+  // profile (`http3: 'disable'`), per endpoint (hint `http3: 'deny'`), or for the whole
+  // container by binding this token to `null` (before loading the module, or `rebind` after).
+  if (!isBound(TOKENS.Http3Transport)) bind<Transport | null>(TOKENS.Http3Transport).toDynamicValue(() => new GrpcH3Transport()).inSingletonScope();
   bind<Http3Health>(TOKENS.Http3Health)
     .toDynamicValue((context: ResolutionContext) => new Http3Health(optional<Clock>(context, TOKENS.Clock) ?? systemClock))
     .inSingletonScope();
@@ -60,8 +65,8 @@ export const grpcControlPlaneModule = new ContainerModule(({ bind }) => {
       const tls = context.get<ITlsProvider>(TOKENS.TlsProvider);
       const providers = optional<TelemetryProviders>(context, TOKENS.Telemetry);
       const transports = new Map<WireProtocol, Transport>([['h2', new GrpcJsTransport()]]);
-      const http3 = optional<Transport>(context, TOKENS.Http3Transport);
-      if (http3 !== undefined) transports.set('h3', http3);
+      const http3 = optional<Transport | null>(context, TOKENS.Http3Transport);
+      if (http3 !== undefined && http3 !== null) transports.set('h3', http3);
       const hints = new EndpointHintStore(options.snapshots$, optional<Observable<EndpointHintUpdate>>(context, TOKENS.EndpointHints));
       // The one default source of randomness (jitter); bind TOKENS.Random to control it.
       const random = optional<RandomSource>(context, TOKENS.Random) ?? Math.random;

@@ -23,7 +23,10 @@ export const TOKENS = {
   Clock: Symbol.for('omnirelay.Clock'),
   /** Optional: RandomSource, a () => number in [0, 1) (default: Math.random). */
   Random: Symbol.for('omnirelay.Random'),
-  /** Optional: an HTTP/3 Transport; when bound, profiles that prefer HTTP/3 use it. */
+  /**
+   * The HTTP/3 Transport (default: GrpcH3Transport); profiles that prefer HTTP/3 use it.
+   * Bind your own (before loading the module) or rebind it (after); `null` sends every call over HTTP/2.
+   */
   Http3Transport: Symbol.for('omnirelay.Http3Transport'),
   /** The validated, live options (OptionsMonitor). */
   OptionsMonitor: Symbol.for('omnirelay.OptionsMonitor'),

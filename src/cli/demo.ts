@@ -1,7 +1,8 @@
 /**
  * `npm start`: the main job on built-in defaults. Brings up local gRPC hosts with a freshly
  * generated development CA and mTLS, calls them from node-a through the control-plane
- * client factory, flips an endpoint hint live half-way, and prints one line per call:
+ * client factory (HTTP/3 preferred, HTTP/2 alongside), flips endpoint hints live (no HTTP/3
+ * for node-c, then node-b draining), and prints one line per call:
  * endpoint, protocol, TLS peer, the identity the server saw, latency.
  */
 import { mkdtemp, rm } from 'node:fs/promises';
@@ -67,9 +68,13 @@ async function main(): Promise<void> {
     console.log(`OmniRelay demo: node-a calls node-b (${nodeB.url}) and node-c (${nodeC.url}) over mTLS with a dev CA in ${dir}`);
     console.log('call  endpoint          protocol  tls-peer  server-saw  attempts  latency');
     for (let i = 1; i <= CALLS; i++) {
-      if (i === CALLS / 2 + 1) {
-        hints.next({ endpoint: 'node-c', draining: true, http3: 'deny' });
-        console.log('-- hint: node-c draining, HTTP/3 denied (applied live, no restart) --');
+      if (i === CALLS / 3 + 1) {
+        hints.next({ endpoint: 'node-c', http3: 'deny' });
+        console.log('-- hint: no HTTP/3 for node-c (applied live, no restart) --');
+      }
+      if (i === (2 * CALLS) / 3 + 1) {
+        hints.next({ endpoint: 'node-b', draining: true });
+        console.log('-- hint: node-b draining (applied live, no restart) --');
       }
       const started = performance.now();
       const result = await factory.unary(ControlPlaneDefinition, 'ping', { fromNode: 'node-a', sequence: i, payload: new Uint8Array() }, { peers: ['node-b', 'node-c'] });

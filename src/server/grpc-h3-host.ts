@@ -11,7 +11,7 @@ import { H3Session } from '../transport/http3/h3-session.js';
 import { decodeFieldSection, encodeFieldSection, QpackError, type HeaderField } from '../transport/http3/qpack/index.js';
 import { H3StreamAbort } from '../transport/http3/quic-support.js';
 import { startH3QuicServer, type H3QuicServerOptions } from './h3-quic-server.js';
-import { toServiceError, type ServerCallInfo, type ServerStreamHandler, type ServiceImplementation, type UnaryHandler } from './grpc-host.js';
+import { toServiceError, type ServerCallInfo, type ServerStreamHandler, type ServiceImplementation, type UnaryHandler } from './service-handlers.js';
 
 export interface GrpcH3HostOptions extends H3QuicServerOptions {
   /** Largest accepted request message. Default 4 MiB. */

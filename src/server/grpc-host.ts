@@ -3,38 +3,20 @@ import { readFileSync } from 'node:fs';
 import {
   Server,
   ServerCredentials,
-  status as grpcStatus,
   type Metadata,
   type ServerUnaryCall,
   type ServerWritableStream,
   type sendUnaryData,
   type UntypedServiceImplementation,
 } from '@grpc/grpc-js';
-import type { RequestOf, ResponseOf, ServerStreamMethodKeys, ServiceDefinition, UnaryMethodKeys, MethodDefinition } from '../factory/service-definition.js';
-import { RpcError, TlsError } from '../errors.js';
+import type { MethodDefinition, ServiceDefinition } from '../factory/service-definition.js';
+import { ConfigError, TlsError } from '../errors.js';
 import { CertificateCache } from '../tls/certificate-cache.js';
+import { GrpcH3Host } from './grpc-h3-host.js';
+import { builtInHealthService } from './health-service.js';
+import { toServiceError, type ServerCallInfo, type ServerStreamHandler, type ServiceImplementation, type UnaryHandler } from './service-handlers.js';
 
-/** What a handler learns about the call it serves. */
-export interface ServerCallInfo {
-  /** The client's certificate (mTLS), undefined for plaintext or TLS without client auth. */
-  readonly clientCertificate: X509Certificate | undefined;
-  /** The client certificate's subject CN, '' without one. */
-  readonly clientIdentity: string;
-  readonly metadata: Readonly<Record<string, string>>;
-  readonly protocol: 'h2' | 'h3';
-  /** Aborts when the client cancels or the deadline passes. */
-  readonly signal: AbortSignal;
-}
-
-export type UnaryHandler<Req, Res> = (request: Req, call: ServerCallInfo) => Res | Promise<Res>;
-export type ServerStreamHandler<Req, Res> = (request: Req, call: ServerCallInfo) => AsyncIterable<Res>;
-
-/** Handlers for every unary and server-streaming method of a service. */
-export type ServiceImplementation<S extends ServiceDefinition> = {
-  readonly [K in UnaryMethodKeys<S>]: UnaryHandler<RequestOf<S, K>, ResponseOf<S, K>>;
-} & {
-  readonly [K in ServerStreamMethodKeys<S>]: ServerStreamHandler<RequestOf<S, K>, ResponseOf<S, K>>;
-};
+export type { ServerCallInfo, ServerStreamHandler, ServiceImplementation, UnaryHandler } from './service-handlers.js';
 
 export interface GrpcHostTls {
   readonly certFile: string;
@@ -55,7 +37,25 @@ export interface GrpcHostOptions {
   readonly tls: GrpcHostTls | 'insecure';
   /** Largest accepted request message. Default 4 MiB. */
   readonly maxReceiveMessageBytes?: number | undefined;
+  /**
+   * Serve the same services over HTTP/3 (QUIC, UDP) on the same port number as HTTP/2 (TCP),
+   * with the same TLS settings and client-certificate checks. Default: on for a TLS host
+   * (`true` or QUIC settings); `false` serves HTTP/2 only. An insecure host cannot serve
+   * HTTP/3 (it is TLS-only): asking for it is a ConfigError.
+   */
+  readonly http3?: boolean | GrpcHostHttp3Options | undefined;
 }
+
+/** QUIC settings of a GrpcHost's HTTP/3 side. */
+export interface GrpcHostHttp3Options {
+  /** QUIC idle timeout (ms). Default 30 s. */
+  readonly maxIdleTimeoutMs?: number | undefined;
+  /** Concurrent requests one client may open (initial_max_streams_bidi). Default 100. */
+  readonly initialMaxStreamsBidi?: number | undefined;
+}
+
+/** Ephemeral TCP ports tried before giving up when their UDP twin is taken. */
+const SAME_PORT_ATTEMPTS = 8;
 
 /** Server credentials from a full secure context (CA, certificate, key and CRLs) with client auth. */
 class SecureContextServerCredentials extends ServerCredentials {
@@ -143,12 +143,6 @@ function callInfo(call: ServerUnaryCall<unknown, unknown> | ServerWritableStream
   };
 }
 
-export function toServiceError(error: unknown): { code: number; details: string } {
-  if (error instanceof RpcError) return { code: error.status, details: error.details };
-  const code = (error as { code?: unknown } | undefined)?.code;
-  return { code: typeof code === 'number' ? code : grpcStatus.UNKNOWN, details: error instanceof Error ? error.message : String(error) };
-}
-
 async function serveStream(handler: ServerStreamHandler<unknown, unknown>, call: ServerWritableStream<unknown, unknown>): Promise<void> {
   const cancellation = new Cancellation(call);
   try {
@@ -164,16 +158,19 @@ async function serveStream(handler: ServerStreamHandler<unknown, unknown>, call:
 }
 
 /**
- * A gRPC server for OmniRelay services over HTTP/2 (@grpc/grpc-js), with mTLS (client
- * certificates required by default) and CRLs. The control-plane agents, the demo and the
- * integration tests serve through it.
+ * A gRPC server for OmniRelay services: one registration served over HTTP/2
+ * (@grpc/grpc-js, TCP) and HTTP/3 (GrpcH3Host, QUIC over UDP) on the same port number, with
+ * mTLS on both (client certificates required by default) and CRLs. The control-plane
+ * agents, the demo and the integration tests serve through it.
  */
 export class GrpcHost {
   readonly #server: Server;
   readonly #address: string;
+  readonly #http3: GrpcH3Host | undefined;
 
-  private constructor(server: Server, address: string, readonly port: number) {
+  private constructor(server: Server, http3: GrpcH3Host | undefined, address: string, readonly port: number) {
     this.#server = server;
+    this.#http3 = http3;
     this.#address = address;
   }
 
@@ -182,57 +179,47 @@ export class GrpcHost {
     return this.#address;
   }
 
-  static async start<S extends ServiceDefinition>(options: GrpcHostOptions, services: ReadonlyArray<readonly [S, ServiceImplementation<S>]>): Promise<GrpcHost> {
-    const server = new Server({ 'grpc.max_receive_message_length': options.maxReceiveMessageBytes ?? 4 * 1024 * 1024 });
-    for (const [definition, implementation] of services) {
-      const handlers: UntypedServiceImplementation = {};
-      const descriptors: Record<string, object> = {};
-      for (const [key, def] of Object.entries(definition.methods)) {
-        const method = def as MethodDefinition<unknown, unknown>;
-        if (method.requestStream) continue;
-        const handler = (implementation as Record<string, unknown>)[key];
-        if (typeof handler !== 'function') throw new Error(`GrpcHost: no handler for ${definition.fullName}/${method.name}`);
-        descriptors[method.name] = {
-          path: `/${definition.fullName}/${method.name}`,
-          requestStream: false,
-          responseStream: method.responseStream,
-          requestSerialize: (value: unknown) => Buffer.from(method.requestType.encode(value).finish()),
-          requestDeserialize: (bytes: Buffer) => method.requestType.decode(bytes),
-          responseSerialize: (value: unknown) => Buffer.from(method.responseType.encode(value).finish()),
-          responseDeserialize: (bytes: Buffer) => method.responseType.decode(bytes),
-        };
-        handlers[method.name] = method.responseStream
-          ? (call: ServerWritableStream<unknown, unknown>) => {
-              void serveStream(handler as ServerStreamHandler<unknown, unknown>, call);
-            }
-          : (call: ServerUnaryCall<unknown, unknown>, callback: sendUnaryData<unknown>) => {
-              const cancellation = new Cancellation(call);
-              Promise.resolve()
-                .then(() => (handler as UnaryHandler<unknown, unknown>)(call.request, callInfo(call, cancellation)))
-                .then(
-                  (response) => callback(null, response),
-                  (error: unknown) => callback(toServiceError(error)),
-                );
-            };
-      }
-      server.addService(descriptors as never, handlers);
-    }
-    const host = options.host ?? '127.0.0.1';
-    const credentials = options.tls === 'insecure' ? ServerCredentials.createInsecure() : new SecureContextServerCredentials(options.tls);
-    const bindHost = host.includes(':') ? `[${host}]` : host;
-    const port = await new Promise<number>((resolve, reject) => {
-      server.bindAsync(`${bindHost}:${options.port ?? 0}`, credentials, (error, boundPort) => (error !== null ? reject(error) : resolve(boundPort)));
-    }).catch((error: unknown) => {
-      throw options.tls !== 'insecure' && /ENOENT|PEM|key|cert/i.test(String(error))
-        ? new TlsError('TLS_CLIENT_CERT_UNREADABLE', `GrpcHost: cannot load its TLS files: ${String(error)}`, { cause: error })
-        : error;
-    });
-    return new GrpcHost(server, `${options.tls === 'insecure' ? 'http' : 'https'}://${bindHost}:${port}`, port);
+  /** The protocols served on `port`: `['h2', 'h3']`, or `['h2']` when HTTP/3 is off. */
+  get protocols(): readonly ('h2' | 'h3')[] {
+    return this.#http3 !== undefined ? ['h2', 'h3'] : ['h2'];
   }
 
-  /** Stops taking new calls, lets running calls finish for up to `graceMs`, then closes. */
+  /**
+   * Serves `services` (plus `grpc.health.v1.Health/Check` answering SERVING for them, unless
+   * the application registers its own Health service).
+   */
+  static async start<S extends ServiceDefinition>(options: GrpcHostOptions, registered: ReadonlyArray<readonly [S, ServiceImplementation<S>]>): Promise<GrpcHost> {
+    const services = [...registered, ...builtInHealthService(registered)] as unknown as ReadonlyArray<readonly [ServiceDefinition, ServiceImplementation<ServiceDefinition>]>;
+    const http3 = http3Settings(options);
+    const host = options.host ?? '127.0.0.1';
+    const bindHost = host.includes(':') ? `[${host}]` : host;
+    const scheme = options.tls === 'insecure' ? 'http' : 'https';
+    // With an ephemeral port, TCP picks the number and UDP must take the same one; if that
+    // UDP port is taken, try another TCP port. A fixed port is tried once.
+    const attempts = http3 !== undefined && (options.port ?? 0) === 0 ? SAME_PORT_ATTEMPTS : 1;
+    for (let attempt = 1; ; attempt++) {
+      const server = http2Server(options, services);
+      const port = await bindHttp2(server, options, bindHost);
+      if (http3 === undefined || options.tls === 'insecure') return new GrpcHost(server, undefined, `${scheme}://${bindHost}:${port}`, port);
+      try {
+        const h3 = await GrpcH3Host.start({ ...http3, host, port, tls: options.tls, maxReceiveMessageBytes: options.maxReceiveMessageBytes }, services);
+        return new GrpcHost(server, h3, `${scheme}://${bindHost}:${port}`, port);
+      } catch (error) {
+        server.forceShutdown();
+        if (attempt >= attempts || !isAddressInUse(error)) {
+          if (isAddressInUse(error)) throw new Error(`GrpcHost: UDP port ${port} on ${host} is in use, so HTTP/3 cannot share the HTTP/2 port number; free it or start with http3: false.`, { cause: error });
+          throw error;
+        }
+      }
+    }
+  }
+
+  /**
+   * Stops taking new calls (HTTP/3 clients get GOAWAY), lets running calls on both protocols
+   * finish for up to `graceMs`, then closes what is left.
+   */
   async close(graceMs = 5_000): Promise<void> {
-    await new Promise<void>((resolve) => {
+    const http2 = new Promise<void>((resolve) => {
       const timer = setTimeout(() => {
         this.#server.forceShutdown();
         resolve();
@@ -242,5 +229,73 @@ export class GrpcHost {
         resolve();
       });
     });
+    await Promise.all([http2, this.#http3?.close(graceMs)]);
   }
+}
+
+function http3Settings(options: GrpcHostOptions): GrpcHostHttp3Options | undefined {
+  const wanted = options.http3 ?? options.tls !== 'insecure';
+  if (wanted === false) return undefined;
+  if (options.tls === 'insecure') {
+    throw new ConfigError([{ key: 'http3', message: 'HTTP/3 needs TLS; an insecure (plaintext) GrpcHost serves HTTP/2 only. Set http3: false or give tls settings.' }], 'GrpcHost options');
+  }
+  return wanted === true ? {} : wanted;
+}
+
+/** EADDRINUSE anywhere in the cause chain (duck-typed: Node's own errors may come from another realm). */
+function isAddressInUse(error: unknown): boolean {
+  for (let e: unknown = error, depth = 0; typeof e === 'object' && e !== null && depth < 8; e = (e as { cause?: unknown }).cause, depth++) {
+    if ((e as { code?: unknown }).code === 'EADDRINUSE') return true;
+  }
+  return false;
+}
+
+/** The grpc-js server with every unary and server-streaming method of `services`. */
+function http2Server<S extends ServiceDefinition>(options: GrpcHostOptions, services: ReadonlyArray<readonly [S, ServiceImplementation<S>]>): Server {
+  const server = new Server({ 'grpc.max_receive_message_length': options.maxReceiveMessageBytes ?? 4 * 1024 * 1024 });
+  for (const [definition, implementation] of services) {
+    const handlers: UntypedServiceImplementation = {};
+    const descriptors: Record<string, object> = {};
+    for (const [key, def] of Object.entries(definition.methods)) {
+      const method = def as MethodDefinition<unknown, unknown>;
+      if (method.requestStream) continue;
+      const handler = (implementation as Record<string, unknown>)[key];
+      if (typeof handler !== 'function') throw new Error(`GrpcHost: no handler for ${definition.fullName}/${method.name}`);
+      descriptors[method.name] = {
+        path: `/${definition.fullName}/${method.name}`,
+        requestStream: false,
+        responseStream: method.responseStream,
+        requestSerialize: (value: unknown) => Buffer.from(method.requestType.encode(value).finish()),
+        requestDeserialize: (bytes: Buffer) => method.requestType.decode(bytes),
+        responseSerialize: (value: unknown) => Buffer.from(method.responseType.encode(value).finish()),
+        responseDeserialize: (bytes: Buffer) => method.responseType.decode(bytes),
+      };
+      handlers[method.name] = method.responseStream
+        ? (call: ServerWritableStream<unknown, unknown>) => {
+            void serveStream(handler as ServerStreamHandler<unknown, unknown>, call);
+          }
+        : (call: ServerUnaryCall<unknown, unknown>, callback: sendUnaryData<unknown>) => {
+            const cancellation = new Cancellation(call);
+            Promise.resolve()
+              .then(() => (handler as UnaryHandler<unknown, unknown>)(call.request, callInfo(call, cancellation)))
+              .then(
+                (response) => callback(null, response),
+                (error: unknown) => callback(toServiceError(error)),
+              );
+          };
+    }
+    server.addService(descriptors as never, handlers);
+  }
+  return server;
+}
+
+async function bindHttp2(server: Server, options: GrpcHostOptions, bindHost: string): Promise<number> {
+  const credentials = options.tls === 'insecure' ? ServerCredentials.createInsecure() : new SecureContextServerCredentials(options.tls);
+  return new Promise<number>((resolve, reject) => {
+    server.bindAsync(`${bindHost}:${options.port ?? 0}`, credentials, (error, boundPort) => (error !== null ? reject(error) : resolve(boundPort)));
+  }).catch((error: unknown) => {
+    throw options.tls !== 'insecure' && /ENOENT|PEM|key|cert/i.test(String(error))
+      ? new TlsError('TLS_CLIENT_CERT_UNREADABLE', `GrpcHost: cannot load its TLS files: ${String(error)}`, { cause: error })
+      : error;
+  });
 }

@@ -9,7 +9,7 @@ import { createTestPki, type TestPki } from '../support/pki-files.js';
 
 const { ControlPlaneDefinition } = controlPlaneV1;
 
-describe('factory calls between two mTLS hosts (HTTP/2)', () => {
+describe('factory calls between two mTLS hosts with the defaults (HTTP/3 preferred; each GrpcHost serves HTTP/2 and HTTP/3 on one port)', () => {
   let pki: TestPki;
   let nodeA: TestNode;
   let nodeB: TestNode;
@@ -43,7 +43,7 @@ describe('factory calls between two mTLS hosts (HTTP/2)', () => {
   it('makes a lightweight unary call and reports endpoint, protocol and the TLS peer on both sides', async () => {
     const result = await factory.unary(ControlPlaneDefinition, 'ping', ping(1), { endpoint: 'node-a' });
     expect(result.message).toMatchObject({ node: 'node-a', sequence: 1, clientIdentity: 'client' });
-    expect(result.protocol).toBe('h2');
+    expect(result.protocol).toBe('h3');
     expect(result.endpoint).toBe(new URL(nodeA.url).host);
     expect(result.attempts).toBe(1);
     expect(result.peer.certificate?.subject).toContain('CN=server');
@@ -99,14 +99,16 @@ describe('factory calls between two mTLS hosts (HTTP/2)', () => {
       'rpc.system': 'grpc',
       'rpc.service': 'omnirelay.controlplane.v1.ControlPlane',
       'rpc.method': 'Ping',
-      'omnirelay.protocol': 'h2',
+      'omnirelay.protocol': 'h3',
       'omnirelay.profile': 'control-plane',
     });
     const span = spans.getFinishedSpans().find((s) => s.name === 'omnirelay.controlplane.v1.ControlPlane/Ping');
     expect(span?.kind).toBe(SpanKind.CLIENT);
-    expect(span?.attributes).toMatchObject({ 'rpc.system': 'grpc', 'omnirelay.protocol': 'h2', 'rpc.grpc.status_code': 0 });
-    // HTTP/3 is preferred by the profile but no HTTP/3 transport is registered yet: the span says why it used HTTP/2.
-    expect(span?.attributes['omnirelay.protocol.reason']).toBe('no-http3-transport');
+    expect(span?.attributes).toMatchObject({ 'rpc.system': 'grpc', 'omnirelay.protocol': 'h3', 'rpc.grpc.status_code': 0 });
+    // HTTP/3 was used as preferred: no downgrade reason on the span, no fallback counted.
+    expect(span?.attributes['omnirelay.protocol.reason']).toBeUndefined();
+    const fallbacks = all.find((m) => m.descriptor.name === 'grpc_outbound_protocol_fallbacks')?.dataPoints ?? [];
+    expect(fallbacks.filter((p) => p.attributes['omnirelay.endpoint'] === new URL(nodeA.url).host)).toEqual([]);
   });
 
   it('keeps one connection per endpoint and profile', () => {

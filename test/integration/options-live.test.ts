@@ -31,7 +31,7 @@ describe('options as a live Observable', () => {
 
     await factory.unary(ControlPlaneDefinition, 'ping', ping(1), { endpoint: 'a' });
     const [first] = factory.connections();
-    expect(first).toMatchObject({ state: 'active', protocol: 'h2' });
+    expect(first).toMatchObject({ state: 'active', protocol: 'h3' });
 
     // A per-call setting (the deadline) changes: same connection, new deadline.
     source.next(base(50, 10_000));
@@ -50,7 +50,7 @@ describe('options as a live Observable', () => {
     expect(rejections).toHaveLength(1);
     expect(rejections[0]!.issues.map((i) => i.key)).toContain('profiles.control-plane.keepalive.timeMs');
     expect(factory.options.profiles['control-plane']?.keepalive.timeMs).toBe(20_000);
-    await expect(factory.unary(ControlPlaneDefinition, 'ping', ping(4), { endpoint: 'a' })).resolves.toMatchObject({ protocol: 'h2' });
+    await expect(factory.unary(ControlPlaneDefinition, 'ping', ping(4), { endpoint: 'a' })).resolves.toMatchObject({ protocol: 'h3' });
 
     await container.unbindAllAsync();
   });

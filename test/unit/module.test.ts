@@ -5,6 +5,7 @@ import type { IGrpcControlPlaneClientFactory } from '../../src/factory/types.js'
 import { grpcControlPlaneModule } from '../../src/module.js';
 import { RoundRobinPeerChooser, type IPeerChooser } from '../../src/peers/peer-chooser.js';
 import { TOKENS } from '../../src/tokens.js';
+import { GrpcH3Transport } from '../../src/transport/http3/grpc-h3-transport.js';
 import { TlsError } from '../../src/errors.js';
 
 function load(options: unknown = { profiles: { 'control-plane': { tls: { mode: 'tls' } } } }): Container {
@@ -24,6 +25,18 @@ describe('grpcControlPlaneModule', () => {
       expect(container.get(token)).toBe(container.get(token));
     }
     expect(factory.options.profiles['control-plane']?.tls.mode).toBe('tls');
+    // HTTP/3 is registered by default.
+    expect(container.get(TOKENS.Http3Transport)).toBeInstanceOf(GrpcH3Transport);
+    await container.unbindAllAsync();
+  });
+
+  it('keeps an HTTP/3 transport binding made before loading (null turns HTTP/3 off)', async () => {
+    const container = new Container();
+    container.bind(TOKENS.ControlPlaneOptions).toConstantValue({});
+    container.bind(TOKENS.Http3Transport).toConstantValue(null);
+    container.load(grpcControlPlaneModule);
+    expect(container.get(TOKENS.Http3Transport)).toBeNull();
+    container.get<IGrpcControlPlaneClientFactory>(TOKENS.GrpcControlPlaneClientFactory);
     await container.unbindAllAsync();
   });
 
