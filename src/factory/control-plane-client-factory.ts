@@ -146,6 +146,9 @@ export class ControlPlaneClientFactory implements IGrpcControlPlaneClientFactory
     for (const name of profiles) this.#deps.tls.current(name);
   }
 
+  /** `profile\0authority` of endpoints whose last HTTP/3 handshake failed certificate verification. */
+  readonly #http3Rejected = new Set<string>();
+
   /** Resolved targets per options snapshot: calls name the same few targets over and over. */
   readonly #resolved = new WeakMap<ControlPlaneOptions, Map<string, ResolvedTarget>>();
 
@@ -508,6 +511,27 @@ export class ControlPlaneClientFactory implements IGrpcControlPlaneClientFactory
     try {
       const ready = h3.connection.ready?.();
       if (ready === undefined) return 'h3';
+      // An endpoint whose HTTP/3 handshake failed certificate verification is not raced: its
+      // next HTTP/3 handshake decides (a TlsError for the call, or success clears the mark),
+      // so HTTP/2 never carries calls to a peer HTTP/3 rejected.
+      const rejectedKey = `${resolved.profileName}\u0000${peer.authority}`;
+      if (this.#http3Rejected.has(rejectedKey)) {
+        const failure = await ready.then(
+          () => undefined,
+          (error: unknown) => (error instanceof Error ? error : new Error(`HTTP/3 connection failed: ${String(error)}`)),
+        );
+        if (failure instanceof TlsError) throw failure;
+        this.#http3Rejected.delete(rejectedKey);
+        if (failure === undefined) return 'h3';
+        const reason = http3FailureReason(failure);
+        if (reason === undefined) throw failure;
+        this.#fellBack(resolved, peer, observation, reason);
+        return 'h2';
+      }
+      const noteRejection = (error: unknown): void => {
+        if (error instanceof TlsError) this.#http3Rejected.add(rejectedKey);
+      };
+      ready.catch(noteRejection);
       type Outcome = { readonly ok: true } | { readonly ok: false; readonly error: unknown };
       const h3Outcome: Promise<Outcome> = ready.then(
         () => ({ ok: true }),

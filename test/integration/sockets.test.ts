@@ -21,7 +21,7 @@ describe('connection ownership', () => {
   // Counts TCP sockets, so HTTP/2 only; the one-QUIC-connection-per-endpoint rule is pinned in
   // h3-grpc.test.ts, and --detectOpenHandles fails the run if a QUIC client socket outlives unload.
   it('keeps the socket count bounded under 1,000 calls and closes everything when the module is unloaded', async () => {
-    const { container } = containerWith(mtlsOptions(pki, pki.client, { profiles: { 'control-plane': { http3: 'disable' } } }));
+    const { container } = containerWith(mtlsOptions(pki, pki.client, { profiles: { 'control-plane': { http3: 'disable', deadlineMs: 20_000 } } }));
     const factory = container.get<IGrpcControlPlaneClientFactory>(TOKENS.GrpcControlPlaneClientFactory);
     const port = node.host.port;
     let peak = 0;
