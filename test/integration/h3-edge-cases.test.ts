@@ -8,11 +8,13 @@
  *    and nothing left open.
  */
 import 'reflect-metadata';
-import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
+import { afterAll, afterEach, beforeAll, describe, expect, it } from '@jest/globals';
+import type { QUICStream } from '@matrixai/quic';
 import type { Container } from 'inversify';
 import { controlPlaneV1, GrpcH3Host, GrpcH3Transport, GrpcHost, RpcError, TlsError, TOKENS, type IGrpcControlPlaneClientFactory, type ServerCallInfo } from 'omnirelay';
 import { containerWith, mtlsOptions } from '../support/cluster.js';
 import { createTestPki, type Files, type TestPki } from '../support/pki-files.js';
+import { concat, frame, FRAME, headersFrame, okGrpcResponse, RawConnection, startRawH3Server, STREAM_TYPE, varint, type RawH3Server } from '../support/raw-h3-peer.js';
 
 const { ControlPlaneDefinition } = controlPlaneV1;
 type Ping = controlPlaneV1.PingRequest;
@@ -151,5 +153,163 @@ describe('a GrpcH3Host that refuses our client certificate', () => {
   it('no client certificate against a host that requires one -> TLS_CLIENT_CERT_REQUIRED; no handler ran, no fall back', async () => {
     const error = await refusal(undefined);
     expect(error.code).toBe('TLS_CLIENT_CERT_REQUIRED');
+  });
+});
+
+// ---------------------------------------------------------------------------------------------
+// Misbehaving peers
+// ---------------------------------------------------------------------------------------------
+
+const H3 = {
+  H3_STREAM_CREATION_ERROR: 0x103,
+  H3_FRAME_UNEXPECTED: 0x105,
+  H3_ID_ERROR: 0x108,
+  QPACK_ENCODER_STREAM_ERROR: 0x201,
+} as const;
+
+/** Set Dynamic Table Capacity 4096 (RFC 9204 §4.3.1): beyond the capacity 0 we advertise. */
+const SET_CAPACITY_4096 = Uint8Array.of(0x3f, 0xe1, 0x1f);
+/** Insert With Literal Name "a" = "b" (RFC 9204 §4.3.3): an insert into a zero-capacity table. */
+const INSERT_LITERAL = Uint8Array.of(0x41, 0x61, 0x01, 0x62);
+
+const unhandled: unknown[] = [];
+const onUnhandled = (reason: unknown): void => {
+  unhandled.push(reason);
+};
+beforeAll(() => {
+  process.on('unhandledRejection', onUnhandled);
+});
+afterAll(() => {
+  process.off('unhandledRejection', onUnhandled);
+});
+afterEach(() => {
+  expect(unhandled).toEqual([]);
+});
+
+describe('a misbehaving HTTP/3 server (raw peer on @matrixai/quic) against GrpcH3Transport', () => {
+  async function rawServer(options: Omit<Parameters<typeof startRawH3Server>[0], 'certPem' | 'keyPem'>): Promise<RawH3Server> {
+    const server = await startRawH3Server({ certPem: pki.server.certPem, keyPem: pki.server.keyPem, ...options });
+    closers.push(() => server.stop());
+    return server;
+  }
+
+  function endpoint(server: RawH3Server): string {
+    return `https://127.0.0.1:${server.port}`;
+  }
+
+  /** The call fails with a typed RpcError over h3, and the client closed the connection with `code`. */
+  async function expectConnectionError(server: RawH3Server, code: number): Promise<RpcError> {
+    const factory = factoryFor(pki.client, { deadlineMs: 4_000 });
+    const error = await failureOf(() => factory.unary(ControlPlaneDefinition, 'ping', ping(1), { endpoint: endpoint(server) }));
+    expect(error).toBeInstanceOf(RpcError);
+    expect((error as RpcError).context.protocol).toBe('h3');
+    // We closed the connection for the server's protocol error: INTERNAL, like an HTTP/2 PROTOCOL_ERROR, never a fall back.
+    expect((error as RpcError).statusName).toBe('INTERNAL');
+    expect((error as RpcError).failure).toBe('stream');
+    const close = await (await server.connection(0)).peerClose;
+    expect({ errorCode: close.errorCode, isApp: close.isApp }).toEqual({ errorCode: code, isApp: true });
+    return error as RpcError;
+  }
+
+  it('(control) a well-behaved raw server answers the call over HTTP/3', async () => {
+    const server = await rawServer({});
+    const factory = factoryFor(pki.client);
+    const result = await factory.unary(ControlPlaneDefinition, 'ping', ping(1), { endpoint: endpoint(server) });
+    expect(result.protocol).toBe('h3');
+    expect(server.connections).toHaveLength(1);
+  });
+
+  it('a second control stream -> the client closes the connection with H3_STREAM_CREATION_ERROR', async () => {
+    const server = await rawServer({ onRequest: async (_stream, _request, peer) => void (await peer.openControl()) });
+    const error = await expectConnectionError(server, H3.H3_STREAM_CREATION_ERROR);
+    expect(error.message).toContain('H3_STREAM_CREATION_ERROR');
+  });
+
+  it('a push stream (we never sent MAX_PUSH_ID) -> H3_ID_ERROR', async () => {
+    const server = await rawServer({ onRequest: async (_stream, _request, peer) => void (await peer.openUni(concat(varint(STREAM_TYPE.PUSH), varint(0)))) });
+    const error = await expectConnectionError(server, H3.H3_ID_ERROR);
+    expect(error.message).toContain('H3_ID_ERROR');
+  });
+
+  it('a DATA frame on the control stream -> H3_FRAME_UNEXPECTED', async () => {
+    const controls = new Map<RawConnection, QUICStream>();
+    const server = await rawServer({
+      onConnection: async (peer) => void controls.set(peer, await peer.openControl()),
+      onRequest: async (_stream, _request, peer) => RawConnection.write(controls.get(peer) as QUICStream, frame(FRAME.DATA, Uint8Array.of(1, 2, 3))),
+    });
+    const error = await expectConnectionError(server, H3.H3_FRAME_UNEXPECTED);
+    expect(error.message).toContain('H3_FRAME_UNEXPECTED');
+  });
+
+  it.each([
+    ['Set Dynamic Table Capacity 4096', SET_CAPACITY_4096],
+    ['Insert With Literal Name', INSERT_LITERAL],
+  ])('a QPACK encoder-stream instruction that needs the dynamic table (%s; we advertise capacity 0) -> QPACK_ENCODER_STREAM_ERROR', async (_name, instruction) => {
+    const server = await rawServer({ onRequest: async (_stream, _request, peer) => void (await peer.openUni(concat(varint(STREAM_TYPE.QPACK_ENCODER), instruction))) });
+    const error = await expectConnectionError(server, H3.QPACK_ENCODER_STREAM_ERROR);
+    expect(error.message).toContain('QPACK_ENCODER_STREAM_ERROR');
+  });
+
+  it('a QPACK encoder stream that only sets capacity 0 is accepted (the connection stays usable)', async () => {
+    const server = await rawServer({
+      onConnection: async (peer) => {
+        await peer.openControl();
+        await peer.openUni(concat(varint(STREAM_TYPE.QPACK_ENCODER), Uint8Array.of(0x20)));
+      },
+    });
+    const factory = factoryFor(pki.client);
+    for (const sequence of [1, 2]) await expect(factory.unary(ControlPlaneDefinition, 'ping', ping(sequence), { endpoint: endpoint(server) })).resolves.toMatchObject({ protocol: 'h3' });
+    expect(server.connections).toHaveLength(1);
+  });
+
+  it('a response header section larger than our SETTINGS_MAX_FIELD_SECTION_SIZE (64 KiB) -> RESOURCE_EXHAUSTED for that call only; the connection stays usable', async () => {
+    let requests = 0;
+    const server = await rawServer({
+      onRequest: async (stream) => {
+        requests++;
+        const bytes =
+          requests === 1
+            ? headersFrame([
+                [':status', '200'],
+                ['content-type', 'application/grpc'],
+                ['x-huge', 'h'.repeat(100 * 1024)],
+              ])
+            : okGrpcResponse();
+        await RawConnection.write(stream, bytes, true).catch(() => undefined);
+      },
+    });
+    const factory = factoryFor(pki.client, { deadlineMs: 4_000 });
+    const error = await failureOf(() => factory.unary(ControlPlaneDefinition, 'ping', ping(1), { endpoint: endpoint(server) }));
+    expect(error).toBeInstanceOf(RpcError);
+    expect(error).toMatchObject({ statusName: 'RESOURCE_EXHAUSTED', context: { protocol: 'h3' } });
+    expect((error as RpcError).message).toContain('65536');
+    await expect(factory.unary(ControlPlaneDefinition, 'ping', ping(2), { endpoint: endpoint(server) })).resolves.toMatchObject({ protocol: 'h3' });
+    expect(server.connections).toHaveLength(1);
+  });
+
+  it('a HEADERS frame that declares 512 MiB fails the call as soon as its frame header arrives (nothing waits for, or buffers, the payload)', async () => {
+    const server = await rawServer({
+      // The frame header and 1 KiB of payload, then silence: the stream stays open.
+      onRequest: (stream) => RawConnection.write(stream, concat(varint(FRAME.HEADERS), varint(512 * 1024 * 1024), new Uint8Array(1024))).catch(() => undefined),
+    });
+    const factory = factoryFor(pki.client, { deadlineMs: 4_000 });
+    const error = await failureOf(() => factory.unary(ControlPlaneDefinition, 'ping', ping(1), { endpoint: endpoint(server) }));
+    expect(error).toBeInstanceOf(RpcError);
+    expect(error).toMatchObject({ statusName: 'RESOURCE_EXHAUSTED', context: { protocol: 'h3' } });
+  });
+
+  it('unknown and reserved unidirectional stream types are ignored: calls succeed on the same connection', async () => {
+    const server = await rawServer({
+      onConnection: async (peer) => {
+        await peer.openControl();
+        await peer.openUni(concat(varint(0x21 + 0x1f * 3), new Uint8Array(100).fill(7))); // reserved (grease) type
+        await peer.openUni(concat(varint(0x54), new Uint8Array(100).fill(9)), true); // unknown type, closed
+      },
+    });
+    const factory = factoryFor(pki.client);
+    for (const sequence of [1, 2, 3]) await expect(factory.unary(ControlPlaneDefinition, 'ping', ping(sequence), { endpoint: endpoint(server) })).resolves.toMatchObject({ protocol: 'h3' });
+    expect(server.connections).toHaveLength(1);
+    const closed = await Promise.race([server.connections[0]?.peerClose, new Promise((resolve) => setImmediate(() => resolve('open')))]);
+    expect(closed).toBe('open');
   });
 });

@@ -23,14 +23,13 @@ import {
   type EndpointRole,
   type KnownSettings,
 } from './frames.js';
+import { maxEncodedFieldSectionSize, QpackError } from './qpack/index.js';
+import { NoInsertDecoderStreamReader, ZeroCapacityEncoderStreamReader } from './qpack/instruction-streams.js';
 import { H3StreamAbort, knownStreams, peerStreamsLeftBidi } from './quic-support.js';
 import { decodeVarint, encodeVarint } from './varint.js';
 
 /** Default SETTINGS_MAX_FIELD_SECTION_SIZE we advertise and enforce: 64 KiB. */
 export const DEFAULT_MAX_FIELD_SECTION_SIZE = 64 * 1024;
-
-/** Bytes we accept on a peer's QPACK stream: with capacity 0 a peer has nothing to say there. */
-export const QPACK_STREAM_BYTE_CAP = 64 * 1024;
 
 /** The longest control-stream frame we accept (SETTINGS, GOAWAY, …). */
 const CONTROL_FRAME_LIMIT = 16 * 1024;
@@ -89,6 +88,7 @@ export class H3Session {
   #controlWriter: WritableStreamDefaultWriter<Uint8Array> | undefined;
   #peerSettings: KnownSettings | undefined;
   #peerControlSeen = false;
+  readonly #peerQpackStreams = new Set<bigint>();
   #goawayId: bigint | undefined;
   #closed = false;
   #closeError: unknown;
@@ -129,6 +129,25 @@ export class H3Session {
   /** Requests waiting for stream credit. */
   get queuedRequests(): number {
     return this.#waiters.length;
+  }
+
+  /**
+   * A frame parser for one request stream: frames up to the larger of a gRPC message of
+   * `maxMessageBytes` and our field section limit, and a HEADERS frame too long to hold a field
+   * section within SETTINGS_MAX_FIELD_SECTION_SIZE refused from its frame header (a QpackError
+   * `field-section-too-large`: a stream-level refusal, RFC 9114 §4.2.2), before its payload is held.
+   */
+  requestStreamParser(maxMessageBytes: number): FrameParser {
+    const limit = this.maxFieldSectionSize;
+    const encodedLimit = maxEncodedFieldSectionSize(limit);
+    return new FrameParser({
+      maxFramePayloadBytes: Math.max(maxMessageBytes + 5, encodedLimit) + 1024,
+      onFrameStart: (type, length) => {
+        if (type === FRAME_TYPE.HEADERS && length > BigInt(encodedLimit)) {
+          throw new QpackError('field-section-too-large', `a HEADERS frame of ${length} bytes cannot hold a field section within our limit of ${limit} bytes`);
+        }
+      },
+    });
   }
 
   /** Opens our control and QPACK streams and starts reading the peer's streams. */
@@ -328,7 +347,10 @@ export class H3Session {
         return this.#readControl(reader, buffered);
       case UNIDIRECTIONAL_STREAM_TYPE.QPACK_ENCODER:
       case UNIDIRECTIONAL_STREAM_TYPE.QPACK_DECODER:
-        return this.#drainQpack(reader, buffered.length, type);
+        // RFC 9204 §4.2: at most one of each.
+        if (this.#peerQpackStreams.has(type)) throw Http3Error.connection(H3_ERROR_CODES.H3_STREAM_CREATION_ERROR, `a second QPACK ${type === UNIDIRECTIONAL_STREAM_TYPE.QPACK_ENCODER ? 'encoder' : 'decoder'} stream`);
+        this.#peerQpackStreams.add(type);
+        return this.#readQpack(reader, buffered, type);
       case UNIDIRECTIONAL_STREAM_TYPE.PUSH:
         if (this.role === 'server') throw Http3Error.connection(H3_ERROR_CODES.H3_STREAM_CREATION_ERROR, 'a client opened a push stream');
         // We never send MAX_PUSH_ID, so any push id is beyond the limit (RFC 9114 §4.6).
@@ -375,22 +397,31 @@ export class H3Session {
     }
   }
 
-  async #drainQpack(reader: ReadableStreamDefaultReader<Uint8Array>, initial: number, type: bigint): Promise<void> {
-    let total = initial;
+  /**
+   * Reads the peer's QPACK encoder or decoder stream: with our capacity 0 and no inserts of
+   * ours, nearly every instruction is a connection error (RFC 9204 §4.3, §4.4); the readers
+   * keep O(1) state, so a long-lived connection may carry any number of valid instructions.
+   */
+  async #readQpack(reader: ReadableStreamDefaultReader<Uint8Array>, initial: Uint8Array, type: bigint): Promise<void> {
+    const encoder = type === UNIDIRECTIONAL_STREAM_TYPE.QPACK_ENCODER;
+    const instructions = encoder ? new ZeroCapacityEncoderStreamReader() : new NoInsertDecoderStreamReader();
+    instructions.push(initial);
     for (;;) {
       let chunk: { done: boolean; value?: Uint8Array | undefined };
       try {
         chunk = await reader.read();
-      } catch {
+      } catch (error) {
+        if (this.#closed) return;
+        if (error instanceof H3StreamAbort && error.byPeer) throw Http3Error.connection(H3_ERROR_CODES.H3_CLOSED_CRITICAL_STREAM, `the peer reset its QPACK ${encoder ? 'encoder' : 'decoder'} stream`);
         return;
       }
       if (chunk.done || chunk.value === undefined) {
         if (this.#closed) return;
-        throw Http3Error.connection(H3_ERROR_CODES.H3_CLOSED_CRITICAL_STREAM, `the peer closed its QPACK ${type === UNIDIRECTIONAL_STREAM_TYPE.QPACK_ENCODER ? 'encoder' : 'decoder'} stream`);
+        throw Http3Error.connection(H3_ERROR_CODES.H3_CLOSED_CRITICAL_STREAM, `the peer closed its QPACK ${encoder ? 'encoder' : 'decoder'} stream`);
       }
-      total += chunk.value.length;
-      if (total > QPACK_STREAM_BYTE_CAP) throw Http3Error.connection(H3_ERROR_CODES.H3_EXCESSIVE_LOAD, `more than ${QPACK_STREAM_BYTE_CAP} bytes on a QPACK stream`);
+      instructions.push(chunk.value);
     }
   }
+
 }
 
