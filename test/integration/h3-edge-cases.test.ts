@@ -8,13 +8,14 @@
  *    and nothing left open.
  */
 import 'reflect-metadata';
+import { readFile } from 'node:fs/promises';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from '@jest/globals';
 import type { QUICStream } from '@matrixai/quic';
 import type { Container } from 'inversify';
 import { controlPlaneV1, GrpcH3Host, GrpcH3Transport, GrpcHost, RpcError, TlsError, TOKENS, type IGrpcControlPlaneClientFactory, type ServerCallInfo } from 'omnirelay';
 import { containerWith, mtlsOptions } from '../support/cluster.js';
 import { createTestPki, type Files, type TestPki } from '../support/pki-files.js';
-import { concat, frame, FRAME, headersFrame, okGrpcResponse, RawConnection, startRawH3Server, STREAM_TYPE, varint, type RawH3Server } from '../support/raw-h3-peer.js';
+import { concat, connectRawH3, frame, FRAME, frameTypes, grpcRequest, headersFrame, okGrpcResponse, RawConnection, startRawH3Server, STREAM_TYPE, varint, type RawH3Server } from '../support/raw-h3-peer.js';
 
 const { ControlPlaneDefinition } = controlPlaneV1;
 type Ping = controlPlaneV1.PingRequest;
@@ -311,5 +312,111 @@ describe('a misbehaving HTTP/3 server (raw peer on @matrixai/quic) against GrpcH
     expect(server.connections).toHaveLength(1);
     const closed = await Promise.race([server.connections[0]?.peerClose, new Promise((resolve) => setImmediate(() => resolve('open')))]);
     expect(closed).toBe('open');
+  });
+});
+
+describe('a misbehaving HTTP/3 client (raw peer on @matrixai/quic) against GrpcH3Host', () => {
+  let h3: { host: GrpcH3Host; served: Served[] };
+  const PING_PATH = `/${ControlPlaneDefinition.fullName}/Ping`;
+
+  beforeAll(async () => {
+    h3 = await startH3();
+  });
+
+  async function rawClient(): Promise<RawConnection> {
+    const client = await connectRawH3({ port: h3.host.port, ca: await readFile(pki.caFile, 'utf8'), certPem: pki.client.certPem, keyPem: pki.client.keyPem });
+    closers.push(() => client.close());
+    return client.peer;
+  }
+
+  /** The host closes the connection with `code`; no handler ran; the host still serves new clients. */
+  async function expectClosedWith(peer: RawConnection, code: number): Promise<void> {
+    const close = await peer.peerClose;
+    expect({ errorCode: close.errorCode, isApp: close.isApp }).toEqual({ errorCode: code, isApp: true });
+    expect(h3.served).toEqual([]);
+    const factory = factoryFor(pki.client);
+    await expect(factory.unary(ControlPlaneDefinition, 'ping', ping(1), { endpoint: h3.host.url })).resolves.toMatchObject({ protocol: 'h3' });
+    h3.served.length = 0;
+  }
+
+  it('(control) a well-behaved raw client is served: one HEADERS, one DATA, the trailers', async () => {
+    const peer = await rawClient();
+    await peer.openControl();
+    const response = await peer.request(grpcRequest(PING_PATH));
+    expect(frameTypes(response).map((f) => f.type)).toEqual([FRAME.HEADERS, FRAME.DATA, FRAME.HEADERS]);
+    expect(h3.served).toEqual([{ method: 'ping', identity: 'client' }]);
+    h3.served.length = 0;
+  });
+
+  it('a second control stream -> H3_STREAM_CREATION_ERROR', async () => {
+    const peer = await rawClient();
+    await peer.openControl();
+    await peer.openControl();
+    await expectClosedWith(peer, H3.H3_STREAM_CREATION_ERROR);
+  });
+
+  it('a push stream from a client -> H3_STREAM_CREATION_ERROR (only servers push)', async () => {
+    const peer = await rawClient();
+    await peer.openControl();
+    await peer.openUni(concat(varint(STREAM_TYPE.PUSH), varint(0)));
+    await expectClosedWith(peer, H3.H3_STREAM_CREATION_ERROR);
+  });
+
+  it('a DATA frame on the control stream -> H3_FRAME_UNEXPECTED', async () => {
+    const peer = await rawClient();
+    await peer.openControl(frame(FRAME.DATA, Uint8Array.of(1, 2, 3)));
+    await expectClosedWith(peer, H3.H3_FRAME_UNEXPECTED);
+  });
+
+  it('a QPACK encoder-stream instruction that needs the dynamic table -> QPACK_ENCODER_STREAM_ERROR', async () => {
+    const peer = await rawClient();
+    await peer.openControl();
+    await peer.openUni(concat(varint(STREAM_TYPE.QPACK_ENCODER), INSERT_LITERAL));
+    await expectClosedWith(peer, H3.QPACK_ENCODER_STREAM_ERROR);
+  });
+
+  it('a second QPACK decoder stream -> H3_STREAM_CREATION_ERROR (RFC 9204 §4.2)', async () => {
+    const peer = await rawClient();
+    await peer.openControl();
+    await peer.openUni(varint(STREAM_TYPE.QPACK_DECODER));
+    await peer.openUni(varint(STREAM_TYPE.QPACK_DECODER));
+    await expectClosedWith(peer, H3.H3_STREAM_CREATION_ERROR);
+  });
+
+  it('a request header section above 64 KiB is answered on its stream (HEADERS, FIN), never reaches a handler, and the connection stays usable', async () => {
+    const peer = await rawClient();
+    await peer.openControl();
+    const refused = await peer.request(grpcRequest(PING_PATH, [['x-huge', 'h'.repeat(100 * 1024)]]));
+    expect(frameTypes(refused).map((f) => f.type)).toEqual([FRAME.HEADERS]);
+    expect(h3.served).toEqual([]);
+    const served = await peer.request(grpcRequest(PING_PATH));
+    expect(frameTypes(served).map((f) => f.type)).toEqual([FRAME.HEADERS, FRAME.DATA, FRAME.HEADERS]);
+    expect(h3.served).toHaveLength(1);
+    h3.served.length = 0;
+  });
+
+  it('through our client: request metadata above the host limit -> RESOURCE_EXHAUSTED from the host, for that call only', async () => {
+    const factory = factoryFor(pki.client);
+    const error = await failureOf(() => factory.unary(ControlPlaneDefinition, 'ping', ping(1), { endpoint: h3.host.url, metadata: { 'x-huge': 'h'.repeat(100 * 1024) } }));
+    expect(error).toBeInstanceOf(RpcError);
+    expect(error).toMatchObject({ statusName: 'RESOURCE_EXHAUSTED', context: { protocol: 'h3' } });
+    expect((error as RpcError).message).toContain('SETTINGS_MAX_FIELD_SECTION_SIZE (65536 bytes)');
+    expect(h3.served).toEqual([]);
+    await expect(factory.unary(ControlPlaneDefinition, 'ping', ping(2), { endpoint: h3.host.url })).resolves.toMatchObject({ protocol: 'h3' });
+    expect(factory.connections().filter((c) => c.protocol === 'h3')).toHaveLength(1);
+    h3.served.length = 0;
+  });
+
+  it('unknown and reserved unidirectional stream types are ignored: requests on the same connection are served', async () => {
+    const peer = await rawClient();
+    await peer.openControl();
+    await peer.openUni(concat(varint(0x21 + 0x1f * 5), new Uint8Array(64).fill(1)));
+    await peer.openUni(concat(varint(0x3a), new Uint8Array(64).fill(2)), true);
+    for (let i = 0; i < 2; i++) {
+      const response = await peer.request(grpcRequest(PING_PATH));
+      expect(frameTypes(response).map((f) => f.type)).toEqual([FRAME.HEADERS, FRAME.DATA, FRAME.HEADERS]);
+    }
+    expect(h3.served).toHaveLength(2);
+    h3.served.length = 0;
   });
 });

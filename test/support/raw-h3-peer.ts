@@ -85,6 +85,45 @@ export function okGrpcResponse(): Uint8Array {
   );
 }
 
+/** A complete gRPC request (POST `path`, one empty message), with `extra` header fields. */
+export function grpcRequest(path: string, extra: ReadonlyArray<readonly [string, string]> = []): Uint8Array {
+  return concat(
+    headersFrame([
+      [':method', 'POST'],
+      [':scheme', 'https'],
+      [':authority', 'localhost'],
+      [':path', path],
+      ['content-type', 'application/grpc'],
+      ['te', 'trailers'],
+      ...extra,
+    ]),
+    grpcDataFrame(new Uint8Array()),
+  );
+}
+
+function readVarint(bytes: Uint8Array, at: number): { value: number; next: number } | undefined {
+  const first = bytes[at];
+  if (first === undefined) return undefined;
+  const length = 1 << (first >> 6);
+  if (at + length > bytes.length) return undefined;
+  let value = first & 0x3f;
+  for (let i = 1; i < length; i++) value = value * 256 + (bytes[at + i] as number);
+  return { value, next: at + length };
+}
+
+/** The frame types and payload lengths in `bytes` (complete frames only). */
+export function frameTypes(bytes: Uint8Array): Array<{ type: number; length: number }> {
+  const frames: Array<{ type: number; length: number }> = [];
+  let at = 0;
+  for (;;) {
+    const type = readVarint(bytes, at);
+    const length = type === undefined ? undefined : readVarint(bytes, type.next);
+    if (type === undefined || length === undefined || length.next + length.value > bytes.length) return frames;
+    frames.push({ type: type.value, length: length.value });
+    at = length.next + length.value;
+  }
+}
+
 // ---- QUIC plumbing -------------------------------------------------------------------------
 
 const logger = (name: string): Logger => new Logger(name, LogLevel.ERROR);
@@ -138,6 +177,15 @@ export class RawConnection {
       return;
     }
     await this.#onRequest?.(stream, concat(...chunks));
+  }
+
+  /** Client role: sends `bytes` on a new request stream and reads the response to its end. */
+  async request(bytes: Uint8Array): Promise<Uint8Array> {
+    const stream = this.connection.newStream('bidi');
+    await RawConnection.write(stream, bytes, true);
+    const chunks: Uint8Array[] = [];
+    for await (const chunk of stream.readable) chunks.push(chunk);
+    return concat(...chunks);
   }
 
   /** Opens a unidirectional stream and writes `bytes` (kept open unless `fin`). */
