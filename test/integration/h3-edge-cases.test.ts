@@ -15,7 +15,7 @@ import type { Container } from 'inversify';
 import { controlPlaneV1, GrpcH3Host, GrpcH3Transport, GrpcHost, RpcError, TlsError, TOKENS, type IGrpcControlPlaneClientFactory, type ServerCallInfo } from 'omnirelay';
 import { containerWith, mtlsOptions } from '../support/cluster.js';
 import { createTestPki, type Files, type TestPki } from '../support/pki-files.js';
-import { concat, connectRawH3, frame, FRAME, frameTypes, grpcRequest, headersFrame, okGrpcResponse, RawConnection, startRawH3Server, STREAM_TYPE, varint, type RawH3Server } from '../support/raw-h3-peer.js';
+import { concat, connectRawH3, frame, FRAME, frameTypes, grpcDataFrame, grpcRequest, headersFrame, okGrpcResponse, RawConnection, startRawH3Server, STREAM_TYPE, varint, type RawH3Server } from '../support/raw-h3-peer.js';
 
 const { ControlPlaneDefinition } = controlPlaneV1;
 type Ping = controlPlaneV1.PingRequest;
@@ -418,5 +418,110 @@ describe('a misbehaving HTTP/3 client (raw peer on @matrixai/quic) against GrpcH
     }
     expect(h3.served).toHaveLength(2);
     h3.served.length = 0;
+  });
+});
+
+// ---------------------------------------------------------------------------------------------
+// GOAWAY and graceful shutdown
+// ---------------------------------------------------------------------------------------------
+
+describe('GOAWAY and graceful shutdown', () => {
+  /** Collects a server stream's sequences; resolves `first` at the first event. */
+  function watch(factory: IGrpcControlPlaneClientFactory, endpoint: string, count: number, intervalMs: number): { events: number[]; first: Promise<void>; done: Promise<unknown> } {
+    const events: number[] = [];
+    let sawFirst!: () => void;
+    const first = new Promise<void>((resolve) => (sawFirst = resolve));
+    const done = (async () => {
+      try {
+        for await (const event of factory.serverStream(ControlPlaneDefinition, 'watch', { fromNode: 'edge', count, intervalMs }, { endpoint })) {
+          events.push(event.sequence);
+          sawFirst();
+        }
+        return undefined;
+      } catch (error) {
+        sawFirst();
+        return error;
+      }
+    })();
+    return { events, first, done };
+  }
+
+  async function until(condition: () => boolean): Promise<void> {
+    while (!condition()) await new Promise((resolve) => setTimeout(resolve, 5));
+  }
+
+  it('GrpcH3Host.close(grace): a running unary call and server stream finish intact; a call after the GOAWAY fails UNAVAILABLE at once; close resolves', async () => {
+    const { host, served } = await startH3();
+    const factory = factoryFor(pki.client, { deadlineMs: 20_000 });
+    await factory.unary(ControlPlaneDefinition, 'ping', ping(0), { endpoint: host.url }); // connection up
+    const slow = factory.unary(ControlPlaneDefinition, 'ping', ping(1, 40), { endpoint: host.url }); // handler takes 400 ms
+    const stream = watch(factory, host.url, 6, 60);
+    await stream.first;
+    await until(() => served.length === 3);
+    const closing = host.close(20_000);
+    // Started after the GOAWAY went out: never reaches a handler, and fails rather than hangs.
+    const late = await failureOf(() => factory.unary(ControlPlaneDefinition, 'ping', ping(2), { endpoint: host.url }));
+    expect(late).toBeInstanceOf(RpcError);
+    expect((late as RpcError).statusName).toBe('UNAVAILABLE');
+    await expect(slow).resolves.toMatchObject({ protocol: 'h3', message: { sequence: 1, node: 'h3-node' } });
+    expect(await stream.done).toBeUndefined();
+    expect(stream.events).toEqual([1, 2, 3, 4, 5, 6]);
+    await closing;
+    expect(served.map((s) => s.method)).toEqual(['ping', 'ping', 'watch']);
+  });
+
+  it('GrpcH3Host.close(grace): streams still running when the grace period ends are cut, and the client sees UNAVAILABLE, not a hang', async () => {
+    const { host, served } = await startH3();
+    const factory = factoryFor(pki.client, { deadlineMs: 30_000 });
+    const slow = failureOf(() => factory.unary(ControlPlaneDefinition, 'ping', ping(1, 250), { endpoint: host.url })); // 2.5 s handler
+    const stream = watch(factory, host.url, 10, 1_000);
+    await stream.first;
+    await until(() => served.length === 2);
+    await host.close(100);
+    const unaryError = await slow;
+    const streamError = await stream.done;
+    for (const error of [unaryError, streamError]) {
+      expect(error).toBeInstanceOf(RpcError);
+      expect(error).toMatchObject({ statusName: 'UNAVAILABLE', context: { protocol: 'h3' } });
+    }
+    expect(stream.events).toEqual([1]);
+  });
+
+  it('client drain: after a GOAWAY our client opens no new stream on that connection; new calls go to a new connection, the running call finishes on the old one, which is then closed', async () => {
+    const controls = new Map<RawConnection, QUICStream>();
+    let secondConnectionServed!: () => void;
+    const secondServed = new Promise<void>((resolve) => (secondConnectionServed = resolve));
+    const server = await startRawH3Server({
+      certPem: pki.server.certPem,
+      keyPem: pki.server.keyPem,
+      onConnection: async (peer) => void controls.set(peer, await peer.openControl()),
+      onRequest: async (stream, _request, peer) => {
+        if (peer !== server.connections[0]) {
+          await RawConnection.write(stream, okGrpcResponse(), true);
+          secondConnectionServed();
+          return;
+        }
+        // The first request (stream 0) is served; GOAWAY(4) refuses any later one on this connection.
+        await RawConnection.write(controls.get(peer) as QUICStream, frame(FRAME.GOAWAY, varint(4)));
+        await new Promise((resolve) => setTimeout(resolve, 20));
+        await RawConnection.write(stream, concat(headersFrame([[':status', '200'], ['content-type', 'application/grpc']]), grpcDataFrame(new Uint8Array())));
+        await secondServed;
+        await RawConnection.write(stream, concat(grpcDataFrame(new Uint8Array()), headersFrame([['grpc-status', '0']])), true);
+      },
+    });
+    closers.push(() => server.stop());
+    const endpoint = `https://127.0.0.1:${server.port}`;
+    const factory = factoryFor(pki.client, { deadlineMs: 10_000 });
+    const running = watch(factory, endpoint, 2, 0);
+    await running.first;
+    // The GOAWAY arrived before the first message: this call must not use the first connection.
+    await expect(factory.unary(ControlPlaneDefinition, 'ping', ping(1), { endpoint })).resolves.toMatchObject({ protocol: 'h3' });
+    expect(await running.done).toBeUndefined();
+    expect(running.events).toHaveLength(2);
+    expect(server.connections).toHaveLength(2);
+    expect(server.connections[0]?.requests).toHaveLength(1);
+    expect(server.connections[1]?.requests).toHaveLength(1);
+    // Once its last request finished, the client closes the drained connection with H3_NO_ERROR.
+    await expect(server.connections[0]?.peerClose).resolves.toMatchObject({ errorCode: 0x100, isApp: true });
   });
 });

@@ -432,6 +432,10 @@ class GrpcH3Connection implements TransportConnection {
     if (error instanceof H3SessionClosedError || (live !== undefined && live.session.closed)) {
       return live !== undefined ? this.#connectionError(live.session, phase) : this.#rpcError(GRPC_STATUS.UNAVAILABLE, error instanceof Error ? error.message : 'closed', 'connect');
     }
+    if (error instanceof H3StreamAbort && error.byPeer && error.code === H3_ERROR_CODES.H3_REQUEST_CANCELLED && live?.session.goawayId !== undefined) {
+      // The server announced GOAWAY and then cut this call: it shut down before the call finished.
+      return this.#rpcError(GRPC_STATUS.UNAVAILABLE, 'the server shut down (GOAWAY) before the call finished', 'stream');
+    }
     if (error instanceof H3StreamAbort && error.byPeer) {
       return this.#rpcError(statusForResetCode(error.code), `stream reset by the server: ${error.message}`);
     }

@@ -74,6 +74,9 @@ interface Waiter {
   onAbort: () => void;
 }
 
+/** How long a reset critical stream may precede the peer's CONNECTION_CLOSE before it is a protocol error. */
+const CRITICAL_STREAM_CLOSE_GRACE_MS = 250;
+
 /** How often a queued request re-checks the peer's stream credit (MAX_STREAMS raises no event). */
 const CREDIT_POLL_MS = 2;
 
@@ -94,6 +97,8 @@ export class H3Session {
   #closeError: unknown;
   #poll: NodeJS.Timeout | undefined;
   #active = 0;
+  #resolveClosed!: () => void;
+  readonly #closedPromise = new Promise<void>((resolve) => (this.#resolveClosed = resolve));
 
   constructor(connection: QUICConnection, options: H3SessionOptions) {
     this.#connection = connection;
@@ -283,6 +288,7 @@ export class H3Session {
     if (this.#closed) return;
     this.#closed = true;
     this.#closeError = error;
+    this.#resolveClosed();
     if (this.#poll !== undefined) clearTimeout(this.#poll);
     this.#poll = undefined;
     this.#rejectWaiters(new H3SessionClosedError('the HTTP/3 connection closed', false, error));
@@ -386,15 +392,36 @@ export class H3Session {
         chunk = await reader.read();
       } catch (error) {
         if (this.#closed) return;
-        if (error instanceof H3StreamAbort && error.byPeer) throw Http3Error.connection(H3_ERROR_CODES.H3_CLOSED_CRITICAL_STREAM, 'the peer reset its control stream');
+        if (error instanceof H3StreamAbort && error.byPeer) await this.#criticalStreamEnded('the peer reset its control stream');
         return;
       }
       if (chunk.done || chunk.value === undefined) {
         if (this.#closed) return;
-        throw Http3Error.connection(H3_ERROR_CODES.H3_CLOSED_CRITICAL_STREAM, 'the peer closed its control stream');
+        return this.#criticalStreamEnded('the peer closed its control stream');
       }
       handle(chunk.value);
     }
+  }
+
+  /**
+   * The peer closed or reset a critical stream: a connection error H3_CLOSED_CRITICAL_STREAM
+   * (RFC 9114 §6.2.1), unless the peer is closing the whole connection. `@matrixai/quic` (ours
+   * and other peers' stacks alike) resets every stream just before it sends CONNECTION_CLOSE, so
+   * the reset can arrive first: wait up to {@link CRITICAL_STREAM_CLOSE_GRACE_MS} for the
+   * connection to end before calling it a protocol error.
+   */
+  async #criticalStreamEnded(what: string): Promise<void> {
+    if (this.#closed) return;
+    let timer: NodeJS.Timeout | undefined;
+    const closedFirst = await Promise.race([
+      this.#closedPromise.then(() => true),
+      new Promise<boolean>((resolve) => {
+        timer = setTimeout(() => resolve(false), CRITICAL_STREAM_CLOSE_GRACE_MS).unref();
+      }),
+    ]);
+    clearTimeout(timer);
+    if (closedFirst || this.#closed) return;
+    throw Http3Error.connection(H3_ERROR_CODES.H3_CLOSED_CRITICAL_STREAM, what);
   }
 
   /**
@@ -412,12 +439,12 @@ export class H3Session {
         chunk = await reader.read();
       } catch (error) {
         if (this.#closed) return;
-        if (error instanceof H3StreamAbort && error.byPeer) throw Http3Error.connection(H3_ERROR_CODES.H3_CLOSED_CRITICAL_STREAM, `the peer reset its QPACK ${encoder ? 'encoder' : 'decoder'} stream`);
+        if (error instanceof H3StreamAbort && error.byPeer) await this.#criticalStreamEnded(`the peer reset its QPACK ${encoder ? 'encoder' : 'decoder'} stream`);
         return;
       }
       if (chunk.done || chunk.value === undefined) {
         if (this.#closed) return;
-        throw Http3Error.connection(H3_ERROR_CODES.H3_CLOSED_CRITICAL_STREAM, `the peer closed its QPACK ${encoder ? 'encoder' : 'decoder'} stream`);
+        return this.#criticalStreamEnded(`the peer closed its QPACK ${encoder ? 'encoder' : 'decoder'} stream`);
       }
       instructions.push(chunk.value);
     }
