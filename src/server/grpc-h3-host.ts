@@ -58,6 +58,7 @@ export class GrpcH3Host {
   readonly #maxReceive: number;
   readonly #connections = new Set<ConnectionState>();
   readonly #calls = new Set<AbortController>();
+  readonly #port: number;
   #closing = false;
   #onIdle: (() => void) | undefined;
 
@@ -65,12 +66,13 @@ export class GrpcH3Host {
     this.#server = server;
     this.#routes = routes;
     this.#maxReceive = maxReceive;
+    this.#port = server.port;
     server.addEventListener(events.EventQUICServerConnection.name, this.#onConnection);
   }
 
-  /** The bound UDP port. */
+  /** The bound UDP port (still readable after close()). */
   get port(): number {
-    return this.#server.port;
+    return this.#port;
   }
 
   /** `https://host:port`. */

@@ -163,6 +163,7 @@ describe('a GrpcH3Host that refuses our client certificate', () => {
 
 const H3 = {
   H3_STREAM_CREATION_ERROR: 0x103,
+  H3_CLOSED_CRITICAL_STREAM: 0x104,
   H3_FRAME_UNEXPECTED: 0x105,
   H3_ID_ERROR: 0x108,
   QPACK_ENCODER_STREAM_ERROR: 0x201,
@@ -240,6 +241,16 @@ describe('a misbehaving HTTP/3 server (raw peer on @matrixai/quic) against GrpcH
     });
     const error = await expectConnectionError(server, H3.H3_FRAME_UNEXPECTED);
     expect(error.message).toContain('H3_FRAME_UNEXPECTED');
+  });
+
+  it('a server that resets its control stream (and keeps the connection) -> H3_CLOSED_CRITICAL_STREAM', async () => {
+    const controls = new Map<RawConnection, QUICStream>();
+    const server = await rawServer({
+      onConnection: async (peer) => void controls.set(peer, await peer.openControl()),
+      onRequest: (_stream, _request, peer) => (controls.get(peer) as QUICStream).cancel(new Error('reset')),
+    });
+    const error = await expectConnectionError(server, H3.H3_CLOSED_CRITICAL_STREAM);
+    expect(error.message).toContain('H3_CLOSED_CRITICAL_STREAM');
   });
 
   it.each([
@@ -468,6 +479,11 @@ describe('GOAWAY and graceful shutdown', () => {
     expect(stream.events).toEqual([1, 2, 3, 4, 5, 6]);
     await closing;
     expect(served.map((s) => s.method)).toEqual(['ping', 'ping', 'watch']);
+    // The host is gone: a new call fails UNAVAILABLE (a retryable status) instead of hanging.
+    const gone = await failureOf(() => factory.unary(ControlPlaneDefinition, 'ping', ping(3), { endpoint: host.url }));
+    expect(gone).toBeInstanceOf(RpcError);
+    expect((gone as RpcError).statusName).toBe('UNAVAILABLE');
+    expect(served).toHaveLength(3);
   });
 
   it('GrpcH3Host.close(grace): streams still running when the grace period ends are cut, and the client sees UNAVAILABLE, not a hang', async () => {
