@@ -97,10 +97,14 @@ async function startOpenH2(): Promise<{ host: GrpcHost; served: Served[] }> {
   return { host, served };
 }
 
-/** A factory preferring HTTP/3, one attempt per call, presenting `client` (or no certificate). */
+/**
+ * A factory preferring HTTP/3, one attempt per call, presenting `client` (or no certificate).
+ * The HTTP/2 race starts only after the whole connect timeout: on a loaded machine a QUIC
+ * handshake slower than the default 250 ms would otherwise let HTTP/2 carry the call.
+ */
 function factoryFor(client: Files | undefined, profile: Record<string, unknown> = {}): IGrpcControlPlaneClientFactory {
   const base = mtlsOptions(pki, client ?? pki.client, {
-    profiles: { 'control-plane': { http3: 'prefer', deadlineMs: 5_000, connectTimeoutMs: 2_000, retry: { maxAttempts: 1 }, ...profile } },
+    profiles: { 'control-plane': { http3: 'prefer', deadlineMs: 5_000, connectTimeoutMs: 2_000, http3RaceDelayMs: 2_000, retry: { maxAttempts: 1 }, ...profile } },
   });
   const options =
     client === undefined

@@ -269,7 +269,8 @@ export class H3Session {
   /** A connection error (RFC 9114 §8): closes the connection with the error's code. */
   fail(error: Http3Error | { code: number; message: string }): void {
     if (this.#closed) return;
-    this.#finish(error);
+    // Calls that die with the connection report the code through closeError.
+    this.#finish(error instanceof Http3Error ? error : Http3Error.connection(error.code, error.message));
     void this.#connection.stop({ isApp: true, errorCode: error.code, reason: Buffer.from(error.message.slice(0, 200)), force: true }).catch(() => undefined);
   }
 
