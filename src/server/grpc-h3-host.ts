@@ -5,7 +5,7 @@ import type { MethodDefinition, ServiceDefinition } from '../factory/service-def
 import { CertificateCache } from '../tls/certificate-cache.js';
 import { GRPC_STATUS } from '../transport/grpc-status.js';
 import { H3_ERROR_CODES, Http3Error } from '../transport/http3/error-codes.js';
-import { concatBytes, encodeDataFrame, encodeHeadersFrame, FRAME_TYPE, FrameParser, RequestStreamFrameValidator } from '../transport/http3/frames.js';
+import { concatBytes, encodeDataFrame, encodeHeadersFrame, FRAME_TYPE, RequestStreamFrameValidator } from '../transport/http3/frames.js';
 import { decodeGrpcTimeout, encodeGrpcMessage, frameGrpcMessage, GrpcDeframeError, GrpcMessageDeframer, headerRecord } from '../transport/http3/grpc-mapping.js';
 import { H3Session } from '../transport/http3/h3-session.js';
 import { decodeFieldSection, encodeFieldSection, QpackError, type HeaderField } from '../transport/http3/qpack/index.js';
@@ -58,6 +58,7 @@ export class GrpcH3Host {
   readonly #maxReceive: number;
   readonly #connections = new Set<ConnectionState>();
   readonly #calls = new Set<AbortController>();
+  readonly #port: number;
   #closing = false;
   #onIdle: (() => void) | undefined;
 
@@ -65,12 +66,13 @@ export class GrpcH3Host {
     this.#server = server;
     this.#routes = routes;
     this.#maxReceive = maxReceive;
+    this.#port = server.port;
     server.addEventListener(events.EventQUICServerConnection.name, this.#onConnection);
   }
 
-  /** The bound UDP port. */
+  /** The bound UDP port (still readable after close()). */
   get port(): number {
-    return this.#server.port;
+    return this.#port;
   }
 
   /** `https://host:port`. */
@@ -220,6 +222,9 @@ export class GrpcH3Host {
     } catch (error) {
       if (error instanceof GrpcDeframeError) {
         await finish(error.status, error.message);
+      } else if (error instanceof QpackError && error.kind === 'field-section-too-large') {
+        // RFC 9114 §4.2.2: refuse this request only; the connection stays.
+        await finish(GRPC_STATUS.RESOURCE_EXHAUSTED, `the request header section is larger than the server's SETTINGS_MAX_FIELD_SECTION_SIZE (${state.session.maxFieldSectionSize} bytes)`);
       } else if (error instanceof Http3Error && error.scope === 'connection') {
         state.session.fail(error);
       } else if (error instanceof QpackError) {
@@ -242,7 +247,7 @@ export class GrpcH3Host {
   /** Reads the request: its header section and every message, until the client's FIN. */
   async #readRequest(state: ConnectionState, stream: QUICStream): Promise<{ fields: Array<[string, string]>; messages: Uint8Array[] } | undefined> {
     const maxFieldSectionSize = state.session.maxFieldSectionSize;
-    const parser = new FrameParser({ maxFramePayloadBytes: Math.max(this.#maxReceive + 5, maxFieldSectionSize) + 1024 });
+    const parser = state.session.requestStreamParser(this.#maxReceive);
     const validator = new RequestStreamFrameValidator('server');
     const deframer = new GrpcMessageDeframer(this.#maxReceive);
     const reader = stream.readable.getReader();
@@ -255,15 +260,23 @@ export class GrpcH3Host {
       } catch {
         return undefined; // the client reset the request
       }
-      const frames = chunk.done || chunk.value === undefined ? parser.end() : (parser.push(chunk.value), parser.pullAll());
-      for (const frame of frames) {
-        validator.accept(frame.type);
-        if (frame.type === FRAME_TYPE.HEADERS) {
-          const section = decodeFieldSection(frame.payload, { maxFieldSectionSize }).headers;
-          fields ??= section; // request trailers carry nothing gRPC uses
-        } else if (frame.type === FRAME_TYPE.DATA) {
-          messages.push(...deframer.push(frame.payload));
+      try {
+        const frames = chunk.done || chunk.value === undefined ? parser.end() : (parser.push(chunk.value), parser.pullAll());
+        for (const frame of frames) {
+          validator.accept(frame.type);
+          if (frame.type === FRAME_TYPE.HEADERS) {
+            const section = decodeFieldSection(frame.payload, { maxFieldSectionSize }).headers;
+            fields ??= section; // request trailers carry nothing gRPC uses
+          } else if (frame.type === FRAME_TYPE.DATA) {
+            messages.push(...deframer.push(frame.payload));
+          }
         }
+      } catch (error) {
+        // A request we refuse at the stream level: stop reading it (nothing more is buffered).
+        if ((error instanceof QpackError && error.kind === 'field-section-too-large') || error instanceof GrpcDeframeError) {
+          reader.cancel(new H3StreamAbort(H3_ERROR_CODES.H3_NO_ERROR, error.message)).catch(() => undefined);
+        }
+        throw error;
       }
       if (chunk.done) break;
     }

@@ -273,6 +273,12 @@ export interface FrameParserOptions {
    * first frame was not SETTINGS. An exception it throws fails the parser.
    */
   readonly onSkippedFrame?: (type: bigint, payloadLength: bigint) => void;
+  /**
+   * Called with the type and declared length of each frame of a known type as soon as its
+   * header is read, before any of its payload is held (e.g. to refuse a HEADERS frame longer
+   * than the field section limit allows). An exception it throws fails the parser.
+   */
+  readonly onFrameStart?: (type: bigint, payloadLength: bigint) => void;
 }
 
 interface PendingFrame {
@@ -298,6 +304,7 @@ export class FrameParser {
   private readonly maxFramePayloadBytes: number;
   private readonly maxBufferedBytes: number;
   private readonly onSkippedFrame: ((type: bigint, payloadLength: bigint) => void) | undefined;
+  private readonly onFrameStart: ((type: bigint, payloadLength: bigint) => void) | undefined;
 
   /** Pushed chunks not yet consumed; `chunks[head]` starts at `headOffset`. */
   private chunks: Uint8Array[] = [];
@@ -323,6 +330,7 @@ export class FrameParser {
       throw new RangeError('maxBufferedBytes must be at least maxFramePayloadBytes + MAX_FRAME_HEADER_LENGTH');
     }
     this.onSkippedFrame = options.onSkippedFrame;
+    this.onFrameStart = options.onFrameStart;
   }
 
   /** Bytes held: pushed, not yet pulled as part of a frame, not skipped. */
@@ -424,6 +432,7 @@ export class FrameParser {
       this.skipRemaining = payloadLength;
       return;
     }
+    this.onFrameStart?.(type, payloadLength);
     if (payloadLength > BigInt(this.maxFramePayloadBytes)) {
       throw Http3Error.connection(
         H3_ERROR_CODES.H3_EXCESSIVE_LOAD,

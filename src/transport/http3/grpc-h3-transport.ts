@@ -9,8 +9,8 @@ import { RpcError, TlsError, type TransportFailureKind } from '../../errors.js';
 import { runPeerValidator } from '../../tls/peer-verification.js';
 import { GRPC_STATUS, statusName } from '../grpc-status.js';
 import type { DialTarget, PeerIdentity, Transport, TransportConnection, WireCall, WireUnaryResult } from '../types.js';
-import { H3_ERROR_CODES, Http3Error } from './error-codes.js';
-import { concatBytes, encodeDataFrame, encodeHeadersFrame, FRAME_TYPE, FrameParser, RequestStreamFrameValidator } from './frames.js';
+import { H3_ERROR_CODES, Http3Error, http3ErrorCodeName } from './error-codes.js';
+import { concatBytes, encodeDataFrame, encodeHeadersFrame, FRAME_TYPE, RequestStreamFrameValidator } from './frames.js';
 import { frameGrpcMessage, GrpcDeframeError, GrpcMappingError, GrpcMessageDeframer, headerRecord, interpretResponseHeaders, interpretTrailers, requestHeaders, type GrpcOutcome } from './grpc-mapping.js';
 import { dialH3 } from './h3-dial.js';
 import { H3Session, H3SessionClosedError } from './h3-session.js';
@@ -249,6 +249,16 @@ class GrpcH3Connection implements TransportConnection {
       const typed = data?.errorCode !== undefined ? peerAlertError(data.errorCode, this.#context) : undefined;
       if (typed !== undefined) return typed;
     }
+    if (cause instanceof Http3Error) {
+      // We closed the connection because the server broke HTTP/3 (RFC 9114 §8): like an HTTP/2 PROTOCOL_ERROR.
+      return this.#rpcError(GRPC_STATUS.INTERNAL, `HTTP/3 protocol error by the server, connection closed with ${cause.message}`, phase === 'sent' ? 'stream' : 'connect');
+    }
+    if (cause instanceof quicErrors.ErrorQUICConnectionPeer) {
+      const data = (cause as { data?: { errorCode?: number; isApp?: boolean } }).data;
+      if (data?.isApp === true && data.errorCode !== undefined) {
+        return this.#rpcError(GRPC_STATUS.UNAVAILABLE, `the server closed the HTTP/3 connection with ${http3ErrorCodeName(data.errorCode)}`, phase === 'sent' ? 'stream' : 'connect');
+      }
+    }
     const what = cause instanceof Error ? `${cause.name}: ${cause.message}` : 'closed';
     return this.#rpcError(GRPC_STATUS.UNAVAILABLE, `the HTTP/3 connection closed (${what})`, phase === 'sent' ? 'stream' : 'connect');
   }
@@ -344,7 +354,7 @@ class GrpcH3Connection implements TransportConnection {
 
       const maxReceive = profile.limits.maxReceiveMessageBytes;
       const session = live.session;
-      const parser = new FrameParser({ maxFramePayloadBytes: Math.max(maxReceive + 5, session.maxFieldSectionSize) + 1024 });
+      const parser = session.requestStreamParser(maxReceive);
       const validator = new RequestStreamFrameValidator('client');
       const deframer = new GrpcMessageDeframer(maxReceive);
       const reader = opened.readable.getReader();
@@ -404,6 +414,12 @@ class GrpcH3Connection implements TransportConnection {
       if (reason.kind === 'cancelled') return this.#rpcError(GRPC_STATUS.CANCELLED, 'the caller cancelled the call');
       return this.#rpcError(GRPC_STATUS.UNAVAILABLE, 'connection closed', phase === 'sent' ? 'stream' : 'connect');
     }
+    if (error instanceof QpackError && error.kind === 'field-section-too-large') {
+      // RFC 9114 §4.2.2: a client may discard a response it cannot process; the connection stays.
+      stream?.cancel(new H3StreamAbort(H3_ERROR_CODES.H3_REQUEST_CANCELLED, error.message));
+      const limit = live?.session.maxFieldSectionSize;
+      return this.#rpcError(GRPC_STATUS.RESOURCE_EXHAUSTED, `the response header section is larger than our SETTINGS_MAX_FIELD_SECTION_SIZE (${String(limit)} bytes): ${error.message}`);
+    }
     if (error instanceof Http3Error || error instanceof QpackError) {
       if (live !== undefined) live.session.fail(error instanceof QpackError ? { code: error.code, message: error.message } : error);
       return this.#rpcError(GRPC_STATUS.INTERNAL, `HTTP/3 protocol error: ${error.message}`, 'stream');
@@ -415,6 +431,10 @@ class GrpcH3Connection implements TransportConnection {
     if (error instanceof GrpcMappingError) return this.#rpcError(GRPC_STATUS.INTERNAL, error.message);
     if (error instanceof H3SessionClosedError || (live !== undefined && live.session.closed)) {
       return live !== undefined ? this.#connectionError(live.session, phase) : this.#rpcError(GRPC_STATUS.UNAVAILABLE, error instanceof Error ? error.message : 'closed', 'connect');
+    }
+    if (error instanceof H3StreamAbort && error.byPeer && error.code === H3_ERROR_CODES.H3_REQUEST_CANCELLED && live?.session.goawayId !== undefined) {
+      // The server announced GOAWAY and then cut this call: it shut down before the call finished.
+      return this.#rpcError(GRPC_STATUS.UNAVAILABLE, 'the server shut down (GOAWAY) before the call finished', 'stream');
     }
     if (error instanceof H3StreamAbort && error.byPeer) {
       return this.#rpcError(statusForResetCode(error.code), `stream reset by the server: ${error.message}`);

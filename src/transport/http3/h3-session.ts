@@ -23,14 +23,13 @@ import {
   type EndpointRole,
   type KnownSettings,
 } from './frames.js';
+import { maxEncodedFieldSectionSize, QpackError } from './qpack/index.js';
+import { NoInsertDecoderStreamReader, ZeroCapacityEncoderStreamReader } from './qpack/instruction-streams.js';
 import { H3StreamAbort, knownStreams, peerStreamsLeftBidi } from './quic-support.js';
 import { decodeVarint, encodeVarint } from './varint.js';
 
 /** Default SETTINGS_MAX_FIELD_SECTION_SIZE we advertise and enforce: 64 KiB. */
 export const DEFAULT_MAX_FIELD_SECTION_SIZE = 64 * 1024;
-
-/** Bytes we accept on a peer's QPACK stream: with capacity 0 a peer has nothing to say there. */
-export const QPACK_STREAM_BYTE_CAP = 64 * 1024;
 
 /** The longest control-stream frame we accept (SETTINGS, GOAWAY, …). */
 const CONTROL_FRAME_LIMIT = 16 * 1024;
@@ -75,6 +74,9 @@ interface Waiter {
   onAbort: () => void;
 }
 
+/** How long a reset critical stream may precede the peer's CONNECTION_CLOSE before it is a protocol error. */
+const CRITICAL_STREAM_CLOSE_GRACE_MS = 250;
+
 /** How often a queued request re-checks the peer's stream credit (MAX_STREAMS raises no event). */
 const CREDIT_POLL_MS = 2;
 
@@ -89,11 +91,14 @@ export class H3Session {
   #controlWriter: WritableStreamDefaultWriter<Uint8Array> | undefined;
   #peerSettings: KnownSettings | undefined;
   #peerControlSeen = false;
+  readonly #peerQpackStreams = new Set<bigint>();
   #goawayId: bigint | undefined;
   #closed = false;
   #closeError: unknown;
   #poll: NodeJS.Timeout | undefined;
   #active = 0;
+  #resolveClosed!: () => void;
+  readonly #closedPromise = new Promise<void>((resolve) => (this.#resolveClosed = resolve));
 
   constructor(connection: QUICConnection, options: H3SessionOptions) {
     this.#connection = connection;
@@ -129,6 +134,25 @@ export class H3Session {
   /** Requests waiting for stream credit. */
   get queuedRequests(): number {
     return this.#waiters.length;
+  }
+
+  /**
+   * A frame parser for one request stream: frames up to the larger of a gRPC message of
+   * `maxMessageBytes` and our field section limit, and a HEADERS frame too long to hold a field
+   * section within SETTINGS_MAX_FIELD_SECTION_SIZE refused from its frame header (a QpackError
+   * `field-section-too-large`: a stream-level refusal, RFC 9114 §4.2.2), before its payload is held.
+   */
+  requestStreamParser(maxMessageBytes: number): FrameParser {
+    const limit = this.maxFieldSectionSize;
+    const encodedLimit = maxEncodedFieldSectionSize(limit);
+    return new FrameParser({
+      maxFramePayloadBytes: Math.max(maxMessageBytes + 5, encodedLimit) + 1024,
+      onFrameStart: (type, length) => {
+        if (type === FRAME_TYPE.HEADERS && length > BigInt(encodedLimit)) {
+          throw new QpackError('field-section-too-large', `a HEADERS frame of ${length} bytes cannot hold a field section within our limit of ${limit} bytes`);
+        }
+      },
+    });
   }
 
   /** Opens our control and QPACK streams and starts reading the peer's streams. */
@@ -245,7 +269,8 @@ export class H3Session {
   /** A connection error (RFC 9114 §8): closes the connection with the error's code. */
   fail(error: Http3Error | { code: number; message: string }): void {
     if (this.#closed) return;
-    this.#finish(error);
+    // Calls that die with the connection report the code through closeError.
+    this.#finish(error instanceof Http3Error ? error : Http3Error.connection(error.code, error.message));
     void this.#connection.stop({ isApp: true, errorCode: error.code, reason: Buffer.from(error.message.slice(0, 200)), force: true }).catch(() => undefined);
   }
 
@@ -264,6 +289,7 @@ export class H3Session {
     if (this.#closed) return;
     this.#closed = true;
     this.#closeError = error;
+    this.#resolveClosed();
     if (this.#poll !== undefined) clearTimeout(this.#poll);
     this.#poll = undefined;
     this.#rejectWaiters(new H3SessionClosedError('the HTTP/3 connection closed', false, error));
@@ -328,7 +354,10 @@ export class H3Session {
         return this.#readControl(reader, buffered);
       case UNIDIRECTIONAL_STREAM_TYPE.QPACK_ENCODER:
       case UNIDIRECTIONAL_STREAM_TYPE.QPACK_DECODER:
-        return this.#drainQpack(reader, buffered.length, type);
+        // RFC 9204 §4.2: at most one of each.
+        if (this.#peerQpackStreams.has(type)) throw Http3Error.connection(H3_ERROR_CODES.H3_STREAM_CREATION_ERROR, `a second QPACK ${type === UNIDIRECTIONAL_STREAM_TYPE.QPACK_ENCODER ? 'encoder' : 'decoder'} stream`);
+        this.#peerQpackStreams.add(type);
+        return this.#readQpack(reader, buffered, type);
       case UNIDIRECTIONAL_STREAM_TYPE.PUSH:
         if (this.role === 'server') throw Http3Error.connection(H3_ERROR_CODES.H3_STREAM_CREATION_ERROR, 'a client opened a push stream');
         // We never send MAX_PUSH_ID, so any push id is beyond the limit (RFC 9114 §4.6).
@@ -364,33 +393,63 @@ export class H3Session {
         chunk = await reader.read();
       } catch (error) {
         if (this.#closed) return;
-        if (error instanceof H3StreamAbort && error.byPeer) throw Http3Error.connection(H3_ERROR_CODES.H3_CLOSED_CRITICAL_STREAM, 'the peer reset its control stream');
+        if (error instanceof H3StreamAbort && error.byPeer) await this.#criticalStreamEnded('the peer reset its control stream');
         return;
       }
       if (chunk.done || chunk.value === undefined) {
         if (this.#closed) return;
-        throw Http3Error.connection(H3_ERROR_CODES.H3_CLOSED_CRITICAL_STREAM, 'the peer closed its control stream');
+        return this.#criticalStreamEnded('the peer closed its control stream');
       }
       handle(chunk.value);
     }
   }
 
-  async #drainQpack(reader: ReadableStreamDefaultReader<Uint8Array>, initial: number, type: bigint): Promise<void> {
-    let total = initial;
+  /**
+   * The peer closed or reset a critical stream: a connection error H3_CLOSED_CRITICAL_STREAM
+   * (RFC 9114 §6.2.1), unless the peer is closing the whole connection. `@matrixai/quic` (ours
+   * and other peers' stacks alike) resets every stream just before it sends CONNECTION_CLOSE, so
+   * the reset can arrive first: wait up to {@link CRITICAL_STREAM_CLOSE_GRACE_MS} for the
+   * connection to end before calling it a protocol error.
+   */
+  async #criticalStreamEnded(what: string): Promise<void> {
+    if (this.#closed) return;
+    let timer: NodeJS.Timeout | undefined;
+    const closedFirst = await Promise.race([
+      this.#closedPromise.then(() => true),
+      new Promise<boolean>((resolve) => {
+        timer = setTimeout(() => resolve(false), CRITICAL_STREAM_CLOSE_GRACE_MS).unref();
+      }),
+    ]);
+    clearTimeout(timer);
+    if (closedFirst || this.#closed) return;
+    throw Http3Error.connection(H3_ERROR_CODES.H3_CLOSED_CRITICAL_STREAM, what);
+  }
+
+  /**
+   * Reads the peer's QPACK encoder or decoder stream: with our capacity 0 and no inserts of
+   * ours, nearly every instruction is a connection error (RFC 9204 §4.3, §4.4); the readers
+   * keep O(1) state, so a long-lived connection may carry any number of valid instructions.
+   */
+  async #readQpack(reader: ReadableStreamDefaultReader<Uint8Array>, initial: Uint8Array, type: bigint): Promise<void> {
+    const encoder = type === UNIDIRECTIONAL_STREAM_TYPE.QPACK_ENCODER;
+    const instructions = encoder ? new ZeroCapacityEncoderStreamReader() : new NoInsertDecoderStreamReader();
+    instructions.push(initial);
     for (;;) {
       let chunk: { done: boolean; value?: Uint8Array | undefined };
       try {
         chunk = await reader.read();
-      } catch {
+      } catch (error) {
+        if (this.#closed) return;
+        if (error instanceof H3StreamAbort && error.byPeer) await this.#criticalStreamEnded(`the peer reset its QPACK ${encoder ? 'encoder' : 'decoder'} stream`);
         return;
       }
       if (chunk.done || chunk.value === undefined) {
         if (this.#closed) return;
-        throw Http3Error.connection(H3_ERROR_CODES.H3_CLOSED_CRITICAL_STREAM, `the peer closed its QPACK ${type === UNIDIRECTIONAL_STREAM_TYPE.QPACK_ENCODER ? 'encoder' : 'decoder'} stream`);
+        return this.#criticalStreamEnded(`the peer closed its QPACK ${encoder ? 'encoder' : 'decoder'} stream`);
       }
-      total += chunk.value.length;
-      if (total > QPACK_STREAM_BYTE_CAP) throw Http3Error.connection(H3_ERROR_CODES.H3_EXCESSIVE_LOAD, `more than ${QPACK_STREAM_BYTE_CAP} bytes on a QPACK stream`);
+      instructions.push(chunk.value);
     }
   }
+
 }
 

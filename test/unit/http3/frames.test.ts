@@ -355,6 +355,27 @@ describe('FrameParser', () => {
     parser.push(concat([encodeFrame(reservedIdentifier(2n), Uint8Array.of(1)), encodeSettingsFrame(new Map())]));
     expectConnectionError(() => parser.pullAll(), 'H3_MISSING_SETTINGS');
   });
+
+  it('reports each known frame to onFrameStart from its header, before its payload arrives, and fails with what it throws', () => {
+    const started: Array<[bigint, bigint]> = [];
+    const refusal = new Error('too long');
+    const parser = new FrameParser({
+      onFrameStart: (type, length) => {
+        started.push([type, length]);
+        if (length > 100n) throw refusal;
+      },
+    });
+    parser.push(concat([encodeDataFrame(Uint8Array.of(1, 2)), encodeFrame(reservedIdentifier(1n), Uint8Array.of(9))]));
+    expect(parser.pullAll().map((f) => f.type)).toEqual([FRAME_TYPE.DATA]);
+    // Only the header of a 1 GiB HEADERS frame: refused at once, nothing of the payload awaited.
+    parser.push(encodeFrameHeader(FRAME_TYPE.HEADERS, 1 << 30));
+    expect(() => parser.pull()).toThrow(refusal);
+    expect(() => parser.pull()).toThrow(refusal);
+    expect(started).toEqual([
+      [FRAME_TYPE.DATA, 2n],
+      [FRAME_TYPE.HEADERS, 1n << 30n],
+    ]);
+  });
 });
 
 describe('FrameParser properties', () => {

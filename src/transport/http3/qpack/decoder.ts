@@ -27,6 +27,17 @@ export interface DecodedFieldSection {
   readonly size: number;
 }
 
+/**
+ * The most octets an encoded field section can take when its decoded size (RFC 9114 §4.2.2)
+ * is within `maxFieldSectionSize`: Huffman codes are at most 30 bits an octet and every line's
+ * prefixes take fewer octets than its 32-octet overhead, so 4 × the limit (plus the section
+ * prefix) bounds it. A HEADERS frame declaring more can be refused before its payload arrives.
+ */
+export function maxEncodedFieldSectionSize(maxFieldSectionSize: number | bigint | undefined): number {
+  const limit = limitOf(maxFieldSectionSize);
+  return limit > (Number.MAX_SAFE_INTEGER - 16) / 4 ? Number.MAX_SAFE_INTEGER : limit * 4 + 16;
+}
+
 function limitOf(max: number | bigint | undefined): number {
   if (max === undefined) return DEFAULT_MAX_FIELD_SECTION_SIZE;
   if (typeof max === 'bigint') {

@@ -13,6 +13,7 @@ export {
   DEFAULT_MAX_FIELD_SECTION_SIZE,
   FIELD_OVERHEAD,
   decodeFieldSection,
+  maxEncodedFieldSectionSize,
   type DecodedFieldSection,
   type QpackDecodeOptions,
 } from './decoder.js';

@@ -8,6 +8,7 @@ import {
   decodeFieldSection,
   encodeFieldSection,
   huffmanEncode,
+  maxEncodedFieldSectionSize,
   type HeaderField,
   type QpackErrorKind,
 } from '../../../../src/transport/http3/qpack/index.js';
@@ -271,6 +272,24 @@ describe('field section size limit (RFC 9114 §4.2.2)', () => {
     expect(decodeFieldSection(bytes, { maxFieldSectionSize: 2n ** 62n - 1n }).size).toBe(size);
     expect(decodeFieldSection(bytes, { maxFieldSectionSize: Number.POSITIVE_INFINITY }).size).toBe(size);
     expect(() => decodeFieldSection(bytes, { maxFieldSectionSize: -1 })).toThrow(RangeError);
+  });
+
+  it('bounds the encoded size of any section within the limit (maxEncodedFieldSectionSize), so a longer HEADERS frame can be refused from its length', () => {
+    fc.assert(
+      fc.property(fc.array(fc.tuple(fc.stringMatching(/^[a-z0-9-]{1,40}$/), fc.stringMatching(/^[\x21-\x7e]{0,200}$/)), { maxLength: 20 }), fc.boolean(), (lines, huffman) => {
+        const fields = lines.map(([n, v]): HeaderField => [n, v]);
+        expect(encodeFieldSection(fields, { huffman }).length).toBeLessThanOrEqual(maxEncodedFieldSectionSize(sizeOf(fields)));
+      }),
+    );
+    // The worst case: Huffman codes of 30 bits for every octet of a literal name and value.
+    const worst = huffmanEncode(Uint8Array.from(Buffer.from('\n'.repeat(500))));
+    const line = [0x2f, ...encodeLength(worst.length - 7), ...worst, 0xff, ...encodeLength(worst.length - 127), ...worst];
+    const bytes = Uint8Array.from([0, 0, ...line, ...line]);
+    const decoded = decodeFieldSection(bytes, { maxFieldSectionSize: 1_000_000 });
+    expect(decoded.size).toBe(2 * (1000 + FIELD_OVERHEAD));
+    expect(bytes.length).toBeGreaterThan(3.5 * decoded.size);
+    expect(bytes.length).toBeLessThanOrEqual(maxEncodedFieldSectionSize(decoded.size));
+    expect(maxEncodedFieldSectionSize(2n ** 62n)).toBe(Number.MAX_SAFE_INTEGER);
   });
 
   it('defaults to 64 KiB', () => {
