@@ -24,6 +24,8 @@ export interface ServerCallInfo {
   readonly protocol: 'h2' | 'h3';
   /** Aborts when the client cancels or the deadline passes. */
   readonly signal: AbortSignal;
+  /** The call's deadline (ms since the epoch) when the client sent one; undefined otherwise or when the host does not report it. */
+  readonly deadline?: number | undefined;
 }
 
 export type UnaryHandler<Req, Res> = (request: Req, call: ServerCallInfo) => Res | Promise<Res>;
@@ -139,6 +141,11 @@ function callInfo(call: ServerUnaryCall<unknown, unknown> | ServerWritableStream
     protocol: 'h2',
     get signal() {
       return cancellation.signal;
+    },
+    get deadline() {
+      const deadline = call.getDeadline();
+      const ms = deadline instanceof Date ? deadline.getTime() : deadline;
+      return Number.isFinite(ms) ? ms : undefined;
     },
   };
 }
