@@ -125,6 +125,8 @@ export class ControlPlaneClientFactory implements IGrpcControlPlaneClientFactory
         deps.cache.retire(stale, (e) => before.profiles[e.profile]?.drainGraceMs ?? 30_000);
       }),
     );
+    // Circuit state changes are counted per peer (the chosen peer's state is on each span).
+    this.#subscriptions.push(deps.breaker.changes$.subscribe((change) => deps.telemetry.recordBreakerTransition({ endpoint: change.peer, state: change.state })));
     // HTTP/3 marked broken: its connection for that endpoint drains.
     this.#subscriptions.push(
       deps.health.changes$.subscribe((state) => {
@@ -255,7 +257,7 @@ export class ControlPlaneClientFactory implements IGrpcControlPlaneClientFactory
     const deadline = this.#deps.clock.now() + (target.deadlineMs ?? resolved.profile.deadlineMs);
     const peer = this.#pick(resolved, 1, new Set());
     const observation = this.#deps.telemetry.start({ service: service.fullName, method: method.name, endpoint: peer.authority, profile: resolved.profileName, caller: callerOf(target, this.#deps.caller ?? 'control-plane') });
-    observation.noteAttempt(1, peer.authority);
+    observation.noteAttempt(1, peer.authority, this.#deps.breaker.state(peer.authority));
     const wireCall: WireCall = {
       path: `/${service.fullName}/${method.name}`,
       message: method.requestType.encode(request).finish(),
@@ -379,7 +381,7 @@ export class ControlPlaneClientFactory implements IGrpcControlPlaneClientFactory
       try {
         peer = this.#pick(resolved, attempt, tried);
         observation ??= this.#deps.telemetry.start({ service: service.fullName, method: methodName, endpoint: peer.authority, profile: resolved.profileName, caller: callerOf(options, this.#deps.caller ?? 'control-plane') });
-        observation.noteAttempt(attempt, peer.authority);
+        observation.noteAttempt(attempt, peer.authority, this.#deps.breaker.state(peer.authority));
         tried.add(peer.authority);
         if (options.signal?.aborted === true) throw cancelled(peer.authority, options.signal.reason);
         const wireCall: WireCall = {
