@@ -35,6 +35,25 @@ function onewayDefinition(definition: ServiceDefinition, key: string): ServiceDe
 }
 
 /**
+ * The target + options of one outbound call. A class (one hidden shape, no spread) with the
+ * caller mark on its prototype: building it is cheap, and the mark is read by the factory only.
+ */
+class DispatcherCallTarget implements CallTarget, CallOptions, CallerMarked {
+  constructor(
+    readonly peers: readonly string[] | undefined,
+    readonly endpoint: string | undefined,
+    readonly profile: string | undefined,
+    readonly deadlineMs: number | undefined,
+    readonly signal: AbortSignal | undefined,
+    readonly metadata: CallOptions['metadata'],
+  ) {}
+
+  get [CALLER_OPTION](): 'dispatcher' {
+    return 'dispatcher';
+  }
+}
+
+/**
  * The dispatcher's gRPC outbound. It owns no channel, credentials or connection settings:
  * every call goes through the control-plane client factory (`TOKENS.GrpcControlPlaneClientFactory`),
  * which picks the peer (chooser + breaker), the protocol and the TLS material, retries and
@@ -55,14 +74,16 @@ export class GrpcOutbound implements Outbound {
     this.#clock = clock;
   }
 
-  #options(context: CallContext): CallTarget & CallOptions & CallerMarked {
-    return {
-      ...this.#target,
-      deadlineMs: context.deadline !== undefined ? Math.max(0, context.deadline - this.#clock.now()) : undefined,
-      signal: context.signal,
-      metadata: context.metadata,
-      [CALLER_OPTION]: 'dispatcher',
-    };
+  #options(context: CallContext): DispatcherCallTarget {
+    const target = this.#target;
+    return new DispatcherCallTarget(
+      target.peers,
+      target.endpoint,
+      target.profile,
+      context.deadline !== undefined ? Math.max(0, context.deadline - this.#clock.now()) : undefined,
+      context.signal,
+      context.metadata,
+    );
   }
 
   async unary(context: CallContext, procedure: OutboundProcedure, request: unknown): Promise<unknown> {
