@@ -3,6 +3,31 @@
 import js from '@eslint/js';
 import tseslint from 'typescript-eslint';
 
+const NO_MATH_RANDOM = { selector: "CallExpression[callee.object.name='Math'][callee.property.name='random']", message: 'Inject randomness (see DESIGN.md habits).' };
+
+// Every gRPC client connection goes through the control-plane client factory (src/factory)
+// and its transports (src/transport). Outside src/transport/ nothing may build its own
+// grpc-js client, channel or credentials, so nothing can bypass the factory's TLS, peer
+// choice, breakers, hints and telemetry. Serving (GrpcHost: Server, ServerCredentials) is allowed.
+const GRPC_CLIENT_MESSAGE = 'Build gRPC clients, channels and credentials only in src/transport/; elsewhere call through IGrpcControlPlaneClientFactory (see docs/dispatcher.md).';
+const GRPC_CLIENT_NAMES = [
+  'Client',
+  'Channel',
+  'ChannelImplementation',
+  'ChannelCredentials',
+  'CallCredentials',
+  'credentials',
+  'makeClientConstructor',
+  'makeGenericClientConstructor',
+  'loadPackageDefinition',
+  'InterceptingCall',
+];
+const NO_GRPC_CLIENT_SYNTAX = [
+  { selector: "ImportDeclaration[source.value='@grpc/grpc-js'] > ImportDefaultSpecifier", message: `${GRPC_CLIENT_MESSAGE} (import the server names you need instead of the default export)` },
+  { selector: "ImportExpression[source.value=/^@grpc.grpc-js/]", message: GRPC_CLIENT_MESSAGE },
+  { selector: "CallExpression[callee.name='require'][arguments.0.value=/^@grpc.grpc-js/]", message: GRPC_CLIENT_MESSAGE },
+];
+
 const typed = tseslint.configs.recommendedTypeChecked.map((config) => ({ ...config, files: ['**/*.ts'] }));
 
 export default tseslint.config(
@@ -17,10 +42,21 @@ export default tseslint.config(
     rules: {
       '@typescript-eslint/no-unused-vars': ['error', { argsIgnorePattern: '^_', varsIgnorePattern: '^_' }],
       '@typescript-eslint/consistent-type-imports': 'error',
-      'no-restricted-syntax': [
+      'no-restricted-syntax': ['error', NO_MATH_RANDOM],
+    },
+  },
+  {
+    files: ['src/**/*.ts'],
+    ignores: ['src/transport/**'],
+    rules: {
+      'no-restricted-imports': [
         'error',
-        { selector: "CallExpression[callee.object.name='Math'][callee.property.name='random']", message: 'Inject randomness (see DESIGN.md habits).' },
+        {
+          paths: [{ name: '@grpc/grpc-js', importNames: GRPC_CLIENT_NAMES, message: GRPC_CLIENT_MESSAGE }],
+          patterns: [{ group: ['@grpc/grpc-js/*'], message: GRPC_CLIENT_MESSAGE }],
+        },
       ],
+      'no-restricted-syntax': ['error', NO_MATH_RANDOM, ...NO_GRPC_CLIENT_SYNTAX],
     },
   },
   {

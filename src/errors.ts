@@ -25,7 +25,10 @@ export type OmniRelayErrorCode =
   | 'PEER_DRAINING'
   | 'CIRCUIT_OPEN'
   | 'RPC_FAILED'
-  | 'DISPOSED';
+  | 'DISPOSED'
+  | 'PROCEDURE_INVALID'
+  | 'PROCEDURE_DUPLICATE'
+  | 'OUTBOUND_MISSING';
 
 export class OmniRelayError extends Error {
   readonly code: OmniRelayErrorCode;
@@ -125,5 +128,22 @@ export class RpcError extends OmniRelayError {
 
   get failure(): TransportFailureKind | undefined {
     return this.context.failure;
+  }
+}
+
+/**
+ * A dispatcher refused a procedure or a call: `PROCEDURE_INVALID` (bad name, kind, codec or
+ * handler, or registration after an inbound started), `PROCEDURE_DUPLICATE` (service + name
+ * registered twice), `OUTBOUND_MISSING` (no outbound configured for the called service).
+ * `service` and `procedure` name the one at fault.
+ */
+export class DispatcherError extends OmniRelayError {
+  constructor(
+    code: 'PROCEDURE_INVALID' | 'PROCEDURE_DUPLICATE' | 'OUTBOUND_MISSING',
+    readonly service: string,
+    readonly procedure: string | undefined,
+    message: string,
+  ) {
+    super(code, message);
   }
 }

@@ -41,6 +41,7 @@ export {
   RpcError,
   PeerUnavailableError,
   DisposedError,
+  DispatcherError,
   type OmniRelayErrorCode,
   type TlsErrorCode,
   type ConfigIssue,
@@ -82,6 +83,27 @@ export {
 } from './transport/http3/h3-request.js';
 export { Http3FileHost, type Http3FileHostOptions } from './server/http3-file-host.js';
 export { GrpcHost, type GrpcHostOptions, type GrpcHostHttp3Options, type GrpcHostTls, type ServerCallInfo, type ServiceImplementation, type UnaryHandler, type ServerStreamHandler } from './server/grpc-host.js';
+
+export { Dispatcher, type DispatcherOptions, type DispatcherClient } from './dispatcher/dispatcher.js';
+export type { CallContext, PeerInfo, ProcedureKind, DispatcherCallOptions } from './dispatcher/context.js';
+export { CALLER_METADATA_KEY } from './dispatcher/context.js';
+export type { Middleware, UnaryNext, OnewayNext, ServerStreamNext } from './dispatcher/middleware.js';
+export type { Outbound, OutboundProcedure } from './dispatcher/outbound.js';
+export {
+  unaryProcedure,
+  onewayProcedure,
+  serverStreamProcedure,
+  serviceProcedures,
+  type Procedure,
+  type UnaryProcedure,
+  type OnewayProcedure,
+  type ServerStreamProcedure,
+  type ServiceProcedures,
+} from './dispatcher/procedures.js';
+export { ONEWAY_ACK } from './dispatcher/oneway-ack.js';
+export { GrpcInbound } from './dispatcher/grpc-inbound.js';
+export { GrpcOutbound, type GrpcOutboundOptions } from './dispatcher/grpc-outbound.js';
+export { dispatcherModule, createDispatcher, type DispatcherConfig } from './dispatcher/module.js';
 
 /** Generated from protos/ (ts-proto generic definitions): the control-plane service and gRPC health checking. */
 export * as controlPlaneV1 from './gen/omnirelay/controlplane/v1/gossip.js';

@@ -32,4 +32,8 @@ export const TOKENS = {
   OptionsMonitor: Symbol.for('omnirelay.OptionsMonitor'),
   /** The Http3Health memory (force HTTP/2 for an endpoint from a probe or an operator). */
   Http3Health: Symbol.for('omnirelay.Http3Health'),
+  /** Dispatcher (bound by `dispatcherModule`, singleton). */
+  Dispatcher: Symbol.for('omnirelay.Dispatcher'),
+  /** Bound by the application for `dispatcherModule`: DispatcherConfig (name, middleware, outbounds). */
+  DispatcherConfig: Symbol.for('omnirelay.DispatcherConfig'),
 } as const;

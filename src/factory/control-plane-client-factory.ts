@@ -16,6 +16,7 @@ import { parseEndpoint } from '../transport/endpoint.js';
 import { GRPC_STATUS } from '../transport/grpc-status.js';
 import { chooseProtocol } from '../transport/protocol-selection.js';
 import type { CallMetadata, DialTarget, ParsedEndpoint, WireCall, WireProtocol, WireUnaryResult } from '../transport/types.js';
+import { callerOf } from './caller.js';
 import type { HttpDispatcherPool } from './http-dispatchers.js';
 import type { MethodDefinition, RequestOf, ResponseOf, ServerStreamMethodKeys, ServiceDefinition, UnaryMethodKeys } from './service-definition.js';
 import type { CallOptions, CallTarget, Http3ProbeResult, IGrpcControlPlaneClientFactory, TypedClient, UnaryResult } from './types.js';
@@ -33,7 +34,7 @@ export interface FactoryDependencies {
   readonly http: HttpDispatcherPool;
   readonly clock: Clock;
   readonly random: RandomSource;
-  /** `dispatcher` when GrpcOutbound calls through the factory. */
+  /** Default `omnirelay.caller` of this factory's calls (`control-plane`); GrpcOutbound marks its calls `dispatcher` per call (see caller.ts). */
   readonly caller?: 'dispatcher' | 'control-plane';
 }
 
@@ -124,6 +125,8 @@ export class ControlPlaneClientFactory implements IGrpcControlPlaneClientFactory
         deps.cache.retire(stale, (e) => before.profiles[e.profile]?.drainGraceMs ?? 30_000);
       }),
     );
+    // Circuit state changes are counted per peer (the chosen peer's state is on each span).
+    this.#subscriptions.push(deps.breaker.changes$.subscribe((change) => deps.telemetry.recordBreakerTransition({ endpoint: change.peer, state: change.state })));
     // HTTP/3 marked broken: its connection for that endpoint drains.
     this.#subscriptions.push(
       deps.health.changes$.subscribe((state) => {
@@ -256,8 +259,8 @@ export class ControlPlaneClientFactory implements IGrpcControlPlaneClientFactory
     const resolved = this.#resolve(target);
     const deadline = this.#deps.clock.now() + (target.deadlineMs ?? resolved.profile.deadlineMs);
     const peer = this.#pick(resolved, 1, new Set());
-    const observation = this.#deps.telemetry.start({ service: service.fullName, method: method.name, endpoint: peer.authority, profile: resolved.profileName, caller: this.#deps.caller ?? 'control-plane' });
-    observation.noteAttempt(1, peer.authority);
+    const observation = this.#deps.telemetry.start({ service: service.fullName, method: method.name, endpoint: peer.authority, profile: resolved.profileName, caller: callerOf(target, this.#deps.caller ?? 'control-plane') });
+    observation.noteAttempt(1, peer.authority, this.#deps.breaker.state(peer.authority));
     const wireCall: WireCall = {
       path: `/${service.fullName}/${method.name}`,
       message: method.requestType.encode(request).finish(),
@@ -380,8 +383,8 @@ export class ControlPlaneClientFactory implements IGrpcControlPlaneClientFactory
       let peer: PeerCandidate | undefined;
       try {
         peer = this.#pick(resolved, attempt, tried);
-        observation ??= this.#deps.telemetry.start({ service: service.fullName, method: methodName, endpoint: peer.authority, profile: resolved.profileName, caller: this.#deps.caller ?? 'control-plane' });
-        observation.noteAttempt(attempt, peer.authority);
+        observation ??= this.#deps.telemetry.start({ service: service.fullName, method: methodName, endpoint: peer.authority, profile: resolved.profileName, caller: callerOf(options, this.#deps.caller ?? 'control-plane') });
+        observation.noteAttempt(attempt, peer.authority, this.#deps.breaker.state(peer.authority));
         tried.add(peer.authority);
         if (options.signal?.aborted === true) throw cancelled(peer.authority, options.signal.reason);
         const wireCall: WireCall = {

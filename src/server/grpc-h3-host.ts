@@ -190,7 +190,7 @@ export class GrpcH3Host {
         await finish(GRPC_STATUS.INTERNAL, `cannot decode the request: ${(error as Error).message}`);
         return;
       }
-      const info = this.#callInfo(state, fields, controller.signal);
+      const info = this.#callInfo(state, fields, controller.signal, timeoutMs !== undefined ? Date.now() + timeoutMs : undefined);
       try {
         if (route.method.responseStream) {
           for await (const message of (route.handler as ServerStreamHandler<unknown, unknown>)(decoded, info)) {
@@ -285,7 +285,7 @@ export class GrpcH3Host {
     return { fields, messages };
   }
 
-  #callInfo(state: ConnectionState, fields: ReadonlyArray<[string, string]>, signal: AbortSignal): ServerCallInfo {
+  #callInfo(state: ConnectionState, fields: ReadonlyArray<[string, string]>, signal: AbortSignal, deadline: number | undefined): ServerCallInfo {
     let identity: string | undefined;
     let metadata: Record<string, string> | undefined;
     const read = (): X509Certificate | undefined => this.#clientCertificate(state);
@@ -306,6 +306,7 @@ export class GrpcH3Host {
       },
       protocol: 'h3',
       signal,
+      deadline,
     };
   }
 

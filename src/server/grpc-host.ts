@@ -140,6 +140,11 @@ function callInfo(call: ServerUnaryCall<unknown, unknown> | ServerWritableStream
     get signal() {
       return cancellation.signal;
     },
+    get deadline() {
+      const deadline = call.getDeadline();
+      const ms = deadline instanceof Date ? deadline.getTime() : deadline;
+      return Number.isFinite(ms) ? ms : undefined;
+    },
   };
 }
 

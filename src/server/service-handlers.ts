@@ -13,6 +13,8 @@ export interface ServerCallInfo {
   readonly protocol: 'h2' | 'h3';
   /** Aborts when the client cancels or the deadline passes. */
   readonly signal: AbortSignal;
+  /** The call's deadline (ms since the epoch) when the client sent one; undefined otherwise. */
+  readonly deadline?: number | undefined;
 }
 
 export type UnaryHandler<Req, Res> = (request: Req, call: ServerCallInfo) => Res | Promise<Res>;

@@ -5,6 +5,7 @@
 export * from './names.js';
 export { RpcTelemetry, grpcStatusName } from './rpc-telemetry.js';
 export type {
+  RpcBreakerState,
   RpcCallInfo,
   RpcCaller,
   RpcFallbackEvent,

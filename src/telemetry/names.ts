@@ -23,6 +23,10 @@ export const METRIC_GRPC_OUTBOUND_REQUESTS = 'grpc_outbound_requests';
 export const METRIC_GRPC_OUTBOUND_REQUEST_DURATION = 'grpc_outbound_request_duration_seconds';
 /** Counter; Prometheus: `grpc_outbound_protocol_fallbacks_total`. */
 export const METRIC_GRPC_OUTBOUND_PROTOCOL_FALLBACKS = 'grpc_outbound_protocol_fallbacks';
+/** Counter, one per attempt: the peer chosen and its circuit state; Prometheus: `grpc_outbound_peer_choices_total`. */
+export const METRIC_GRPC_OUTBOUND_PEER_CHOICES = 'grpc_outbound_peer_choices';
+/** Counter, one per circuit state change of a peer; Prometheus: `omnirelay_circuit_breaker_transitions_total`. */
+export const METRIC_CIRCUIT_BREAKER_TRANSITIONS = 'omnirelay_circuit_breaker_transitions';
 /** Counter; Prometheus: `omnirelay_tls_reloads_total`. */
 export const METRIC_TLS_RELOADS = 'omnirelay_tls_reloads';
 /** Counter; Prometheus: `http_client_requests_total`. */
@@ -35,6 +39,8 @@ export const PROMETHEUS_NAMES = {
   grpcOutboundRequests: 'grpc_outbound_requests_total',
   grpcOutboundRequestDuration: 'grpc_outbound_request_duration_seconds',
   grpcOutboundProtocolFallbacks: 'grpc_outbound_protocol_fallbacks_total',
+  grpcOutboundPeerChoices: 'grpc_outbound_peer_choices_total',
+  circuitBreakerTransitions: 'omnirelay_circuit_breaker_transitions_total',
   tlsReloads: 'omnirelay_tls_reloads_total',
   httpClientRequests: 'http_client_requests_total',
   httpClientRequestDuration: 'http_client_request_duration_seconds',
@@ -92,6 +98,11 @@ export const ATTR_CALLER = 'omnirelay.caller';
 export const ATTR_ATTEMPT = 'omnirelay.attempt';
 /** Peer chosen for the latest attempt, as given by the caller. Spans only. */
 export const ATTR_PEER = 'omnirelay.peer';
+/**
+ * Circuit state of a peer: `closed` | `half-open` | `open`. On spans (the chosen peer's state
+ * when it was chosen), the peer-choice metric and the breaker-transition metric.
+ */
+export const ATTR_BREAKER_STATE = 'omnirelay.breaker.state';
 /** Why a call / endpoint fell back to another protocol. Span attribute and fallback metric. */
 export const ATTR_FALLBACK_REASON = 'omnirelay.fallback.reason';
 /** Protocol fallen back from. Span event and fallback metric. */

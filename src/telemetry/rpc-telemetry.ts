@@ -5,6 +5,7 @@ import { defaultClock, getTracer, MeterBinding, splitHostPort } from './internal
 import type { TelemetryProviders } from './internal.js';
 import {
   ATTR_ATTEMPT,
+  ATTR_BREAKER_STATE,
   ATTR_CALLER,
   ATTR_ENDPOINT,
   ATTR_ERROR_TYPE,
@@ -28,6 +29,8 @@ import {
   ATTR_TLS_RELOAD_REASON,
   EVENT_FALLBACK,
   EVENT_RETRY,
+  METRIC_CIRCUIT_BREAKER_TRANSITIONS,
+  METRIC_GRPC_OUTBOUND_PEER_CHOICES,
   METRIC_GRPC_OUTBOUND_PROTOCOL_FALLBACKS,
   METRIC_GRPC_OUTBOUND_REQUEST_DURATION,
   METRIC_GRPC_OUTBOUND_REQUESTS,
@@ -43,6 +46,9 @@ export type { TelemetryProviders } from './internal.js';
 
 /** Transport a gRPC call can travel over. */
 export type WireProtocol = 'h2' | 'h3';
+
+/** A peer's circuit state as the telemetry records it. */
+export type RpcBreakerState = 'closed' | 'half-open' | 'open';
 
 /** Who made the call. Recorded on spans only; metrics have the same shape for both. */
 export type RpcCaller = 'dispatcher' | 'control-plane';
@@ -84,8 +90,13 @@ export interface RpcObservation {
    * fallback counter; that is {@link RpcTelemetry.recordFallback}'s job.
    */
   noteFallback(from: WireProtocol, to: WireProtocol, reason: string): void;
-  /** Records an attempt number (1-based) on the span (event 'retry' for attempts > 1). */
-  noteAttempt(attempt: number, peer: string): void;
+  /**
+   * Records an attempt number (1-based) on the span (event 'retry' for attempts > 1). With
+   * `breakerState` (the chosen peer's circuit state when it was chosen), also sets
+   * `omnirelay.peer` and `omnirelay.breaker.state` on the span and counts the choice in
+   * `grpc_outbound_peer_choices`.
+   */
+  noteAttempt(attempt: number, peer: string, breakerState?: RpcBreakerState): void;
   /**
    * Ends: records the request counter + duration histogram with the final status code, ends
    * the span (status ERROR with message on non-OK). Idempotent: only the first call counts.
@@ -100,6 +111,8 @@ interface RpcInstruments {
   requests: Counter;
   duration: Histogram;
   fallbacks: Counter;
+  peerChoices: Counter;
+  breakerTransitions: Counter;
   tlsReloads: Counter;
 }
 
@@ -115,6 +128,12 @@ function buildRpcInstruments(meter: Meter): RpcInstruments {
     }),
     fallbacks: meter.createCounter(METRIC_GRPC_OUTBOUND_PROTOCOL_FALLBACKS, {
       description: 'Times an endpoint fell back from one wire protocol to another.',
+    }),
+    peerChoices: meter.createCounter(METRIC_GRPC_OUTBOUND_PEER_CHOICES, {
+      description: 'Peers chosen for outbound gRPC attempts, by peer and its circuit state.',
+    }),
+    breakerTransitions: meter.createCounter(METRIC_CIRCUIT_BREAKER_TRANSITIONS, {
+      description: 'Circuit breaker state changes, by peer and new state.',
     }),
     tlsReloads: meter.createCounter(METRIC_TLS_RELOADS, {
       description: 'Client TLS material reloads, by outcome.',
@@ -182,6 +201,11 @@ export class RpcTelemetry {
     });
   }
 
+  /** Counts one circuit state change of a peer (`omnirelay_circuit_breaker_transitions_total`). */
+  recordBreakerTransition(e: { readonly endpoint: string; readonly state: RpcBreakerState }): void {
+    this.instruments.get().breakerTransitions.add(1, { [ATTR_ENDPOINT]: e.endpoint, [ATTR_BREAKER_STATE]: e.state });
+  }
+
   /** Counts one TLS material reload (`omnirelay_tls_reloads_total`). */
   recordTlsReload(e: TlsReloadEvent): void {
     const attributes: Attributes = { [ATTR_PROFILE]: e.profile, [ATTR_TLS_RELOAD_OUTCOME]: e.outcome };
@@ -224,8 +248,19 @@ class RpcCall implements RpcObservation {
     this.setProtocol(to);
   }
 
-  noteAttempt(attempt: number, peer: string): void {
+  noteAttempt(attempt: number, peer: string, breakerState?: RpcBreakerState): void {
     if (this.ended) return;
+    if (breakerState !== undefined) {
+      this.span.setAttributes({ [ATTR_PEER]: peer, [ATTR_BREAKER_STATE]: breakerState });
+      this.instruments.get().peerChoices.add(1, {
+        [ATTR_RPC_SYSTEM]: RPC_SYSTEM_GRPC,
+        [ATTR_RPC_SERVICE]: this.call.service,
+        [ATTR_RPC_METHOD]: this.call.method,
+        [ATTR_ENDPOINT]: peer,
+        [ATTR_PROFILE]: this.call.profile,
+        [ATTR_BREAKER_STATE]: breakerState,
+      });
+    }
     // The first attempt on the call's own endpoint adds nothing the span does not have yet.
     if (attempt === 1 && peer === this.call.endpoint) return;
     const { host, port } = splitHostPort(peer);

@@ -54,10 +54,12 @@ describe('Prometheus exposition', () => {
       caller: 'dispatcher',
     });
     obs.setProtocol('h2');
+    obs.noteAttempt(1, 'cp.internal:8443', 'closed');
     now += 0.3; // 0.3 ms: lands in the first (le="0.0005") bucket
     obs.end(0);
     rpc.recordFallback({ endpoint: 'cp.internal:8443', profile: 'control-plane', from: 'h3', to: 'h2', reason: 'H3_HANDSHAKE_TIMEOUT' });
     rpc.recordTlsReload({ profile: 'control-plane', outcome: 'loaded' });
+    rpc.recordBreakerTransition({ endpoint: 'cp.internal:8443', state: 'open' });
     const http = new HttpTelemetry({ meterProvider, tracerProvider, clock });
     const req = http.start({ method: 'GET', endpoint: 'hints.internal:443', profile: 'default' });
     req.setProtocol('h1');
@@ -76,6 +78,8 @@ describe('Prometheus exposition', () => {
     expect(text).toMatch(/^grpc_outbound_request_duration_seconds_count\{[^}]*\} 1$/m);
     expect(text).toMatch(/^grpc_outbound_protocol_fallbacks_total\{[^}]*omnirelay_fallback_reason="H3_HANDSHAKE_TIMEOUT"[^}]*\} 1$/m);
     expect(text).toMatch(/^omnirelay_tls_reloads_total\{[^}]*omnirelay_tls_reload_outcome="loaded"[^}]*\} 1$/m);
+    expect(text).toMatch(/^grpc_outbound_peer_choices_total\{[^}]*omnirelay_endpoint="cp\.internal:8443"[^}]*omnirelay_breaker_state="closed"[^}]*\} 1$/m);
+    expect(text).toMatch(/^omnirelay_circuit_breaker_transitions_total\{omnirelay_endpoint="cp\.internal:8443",omnirelay_breaker_state="open"[^}]*\} 1$/m);
     expect(text).toContain('http_client_requests_total{');
     expect(text).toContain('http_client_request_duration_seconds_bucket{');
 
