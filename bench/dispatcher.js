@@ -75,7 +75,7 @@ async function main() {
   const dir = await mkdtemp(join(tmpdir(), 'omnirelay-bench-dispatcher-'));
   const pki = await writeDevPki(dir, ['server', 'client']);
   const { server, client } = pki.files;
-  const host = await GrpcHost.start({ tls: { certFile: server.certFile, keyFile: server.keyFile, caFile: pki.caFile } }, [pingService]);
+  const host = await GrpcHost.start({ tls: { certFile: server.certFile, keyFile: server.keyFile, caFile: pki.caFile }, http3: false }, [pingService]);
   const { telemetry, shutdown } = sdkTelemetry();
   const container = new Container();
   container.bind(TOKENS.ControlPlaneOptions).toConstantValue({
