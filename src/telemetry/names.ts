@@ -29,6 +29,10 @@ export const METRIC_TLS_RELOADS = 'omnirelay_tls_reloads';
 export const METRIC_HTTP_CLIENT_REQUESTS = 'http_client_requests';
 /** Histogram, unit `s`; Prometheus: `http_client_request_duration_seconds{_bucket,_sum,_count}`. */
 export const METRIC_HTTP_CLIENT_REQUEST_DURATION = 'http_client_request_duration_seconds';
+/** Counter; Prometheus: `omnirelay_circuit_breaker_transitions_total`. One per circuit state change. */
+export const METRIC_CIRCUIT_BREAKER_TRANSITIONS = 'omnirelay_circuit_breaker_transitions';
+/** Gauge; Prometheus: `omnirelay_circuit_breaker_state`. 0 closed, 1 half-open, 2 open. */
+export const METRIC_CIRCUIT_BREAKER_STATE = 'omnirelay_circuit_breaker_state';
 
 /** The names as a Prometheus scrape shows them (exporter-prometheus 0.223, no prefix). */
 export const PROMETHEUS_NAMES = {
@@ -38,6 +42,8 @@ export const PROMETHEUS_NAMES = {
   tlsReloads: 'omnirelay_tls_reloads_total',
   httpClientRequests: 'http_client_requests_total',
   httpClientRequestDuration: 'http_client_request_duration_seconds',
+  circuitBreakerTransitions: 'omnirelay_circuit_breaker_transitions_total',
+  circuitBreakerState: 'omnirelay_circuit_breaker_state',
 } as const;
 
 /** Unit of both duration histograms (UCUM seconds). */
@@ -102,6 +108,8 @@ export const ATTR_FALLBACK_TO = 'omnirelay.fallback.to';
 export const ATTR_TLS_RELOAD_OUTCOME = 'omnirelay.tls.reload.outcome';
 /** Why a TLS reload was rejected (a bounded code, e.g. an OmniRelayErrorCode). TLS reload metric. */
 export const ATTR_TLS_RELOAD_REASON = 'omnirelay.tls.reload.reason';
+/** Circuit state a breaker moved to: `closed` | `half-open` | `open`. Breaker transitions metric. */
+export const ATTR_BREAKER_STATE = 'omnirelay.breaker.state';
 
 /** {@link ATTR_PROTOCOL} value when the call ended before any transport was chosen. */
 export const PROTOCOL_NONE = 'none';

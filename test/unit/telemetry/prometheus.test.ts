@@ -6,6 +6,8 @@ import { createServer, get } from 'node:http';
 import type { Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { HttpTelemetry, PROMETHEUS_NAMES, RpcTelemetry } from '../../../src/telemetry/index.js';
+import { ConsecutiveFailureCircuitBreaker } from '../../../src/resilience/circuit-breaker.js';
+import { RpcError } from '../../../src/errors.js';
 
 // exporter-prometheus treats `port: 0` as "unset" (falls back to 9464), so its own server
 // is not started; its request handler is mounted on an ephemeral loopback server instead.
@@ -63,7 +65,13 @@ describe('Prometheus exposition', () => {
     req.setProtocol('h1');
     req.end(200);
 
+    const breaker = new ConsecutiveFailureCircuitBreaker({ consecutiveFailures: 1, clock: { now: () => 0 }, telemetry: { meterProvider } });
+    const unavailable = new RpcError(14, 'UNAVAILABLE', 'connection refused', { endpoint: 'cp.internal:8443', protocol: 'h2' });
+    await expect(breaker.execute('cp.internal:8443', () => Promise.reject(unavailable))).rejects.toBe(unavailable);
+
     const text = await scrape();
+    expect(text).toMatch(/^omnirelay_circuit_breaker_transitions_total\{[^}]*omnirelay_peer="cp\.internal:8443"[^}]*omnirelay_breaker_state="open"[^}]*\} 1$/m);
+    expect(text).toMatch(/^omnirelay_circuit_breaker_state\{[^}]*omnirelay_peer="cp\.internal:8443",omnirelay_profile="control-plane"[^}]*\} 2$/m);
     expect(text).toContain('# TYPE grpc_outbound_requests_total counter');
     expect(text).toContain('grpc_outbound_requests_total{');
     expect(text).toMatch(
