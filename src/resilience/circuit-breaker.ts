@@ -4,7 +4,6 @@ import {
   CircuitState,
   ConsecutiveBreaker,
   handleWhen,
-  SamplingBreaker,
   type CircuitBreakerPolicy,
   type IBackoff,
   type IBreaker,
@@ -18,6 +17,7 @@ import { PeerUnavailableError, RpcError, TlsError } from '../errors.js';
 import { BreakerTelemetry, type CircuitSnapshot } from '../telemetry/breaker-telemetry.js';
 import type { TelemetryProviders } from '../telemetry/internal.js';
 import { GRPC_STATUS, statusName } from '../transport/grpc-status.js';
+import { FailureRatioBreaker } from './failure-ratio-breaker.js';
 
 export type BreakerState = 'closed' | 'open' | 'half-open';
 
@@ -68,11 +68,10 @@ function sameSettings(a: CircuitBreakerOptions, b: CircuitBreakerOptions): boole
   );
 }
 
-/** cockatiel's breaker (the "should it open" decision) for the settings' mode. */
-function breakerFor(settings: CircuitBreakerOptions): IBreaker {
+/** The "should it open" decision for the settings' mode, as a cockatiel IBreaker. */
+function breakerFor(settings: CircuitBreakerOptions, clock: Clock): IBreaker {
   if (settings.mode === 'consecutive') return new ConsecutiveBreaker(settings.consecutiveFailures);
-  // cockatiel judges volume as a rate: minimumCalls over the window is minimumCalls / window-seconds per second.
-  return new SamplingBreaker({ threshold: settings.failureRatio, duration: settings.windowMs, minimumRps: settings.minimumCalls / (settings.windowMs / 1000) });
+  return new FailureRatioBreaker({ failureRatio: settings.failureRatio, windowMs: settings.windowMs, minimumCalls: settings.minimumCalls, clock });
 }
 
 function fromCockatiel(state: CircuitState): BreakerState {
@@ -118,7 +117,7 @@ class Circuit {
   ) {
     const codes = settings.failureStatusCodes.map((name) => GRPC_STATUS[name]);
     const gate = new HalfOpenGate(this);
-    this.policy = circuitBreaker(handleWhen(isPeerFailure(codes)), { halfOpenAfter: gate, breaker: breakerFor(settings) });
+    this.policy = circuitBreaker(handleWhen(isPeerFailure(codes)), { halfOpenAfter: gate, breaker: breakerFor(settings, clock) });
     this.policy.onFailure(({ handled }) => {
       if (handled) this.lastFailureAt = this.clock.now();
     });
@@ -152,8 +151,8 @@ export interface PeerCircuitBreakerOptions {
 
 /**
  * The default `ICircuitBreaker`: one cockatiel circuit breaker policy per peer and profile,
- * with cockatiel's ConsecutiveBreaker (`mode: 'consecutive'`) or SamplingBreaker
- * (`mode: 'failure-ratio'`) deciding when to open, the profile's `failureStatusCodes`
+ * with cockatiel's ConsecutiveBreaker (`mode: 'consecutive'`) or our FailureRatioBreaker
+ * (`mode: 'failure-ratio'`, a sliding window on the injected clock) deciding when to open, the profile's `failureStatusCodes`
  * (and TLS failures) counting as failures, and one half-open probe after `halfOpenAfterMs`
  * on the injected clock. A settings change in the options rebuilds that profile's circuits
  * (closed). State changes go to `changes$` and to the breaker metrics.
