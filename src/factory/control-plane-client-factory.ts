@@ -500,18 +500,49 @@ export class ControlPlaneClientFactory implements IGrpcControlPlaneClientFactory
    * is oldest gets the call as its half-open probe.
    */
   #pick(resolved: ResolvedTarget, attempt: number, tried: ReadonlySet<string>): PeerCandidate {
-    const { hints, breaker } = this.#deps;
     const profile = resolved.profileName;
-    const notDraining = resolved.peers.filter((p) => hints.get(p.authority).draining !== true);
-    if (notDraining.length === 0) {
-      const all = resolved.peers.map((p) => p.authority);
-      throw new PeerUnavailableError('PEER_DRAINING', all, `Every peer is draining (${all.join(', ')}); no new calls are placed on a draining endpoint.`);
+    const closed = this.#offered(resolved);
+    if (closed.length === 0) {
+      const notDraining = resolved.peers.filter((p) => this.#deps.hints.get(p.authority).draining !== true);
+      if (notDraining.length === 0) {
+        const all = resolved.peers.map((p) => p.authority);
+        throw new PeerUnavailableError('PEER_DRAINING', all, `Every peer is draining (${all.join(', ')}); no new calls are placed on a draining endpoint.`);
+      }
+      return this.#degraded(resolved, notDraining);
     }
-    const closed = notDraining.filter((p) => breaker.state(p.authority, profile) !== 'open');
-    if (closed.length === 0) return this.#degraded(resolved, notDraining);
     const peer = this.#deps.chooser.choose(closed, { profile, attempt, tried, peerSet: resolved.peerSet });
     if (peer === undefined) throw new PeerUnavailableError('PEER_UNAVAILABLE', closed.map((p) => p.authority), `The peer chooser picked none of ${closed.map((p) => p.authority).join(', ')}.`);
     return peer;
+  }
+
+  /** The last offered list per target, reused while the same peers are left out. */
+  readonly #offeredMemo = new WeakMap<ResolvedTarget, { readonly excluded: readonly number[]; readonly offered: readonly PeerCandidate[] }>();
+
+  /**
+   * The peers that are not draining and whose circuit is not open. One pass over the peers;
+   * the same array comes back while the same peers are left out (the target's own list when
+   * none is), so a pick allocates nothing and choosers may key state on the array.
+   */
+  #offered(resolved: ResolvedTarget): readonly PeerCandidate[] {
+    const { hints, breaker } = this.#deps;
+    const profile = resolved.profileName;
+    const peers = resolved.peers;
+    const memo = this.#offeredMemo.get(resolved);
+    let excluded: number[] | undefined;
+    let same = true;
+    for (let i = 0; i < peers.length; i++) {
+      const authority = (peers[i] as PeerCandidate).authority;
+      if (hints.get(authority).draining !== true && breaker.state(authority, profile) !== 'open') continue;
+      excluded ??= [];
+      if (memo?.excluded[excluded.length] !== i) same = false;
+      excluded.push(i);
+    }
+    if (excluded === undefined) return peers;
+    if (same && memo !== undefined && memo.excluded.length === excluded.length) return memo.offered;
+    const skip = new Set(excluded);
+    const offered = peers.filter((_, i) => !skip.has(i));
+    this.#offeredMemo.set(resolved, { excluded, offered });
+    return offered;
   }
 
   /** Every circuit is open: fail fast, or probe the least recently failed peer. */

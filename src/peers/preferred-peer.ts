@@ -11,7 +11,8 @@ import { RoundRobinPeerChooser } from './round-robin.js';
 export class PreferredPeerChooser implements IPeerChooser {
   readonly #preferred: string;
   readonly #fallback: IPeerChooser;
-  #lastIndex = 0;
+  #lastPeers: readonly PeerCandidate[] | undefined;
+  #lastIndex = -1;
 
   constructor(preferred: string, fallback: IPeerChooser = new RoundRobinPeerChooser()) {
     this.#preferred = preferred;
@@ -38,17 +39,15 @@ export class PreferredPeerChooser implements IPeerChooser {
     this.#fallback.onCallEnd?.(peer, ok);
   }
 
-  /** The preferred peer among `peers`; its last position is checked first, so a stable list costs O(1). */
+  /**
+   * The preferred peer among `peers`. The factory hands over the same array while the offered
+   * set is unchanged, so the answer is kept per array: O(1) then, one scan when it changes.
+   */
   #find(peers: readonly PeerCandidate[]): PeerCandidate | undefined {
-    const last = peers[this.#lastIndex];
-    if (last !== undefined && last.authority === this.#preferred) return last;
-    for (let i = 0; i < peers.length; i++) {
-      const peer = peers[i] as PeerCandidate;
-      if (peer.authority === this.#preferred) {
-        this.#lastIndex = i;
-        return peer;
-      }
+    if (peers !== this.#lastPeers) {
+      this.#lastPeers = peers;
+      this.#lastIndex = peers.findIndex((p) => p.authority === this.#preferred);
     }
-    return undefined;
+    return this.#lastIndex < 0 ? undefined : peers[this.#lastIndex];
   }
 }
