@@ -81,7 +81,7 @@ export interface Harness {
 export const PEERS = ['10.0.0.1:7001', '10.0.0.2:7001', '10.0.0.3:7001'] as const;
 
 /** A factory over scripted HTTP/2 and HTTP/3 transports, with a fake clock and fixed randomness. */
-export function harness(profile: ProfileOptionsInput, extra: { peerLists?: Record<string, BehaviorSubject<readonly string[]>> } = {}): Harness {
+export function harness(profile: ProfileOptionsInput, extra: { peerLists?: Record<string, BehaviorSubject<readonly string[]>>; breaker?: ICircuitBreaker } = {}): Harness {
   let now = 1_000_000;
   const clock = { now: () => now, advance: (ms: number) => void (now += ms) };
   const seen: SeenAttempt[] = [];
@@ -95,7 +95,7 @@ export function harness(profile: ProfileOptionsInput, extra: { peerLists?: Recor
   const tls = new FileTlsProvider(monitor, { clock });
   const random = (): number => 0.5;
   const chooser = new ProfilePeerChooser(monitor, random);
-  const breaker = new PeerCircuitBreaker({ settingsFor: (p) => monitor.current.profiles[p]?.breaker, clock });
+  const breaker = extra.breaker ?? new PeerCircuitBreaker({ settingsFor: (p) => monitor.current.profiles[p]?.breaker, clock });
   const transports = new Map<WireProtocol, Transport>([
     ['h2', new ScriptedTransport('h2', behaviour, seen, clock.now)],
     ['h3', new ScriptedTransport('h3', behaviour, seen, clock.now)],

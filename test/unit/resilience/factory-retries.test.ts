@@ -1,7 +1,8 @@
 import { afterEach, describe, expect, it } from '@jest/globals';
-import { BehaviorSubject } from 'rxjs';
+import { BehaviorSubject, EMPTY } from 'rxjs';
 import type { ProfileOptionsInput } from '../../../src/config/types.js';
 import { EndpointError, PeerUnavailableError, RpcError } from '../../../src/errors.js';
+import type { ICircuitBreaker } from '../../../src/resilience/circuit-breaker.js';
 import { ControlPlaneDefinition } from '../../../src/gen/omnirelay/controlplane/v1/gossip.js';
 import { harness, PEERS, unavailable, type Harness } from './factory-harness.js';
 
@@ -136,6 +137,23 @@ describe('breakers in the call path', () => {
     expect(h.seen.map((s) => s.authority)).toEqual([P2]);
     expect(h.breaker.state(P2, 'test')).toBe('closed');
     expect(h.breaker.state(P1, 'test')).toBe('open');
+  });
+});
+
+describe('a circuit that opens between the pick and the call', () => {
+  it('places the call on another peer without spending an attempt', async () => {
+    // A breaker whose circuit for P1 opened after the factory looked (another call's probe failed).
+    const racing: ICircuitBreaker = {
+      state: () => 'closed',
+      execute: (peer, call) => (peer === P1 ? Promise.reject(new PeerUnavailableError('CIRCUIT_OPEN', [peer], 'opened just now')) : call()),
+      changes$: EMPTY,
+    };
+    h = harness({ http3: 'disable', retry: { ...FAST_RETRY, maxAttempts: 1 } }, { breaker: racing });
+    const result = await h.factory.unary(ControlPlaneDefinition, 'ping', ping(1), { peers: ALL });
+    expect(result).toMatchObject({ endpoint: P2, attempts: 1 });
+    expect(h.seen.map((s) => s.authority)).toEqual([P2]);
+    // Only peer: nowhere else to go, the CIRCUIT_OPEN error is the call's.
+    await expect(h.factory.unary(ControlPlaneDefinition, 'ping', ping(2), { endpoint: 'peer-1' })).rejects.toMatchObject({ code: 'CIRCUIT_OPEN', peers: [P1] });
   });
 });
 
