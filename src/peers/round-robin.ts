@@ -24,6 +24,8 @@ export class RoundRobinPeerChooser implements IPeerChooser {
         }
       }
     }
+    // One entry per peer set; ad-hoc `peers` lists could otherwise grow the map without bound.
+    if (this.#next.size >= 4096 && !this.#next.has(key)) this.#next.clear();
     this.#next.set(key, (index + 1) % count);
     return peers[index];
   }
