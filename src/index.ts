@@ -26,6 +26,11 @@ export type {
   Http3HealthOptions,
   HttpClientOptions,
   GrpcStatusName,
+  PeerChooserKind,
+  PeerChooserOptions,
+  CircuitBreakerMode,
+  CircuitBreakerOptions,
+  AllCircuitsOpenPolicy,
 } from './config/types.js';
 export { resolveOptions } from './config/schema.js';
 export { PRESETS } from './config/presets.js';
@@ -57,8 +62,22 @@ export { createDevCertificateAuthority, writeDevPki, type DevCertificateAuthorit
 export { createEndpointHintSubject, type EndpointHintUpdate } from './hints/endpoint-hints.js';
 export { Http3Health, type Http3FailureReason, type Http3HealthState } from './hints/http3-health.js';
 
-export { RoundRobinPeerChooser, type IPeerChooser, type PeerCandidate, type PeerChoiceContext } from './peers/peer-chooser.js';
-export { ConsecutiveFailureCircuitBreaker, DEFAULT_BREAKER_FAILURE_CODES, type ICircuitBreaker, type BreakerState } from './resilience/circuit-breaker.js';
+export type { IPeerChooser, PeerCandidate, PeerChoiceContext } from './peers/peer-chooser.js';
+export { RoundRobinPeerChooser } from './peers/round-robin.js';
+export { PreferredPeerChooser } from './peers/preferred-peer.js';
+export { FewestPendingPeerChooser } from './peers/fewest-pending.js';
+export { InFlightCounter } from './peers/in-flight.js';
+export { ProfilePeerChooser } from './peers/profile-peer-chooser.js';
+export type { PeerLists } from './factory/control-plane-client-factory.js';
+export {
+  PeerCircuitBreaker,
+  ConsecutiveFailureCircuitBreaker,
+  DEFAULT_BREAKER_FAILURE_CODES,
+  type ICircuitBreaker,
+  type BreakerState,
+  type BreakerChange,
+  type PeerCircuitBreakerOptions,
+} from './resilience/circuit-breaker.js';
 export type { RandomSource } from './resilience/retry.js';
 
 export type { Transport, TransportConnection, DialTarget, WireCall, WireUnaryResult, WireProtocol, ParsedEndpoint, PeerIdentity, CallMetadata } from './transport/types.js';

@@ -3,12 +3,14 @@ import type { Observable } from 'rxjs';
 import { systemClock, type Clock } from './clock.js';
 import { OptionsMonitor, type ControlPlaneOptionsSource } from './config/options-monitor.js';
 import { ControlPlaneClientFactory } from './factory/control-plane-client-factory.js';
+import type { PeerLists } from './factory/control-plane-client-factory.js';
 import { HttpDispatcherPool } from './factory/http-dispatchers.js';
 import type { IGrpcControlPlaneClientFactory } from './factory/types.js';
 import { EndpointHintStore, type EndpointHintUpdate } from './hints/endpoint-hints.js';
 import { Http3Health } from './hints/http3-health.js';
-import { RoundRobinPeerChooser, type IPeerChooser } from './peers/peer-chooser.js';
-import { ConsecutiveFailureCircuitBreaker, type ICircuitBreaker } from './resilience/circuit-breaker.js';
+import type { IPeerChooser } from './peers/peer-chooser.js';
+import { ProfilePeerChooser } from './peers/profile-peer-chooser.js';
+import { PeerCircuitBreaker, type ICircuitBreaker } from './resilience/circuit-breaker.js';
 import type { RandomSource } from './resilience/retry.js';
 import { HttpTelemetry, RpcTelemetry, type TelemetryProviders } from './telemetry/index.js';
 import { FileTlsProvider } from './tls/file-tls-provider.js';
@@ -22,6 +24,11 @@ import type { Transport, WireProtocol } from './transport/types.js';
 
 function optional<T>(context: ResolutionContext, token: symbol): T | undefined {
   return context.get<T>(token, { optional: true });
+}
+
+/** The one default source of randomness (jitter, peer choice); bind TOKENS.Random to control it. */
+function randomOf(context: ResolutionContext): RandomSource {
+  return optional<RandomSource>(context, TOKENS.Random) ?? Math.random;
 }
 
 /**
@@ -49,8 +56,19 @@ export const grpcControlPlaneModule = new ContainerModule(({ bind, isBound }) =>
     .inSingletonScope()
     .onDeactivation((provider) => provider.dispose());
 
-  bind<IPeerChooser>(TOKENS.PeerChooser).toDynamicValue(() => new RoundRobinPeerChooser()).inSingletonScope();
-  bind<ICircuitBreaker>(TOKENS.CircuitBreaker).toDynamicValue(() => new ConsecutiveFailureCircuitBreaker()).inSingletonScope();
+  bind<IPeerChooser>(TOKENS.PeerChooser)
+    .toDynamicValue((context: ResolutionContext) => new ProfilePeerChooser(context.get<OptionsMonitor>(TOKENS.OptionsMonitor), randomOf(context)))
+    .inSingletonScope();
+  bind<ICircuitBreaker>(TOKENS.CircuitBreaker)
+    .toDynamicValue((context: ResolutionContext) => {
+      const options = context.get<OptionsMonitor>(TOKENS.OptionsMonitor);
+      return new PeerCircuitBreaker({
+        settingsFor: (profile) => options.current.profiles[profile]?.breaker,
+        clock: optional<Clock>(context, TOKENS.Clock) ?? systemClock,
+        telemetry: optional<TelemetryProviders>(context, TOKENS.Telemetry),
+      });
+    })
+    .inSingletonScope();
   // HTTP/3 is on by default: profiles that prefer it race it against HTTP/2. Turn it off per
   // profile (`http3: 'disable'`), per endpoint (hint `http3: 'deny'`), or for the whole
   // container by binding this token to `null` (before loading the module, or `rebind` after).
@@ -68,8 +86,7 @@ export const grpcControlPlaneModule = new ContainerModule(({ bind, isBound }) =>
       const http3 = optional<Transport | null>(context, TOKENS.Http3Transport);
       if (http3 !== undefined && http3 !== null) transports.set('h3', http3);
       const hints = new EndpointHintStore(options.snapshots$, optional<Observable<EndpointHintUpdate>>(context, TOKENS.EndpointHints));
-      // The one default source of randomness (jitter); bind TOKENS.Random to control it.
-      const random = optional<RandomSource>(context, TOKENS.Random) ?? Math.random;
+      const random = randomOf(context);
       return new ControlPlaneClientFactory({
         options,
         tls,
@@ -82,6 +99,7 @@ export const grpcControlPlaneModule = new ContainerModule(({ bind, isBound }) =>
         http: new HttpDispatcherPool(tls, options, new HttpTelemetry(providers)),
         clock: optional<Clock>(context, TOKENS.Clock) ?? systemClock,
         random,
+        peerLists: optional<PeerLists>(context, TOKENS.PeerLists),
       });
     })
     .inSingletonScope()

@@ -7,10 +7,15 @@ export const TOKENS = {
   GrpcControlPlaneClientFactory: Symbol.for('omnirelay.GrpcControlPlaneClientFactory'),
   /** ITlsProvider (default: FileTlsProvider over the options' TLS files). */
   TlsProvider: Symbol.for('omnirelay.TlsProvider'),
-  /** IPeerChooser (default: RoundRobinPeerChooser). */
+  /**
+   * IPeerChooser (default: ProfilePeerChooser, which follows each profile's `peerChooser`
+   * option). Rebinding it replaces the choice for every profile: the option is then ignored.
+   */
   PeerChooser: Symbol.for('omnirelay.PeerChooser'),
-  /** ICircuitBreaker (default: ConsecutiveFailureCircuitBreaker, 5 failures, 5 s half-open). */
+  /** ICircuitBreaker (default: PeerCircuitBreaker, following each profile's `breaker` option). */
   CircuitBreaker: Symbol.for('omnirelay.CircuitBreaker'),
+  /** Bound by the application, optional: PeerLists, named Observables of peer-list members (CallTarget.peerList). */
+  PeerLists: Symbol.for('omnirelay.PeerLists'),
   /** Bound by the application: ControlPlaneOptionsInput or Observable<ControlPlaneOptionsInput>. Optional (defaults). */
   ControlPlaneOptions: Symbol.for('omnirelay.ControlPlaneOptions'),
   /** Bound by the application, optional: Observable<EndpointHintUpdate>. */

@@ -11,6 +11,9 @@ import type { ControlPlaneOptionsInput } from './types.js';
 /** Leaves that always stay strings (a password such as `1234` must not become a number). */
 const STRING_LEAVES = new Set([
   'url',
+  'preferred',
+  'kind',
+  'whenAllOpen',
   'profile',
   'preset',
   'mode',
@@ -24,7 +27,7 @@ const STRING_LEAVES = new Set([
 ]);
 
 /** Leaves that hold lists: a JSON array (`[...]`) or comma-separated values. */
-const LIST_LEAVES = new Set(['crlFiles', 'retryableStatusCodes']);
+const LIST_LEAVES = new Set(['crlFiles', 'retryableStatusCodes', 'failureStatusCodes']);
 
 /** `TIME_MS` → `timeMs`, `HTTP3_RACE_DELAY_MS` → `http3RaceDelayMs`. */
 function camelCase(segment: string): string {
@@ -90,7 +93,7 @@ function envValue(path: readonly string[], raw: string): unknown {
  *
  * Profile, endpoint and metadata names are lowercased with `_` → `-`; option keys go from
  * SCREAMING_SNAKE to camelCase. Values: `true`/`false` → boolean, integer/decimal → number,
- * `[...]` → JSON array, `CRL_FILES`/`RETRYABLE_STATUS_CODES` also comma-separated, everything
+ * `[...]` → JSON array, `CRL_FILES`/`RETRYABLE_STATUS_CODES`/`FAILURE_STATUS_CODES` also comma-separated, everything
  * else (and always URLs, file paths, passwords, modes, metadata values) a string.
  * Variables starting with `<prefix>_` but not `<prefix>__` are not ours and are ignored.
  * A variable that names no known key becomes an unknown key, which `resolveOptions` rejects.

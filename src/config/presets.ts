@@ -87,6 +87,28 @@ export const PRESETS: Readonly<Record<PresetName, ProfileOptions>> = deepFreeze(
       // Small calls multiplex well on HTTP/2; four connections spread load past the 100-stream limit.
       connectionsPerEndpoint: 4,
     },
+    peerChooser: {
+      // Control calls are small and uniform: rotating spreads them evenly with no bookkeeping.
+      kind: 'round-robin',
+    },
+    breaker: {
+      // Control traffic is sparse: a ratio needs volume it rarely has, a run of failures does not.
+      mode: 'consecutive',
+      // Five in a row rules out a single dropped connection yet stops hammering a dead peer within a second of traffic.
+      consecutiveFailures: 5,
+      // Used only in failure-ratio mode: more than half the window's calls failing means the peer is unwell.
+      failureRatio: 0.5,
+      // Used only in failure-ratio mode: 10 s is 5 × the 2 s deadline, so slow failures land inside the window.
+      windowMs: 10_000,
+      // Used only in failure-ratio mode: fewer than 20 calls is too few to judge a ratio.
+      minimumCalls: 20,
+      // A restarting control-plane process is back within seconds; probe after 5 s.
+      halfOpenAfterMs: 5_000,
+      // Unavailable or timing out says "this peer is unwell"; other statuses are the call's own fault.
+      failureStatusCodes: ['UNAVAILABLE', 'DEADLINE_EXCEEDED'],
+      // Failing fast keeps an outage from piling calls on dead peers; the half-open probes still find recovery.
+      whenAllOpen: 'fail-fast',
+    },
   },
   'data-plane': {
     // Bulk streams gain the most from HTTP/3's loss recovery; HTTP/2 remains the fallback.
@@ -146,6 +168,28 @@ export const PRESETS: Readonly<Record<PresetName, ProfileOptions>> = deepFreeze(
     http: {
       // Large messages hog a connection's flow-control window; more connections keep throughput up.
       connectionsPerEndpoint: 16,
+    },
+    peerChooser: {
+      // Bulk calls vary widely in length: sending each to the less busy of two random peers avoids piling onto a slow one.
+      kind: 'fewest-pending',
+    },
+    breaker: {
+      // A run of failures is judged the same at any volume; failure-ratio suits steady high-volume traffic (opt in).
+      mode: 'consecutive',
+      // Five in a row rules out one dropped connection yet stops replaying payloads onto a dead peer.
+      consecutiveFailures: 5,
+      // Used only in failure-ratio mode: more than half the window's calls failing means the peer is unwell, not unlucky.
+      failureRatio: 0.5,
+      // Used only in failure-ratio mode: 60 s is 2 × the 30 s deadline, so a call that times out is still counted.
+      windowMs: 60_000,
+      // Used only in failure-ratio mode: fewer than 20 calls in the window is too few to judge a ratio.
+      minimumCalls: 20,
+      // A data node takes longer to come back (warm-up, replay); probe after 15 s.
+      halfOpenAfterMs: 15_000,
+      // Unavailable or timing out says "this peer is unwell"; other statuses are the call's own fault.
+      failureStatusCodes: ['UNAVAILABLE', 'DEADLINE_EXCEEDED'],
+      // Failing fast keeps an outage from piling replays on dead peers; the half-open probes still find recovery.
+      whenAllOpen: 'fail-fast',
     },
   },
 } satisfies Record<PresetName, ProfileOptions>);

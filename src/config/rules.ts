@@ -151,8 +151,45 @@ function tlsRules(ctx: ProfileContext, allowInsecure: unknown, active: boolean):
   return issues;
 }
 
-function profileRules(ctx: ProfileContext, allowInsecure: unknown, active: boolean): RuleIssue[] {
+/** `preferred` goes with `kind: 'preferred'` and nothing else; it names an endpoint or a host:port. */
+function peerChooserRules(ctx: ProfileContext, endpoints: Readonly<Record<string, unknown>>): RuleIssue[] {
+  const kind = at(ctx.profile, 'peerChooser', 'kind');
+  const preferred = at(ctx.profile, 'peerChooser', 'preferred');
+  const involves = [ctx.key('peerChooser', 'kind'), ctx.key('peerChooser', 'preferred')];
+  if (kind === 'preferred' && preferred === undefined) {
+    return [{ key: ctx.key('peerChooser', 'preferred'), message: 'peerChooser.kind "preferred" needs the peer to prefer: a configured endpoint name or host:port', involves }];
+  }
+  if (kind !== 'preferred' && preferred !== undefined) {
+    return [{ key: ctx.key('peerChooser', 'preferred'), message: `is only used with peerChooser.kind "preferred" (kind is ${JSON.stringify(kind)}); set kind: "preferred" or remove preferred`, involves }];
+  }
+  if (typeof preferred === 'string' && !Object.hasOwn(endpoints, preferred) && !/^(\[[0-9a-fA-F:.]+\]|[^:\s/]+):\d{1,5}$/.test(preferred)) {
+    return [{ key: ctx.key('peerChooser', 'preferred'), message: `${JSON.stringify(preferred)} is neither a configured endpoint name nor host:port`, involves }];
+  }
+  return [];
+}
+
+/** A failure-ratio window shorter than two deadlines would miss the calls that time out. */
+function breakerRules(ctx: ProfileContext): RuleIssue[] {
+  const mode = at(ctx.profile, 'breaker', 'mode');
+  const windowMs = at(ctx.profile, 'breaker', 'windowMs');
+  const deadlineMs = at(ctx.profile, 'deadlineMs');
+  if (mode !== 'failure-ratio' || typeof windowMs !== 'number' || typeof deadlineMs !== 'number' || windowMs >= 2 * deadlineMs) return [];
+  const onDeadline = ctx.userWrote('deadlineMs') && !ctx.userWrote('breaker', 'windowMs');
   return [
+    {
+      key: onDeadline ? ctx.key('deadlineMs') : ctx.key('breaker', 'windowMs'),
+      message: onDeadline
+        ? `must be at most half of breaker.windowMs (${windowMs}) in failure-ratio mode, so calls that time out land inside the window`
+        : `must be at least 2 × deadlineMs (${2 * deadlineMs}) in failure-ratio mode, so calls that time out land inside the window`,
+      involves: [ctx.key('breaker', 'windowMs'), ctx.key('deadlineMs'), ctx.key('breaker', 'mode')],
+    },
+  ];
+}
+
+function profileRules(ctx: ProfileContext, allowInsecure: unknown, active: boolean, endpoints: Readonly<Record<string, unknown>>): RuleIssue[] {
+  return [
+    ...peerChooserRules(ctx, endpoints),
+    ...breakerRules(ctx),
     orderRule(ctx, 'keepalive', 'timeoutMs', 'timeMs', true),
     orderRule(ctx, 'retry', 'initialBackoffMs', 'maxBackoffMs', false),
     orderRule(ctx, 'http3Health', 'initialBackoffMs', 'maxBackoffMs', false),
@@ -219,7 +256,7 @@ export function crossFieldIssues(candidate: Candidate): RuleIssue[] {
       key: (...path) => ['profiles', name, ...path].join('.'),
       userWrote: (...path) => at(user, ...path) !== undefined,
     };
-    issues.push(...profileRules(ctx, candidate.allowInsecure, used.has(name)));
+    issues.push(...profileRules(ctx, candidate.allowInsecure, used.has(name), candidate.endpoints));
   }
   for (const [name, endpoint] of Object.entries(candidate.endpoints)) {
     if (isPlainObject(endpoint)) issues.push(...endpointRules(name, endpoint, candidate.profiles));

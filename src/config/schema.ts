@@ -115,6 +115,25 @@ const HttpSchema = z.strictObject({
   connectionsPerEndpoint: wholeNumber('', 1, MAX_CONNECTIONS_PER_ENDPOINT, ' connections'),
 });
 
+/** Upper bound of `breaker.consecutiveFailures` and `breaker.minimumCalls`. */
+export const MAX_BREAKER_COUNT = 100_000;
+
+const PeerChooserSchema = z.strictObject({
+  kind: z.enum(['round-robin', 'preferred', 'fewest-pending']),
+  preferred: z.string().min(1, 'must be a configured endpoint name or host:port').optional(),
+});
+
+const BreakerSchema = z.strictObject({
+  mode: z.enum(['consecutive', 'failure-ratio']),
+  consecutiveFailures: wholeNumber('', 1, MAX_BREAKER_COUNT, ' failures'),
+  failureRatio: z.number().gt(0, 'must be between 0 and 1, exclusive (a fraction of the window\'s calls)').lt(1, 'must be between 0 and 1, exclusive (a fraction of the window\'s calls)'),
+  windowMs: ms(),
+  minimumCalls: wholeNumber('', 1, MAX_BREAKER_COUNT, ' calls'),
+  halfOpenAfterMs: ms(),
+  failureStatusCodes: z.array(StatusNameSchema),
+  whenAllOpen: z.enum(['fail-fast', 'probe-least-recently-failed']),
+});
+
 const Http3PreferenceSchema = z.enum(['prefer', 'disable']);
 
 const profileFields = {
@@ -136,6 +155,8 @@ export const ProfileOptionsSchema = z.strictObject({
   keepalive: KeepaliveSchema,
   retry: RetrySchema,
   http: HttpSchema,
+  peerChooser: PeerChooserSchema,
+  breaker: BreakerSchema,
 });
 
 /** A profile as users write it: every field optional, plus `preset`. */
@@ -149,6 +170,8 @@ export const ProfileOptionsInputSchema = z
     keepalive: KeepaliveSchema.partial(),
     retry: RetrySchema.partial(),
     http: HttpSchema.partial(),
+    peerChooser: PeerChooserSchema.partial(),
+    breaker: BreakerSchema.partial(),
   })
   .partial();
 

@@ -91,6 +91,40 @@ export interface HttpClientOptions {
   readonly connectionsPerEndpoint: number;
 }
 
+/** How a profile picks one peer out of several (see docs/peers-and-breakers.md). */
+export type PeerChooserKind = 'round-robin' | 'preferred' | 'fewest-pending';
+
+export interface PeerChooserOptions {
+  /** `round-robin`, `preferred` (sticky to `preferred`, fails over and back) or `fewest-pending` (power of two choices). */
+  readonly kind: PeerChooserKind;
+  /** For `preferred` only: a configured endpoint name or `host:port`. */
+  readonly preferred?: string | undefined;
+}
+
+/** `consecutive`: open after N failures in a row. `failure-ratio`: open when failures exceed a ratio over a sliding window. */
+export type CircuitBreakerMode = 'consecutive' | 'failure-ratio';
+
+/** What a call does when every peer's circuit is open. */
+export type AllCircuitsOpenPolicy = 'fail-fast' | 'probe-least-recently-failed';
+
+export interface CircuitBreakerOptions {
+  readonly mode: CircuitBreakerMode;
+  /** `consecutive`: failures in a row that open the circuit. */
+  readonly consecutiveFailures: number;
+  /** `failure-ratio`: the circuit opens when more than this fraction (0..1, exclusive) of the window's calls failed. */
+  readonly failureRatio: number;
+  /** `failure-ratio`: length of the sliding window (ms). */
+  readonly windowMs: number;
+  /** `failure-ratio`: calls the window must hold before the ratio is judged. */
+  readonly minimumCalls: number;
+  /** How long an open circuit rejects calls before one half-open probe may go (ms). */
+  readonly halfOpenAfterMs: number;
+  /** gRPC statuses that count as a peer failure (TLS handshake failures always count). */
+  readonly failureStatusCodes: readonly GrpcStatusName[];
+  /** Every peer open: fail fast with CIRCUIT_OPEN, or send one probe to the peer that failed longest ago. */
+  readonly whenAllOpen: AllCircuitsOpenPolicy;
+}
+
 export interface ProfileOptions {
   readonly http3: Http3Preference;
   /** Happy-eyeballs delay before HTTP/2 is dialled alongside a pending HTTP/3 handshake (ms). */
@@ -107,6 +141,10 @@ export interface ProfileOptions {
   /** How long an old connection generation may keep running calls after a swap (ms). */
   readonly drainGraceMs: number;
   readonly http: HttpClientOptions;
+  /** Peer choice when a call names several peers (ignored when TOKENS.PeerChooser is rebound). */
+  readonly peerChooser: PeerChooserOptions;
+  /** Per-peer circuit breaker of this profile's calls. */
+  readonly breaker: CircuitBreakerOptions;
 }
 
 /** Per-endpoint hints. They also arrive live on the EndpointHints stream. */

@@ -1,4 +1,4 @@
-import type { Subscription } from 'rxjs';
+import type { Observable, Subscription } from 'rxjs';
 import type { Dispatcher } from 'undici';
 import { systemClock, type Clock } from '../clock.js';
 import type { OptionsMonitor } from '../config/options-monitor.js';
@@ -36,7 +36,12 @@ export interface FactoryDependencies {
   readonly random: RandomSource;
   /** Default `omnirelay.caller` of this factory's calls (`control-plane`); GrpcOutbound marks its calls `dispatcher` per call (see caller.ts). */
   readonly caller?: 'dispatcher' | 'control-plane';
+  /** Named live peer lists (`CallTarget.peerList`); each emits the list's current members. */
+  readonly peerLists?: PeerLists | undefined;
 }
+
+/** Named peer lists: each Observable emits the full current membership (endpoint names or URLs). */
+export type PeerLists = Readonly<Record<string, Observable<readonly string[]>>>;
 
 /** A call target resolved against the live options. */
 interface ResolvedTarget {
@@ -44,6 +49,8 @@ interface ResolvedTarget {
   readonly profile: ProfileOptions;
   readonly peers: readonly PeerCandidate[];
   readonly metadata: CallMetadata;
+  /** Names the peer set for the chooser's per-set state. */
+  readonly peerSet: string;
 }
 
 interface AttemptOutcome<T> {
@@ -125,8 +132,21 @@ export class ControlPlaneClientFactory implements IGrpcControlPlaneClientFactory
         deps.cache.retire(stale, (e) => before.profiles[e.profile]?.drainGraceMs ?? 30_000);
       }),
     );
-    // Circuit state changes are counted per peer (the chosen peer's state is on each span).
-    this.#subscriptions.push(deps.breaker.changes$.subscribe((change) => deps.telemetry.recordBreakerTransition({ endpoint: change.peer, state: change.state })));
+    // Peer lists: members arrive and leave live; a member that left takes no new calls and its
+    // connections drain (running calls finish within the drain grace).
+    for (const [name, list$] of Object.entries(deps.peerLists ?? {})) {
+      this.#subscriptions.push(
+        list$.subscribe((members) => {
+          const before = this.#peerLists.get(name);
+          this.#peerLists.set(name, [...members]);
+          if (before === undefined) return;
+          const still = new Set(members);
+          const gone = new Set(before.filter((m) => !still.has(m)).flatMap((m) => this.#authorityOf(m)));
+          for (const m of members) for (const authority of this.#authorityOf(m)) gone.delete(authority);
+          if (gone.size > 0) deps.cache.retire((e) => gone.has(e.authority), graceOf);
+        }),
+      );
+    }
     // HTTP/3 marked broken: its connection for that endpoint drains.
     this.#subscriptions.push(
       deps.health.changes$.subscribe((state) => {
@@ -152,11 +172,49 @@ export class ControlPlaneClientFactory implements IGrpcControlPlaneClientFactory
   /** `profile\0authority` of endpoints whose last HTTP/3 handshake failed certificate verification. */
   readonly #http3Rejected = new Set<string>();
 
+  /** Latest members of each peer list (absent until the list first emits). */
+  readonly #peerLists = new Map<string, readonly string[]>();
+  /** Resolved peer-list targets: rebuilt when the members, the options or the profile change. */
+  readonly #resolvedLists = new Map<string, { readonly members: readonly string[]; readonly options: ControlPlaneOptions; readonly resolved: ResolvedTarget }>();
+
+  /** `host:port` of an endpoint name or URL; none when it cannot be parsed (it was never dialled). */
+  #authorityOf(name: string): string[] {
+    try {
+      return [parseEndpoint(this.#deps.options.current.endpoints[name]?.url ?? name).authority];
+    } catch {
+      return [];
+    }
+  }
+
+  /** The current members of a bound peer list; throws when the list is unknown or empty. */
+  #membersOf(name: string): readonly string[] {
+    const bound = this.#deps.peerLists ?? {};
+    if (!Object.hasOwn(bound, name)) {
+      const known = Object.keys(bound);
+      throw new EndpointError('ENDPOINT_INVALID', name, `No peer list "${name}" is bound to TOKENS.PeerLists (${known.length === 0 ? 'none is bound' : `bound: ${known.join(', ')}`}).`);
+    }
+    const members = this.#peerLists.get(name) ?? [];
+    if (members.length === 0) throw new PeerUnavailableError('PEER_UNAVAILABLE', [], `Peer list "${name}" has no members${this.#peerLists.has(name) ? '' : ' yet (its Observable has not emitted)'}.`);
+    return members;
+  }
+
+  #resolveList(target: CallTarget & { readonly peerList: string }): ResolvedTarget {
+    const members = this.#membersOf(target.peerList);
+    const options = this.#deps.options.current;
+    const memoKey = `${target.profile ?? ''}\u0000${target.peerList}`;
+    const known = this.#resolvedLists.get(memoKey);
+    if (known !== undefined && known.members === members && known.options === options) return known.resolved;
+    const resolved = { ...this.#resolveUncached(options, target, members), peerSet: `list:${target.peerList}` };
+    this.#resolvedLists.set(memoKey, { members, options, resolved });
+    return resolved;
+  }
+
   /** Resolved targets per options snapshot: calls name the same few targets over and over. */
   readonly #resolved = new WeakMap<ControlPlaneOptions, Map<string, ResolvedTarget>>();
 
   #resolve(target: CallTarget): ResolvedTarget {
     if (this.#disposed) throw new DisposedError('The control-plane client factory');
+    if (target.peerList !== undefined) return this.#resolveList({ ...target, peerList: target.peerList });
     const options = this.#deps.options.current;
     const names = target.peers ?? (target.endpoint !== undefined ? [target.endpoint] : []);
     const key = `${target.profile ?? ''}\u0000${names.join('\u0000')}`;
@@ -174,7 +232,7 @@ export class ControlPlaneClientFactory implements IGrpcControlPlaneClientFactory
   }
 
   #resolveUncached(options: ControlPlaneOptions, target: CallTarget, names: readonly string[]): ResolvedTarget {
-    if (names.length === 0) throw new EndpointError('ENDPOINT_INVALID', '(none)', 'A call needs a target: set `endpoint` (URL or configured endpoint name) or `peers`.');
+    if (names.length === 0) throw new EndpointError('ENDPOINT_INVALID', '(none)', 'A call needs a target: set `endpoint` (URL or configured endpoint name), `peers` or `peerList`.');
     let profileName = target.profile;
     const metadata: Record<string, string | Buffer> = {};
     const peers: PeerCandidate[] = [];
@@ -189,7 +247,7 @@ export class ControlPlaneClientFactory implements IGrpcControlPlaneClientFactory
     const profile = options.profiles[profileName];
     if (profile === undefined) throw new UnknownProfileError(profileName, Object.keys(options.profiles));
     for (const { endpoint } of peers) this.#checkScheme(endpoint, profileName, profile);
-    return { profileName, profile, peers, metadata };
+    return { profileName, profile, peers, metadata, peerSet: `peers:${names.join(',')}` };
   }
 
   #checkScheme(endpoint: ParsedEndpoint, profileName: string, profile: ProfileOptions): void {
@@ -260,7 +318,7 @@ export class ControlPlaneClientFactory implements IGrpcControlPlaneClientFactory
     const deadline = this.#deps.clock.now() + (target.deadlineMs ?? resolved.profile.deadlineMs);
     const peer = this.#pick(resolved, 1, new Set());
     const observation = this.#deps.telemetry.start({ service: service.fullName, method: method.name, endpoint: peer.authority, profile: resolved.profileName, caller: callerOf(target, this.#deps.caller ?? 'control-plane') });
-    observation.noteAttempt(1, peer.authority, this.#deps.breaker.state(peer.authority));
+    observation.noteAttempt(1, peer.authority, this.#deps.breaker.state(peer.authority, resolved.profileName));
     const wireCall: WireCall = {
       path: `/${service.fullName}/${method.name}`,
       message: method.requestType.encode(request).finish(),
@@ -312,7 +370,12 @@ export class ControlPlaneClientFactory implements IGrpcControlPlaneClientFactory
   }
 
   client<S extends ServiceDefinition>(service: S, target: CallTarget): TypedClient<S> {
-    this.#resolve(target);
+    // A peer list may still be empty when the client is made; only its binding is checked now.
+    if (target.peerList !== undefined) {
+      if (!Object.hasOwn(this.#deps.peerLists ?? {}, target.peerList)) this.#membersOf(target.peerList);
+    } else {
+      this.#resolve(target);
+    }
     const client: Record<string, unknown> = {};
     for (const [key, definition] of Object.entries(service.methods)) {
       const method = definition as MethodDefinition<unknown, unknown>;
@@ -379,12 +442,16 @@ export class ControlPlaneClientFactory implements IGrpcControlPlaneClientFactory
     const deadline = clock.now() + (options.deadlineMs ?? resolved.profile.deadlineMs);
     const tried = new Set<string>();
     let observation: RpcObservation | undefined;
+    // A circuit may open between the pick and the call (another call's probe failed); the
+    // call is then placed on another peer without counting an attempt, at most once per peer.
+    let rejections = 0;
     for (let attempt = 1; ; attempt++) {
       let peer: PeerCandidate | undefined;
+      let rejectedByBreaker = false;
       try {
         peer = this.#pick(resolved, attempt, tried);
         observation ??= this.#deps.telemetry.start({ service: service.fullName, method: methodName, endpoint: peer.authority, profile: resolved.profileName, caller: callerOf(options, this.#deps.caller ?? 'control-plane') });
-        observation.noteAttempt(attempt, peer.authority, this.#deps.breaker.state(peer.authority));
+        observation.noteAttempt(attempt, peer.authority, this.#deps.breaker.state(peer.authority, resolved.profileName));
         tried.add(peer.authority);
         if (options.signal?.aborted === true) throw cancelled(peer.authority, options.signal.reason);
         const wireCall: WireCall = {
@@ -399,7 +466,10 @@ export class ControlPlaneClientFactory implements IGrpcControlPlaneClientFactory
         this.#deps.chooser.onCallStart?.(chosen.authority);
         let ok = false;
         try {
-          const outcome = await this.#deps.breaker.execute(chosen.authority, () => attemptOn(chosen, wireCall, currentObservation));
+          const outcome = await this.#deps.breaker.execute(chosen.authority, () => attemptOn(chosen, wireCall, currentObservation), resolved.profileName).catch((error: unknown) => {
+            rejectedByBreaker = error instanceof PeerUnavailableError && error.code === 'CIRCUIT_OPEN';
+            throw error;
+          });
           ok = true;
           observation.end(GRPC_STATUS.OK);
           return { value: outcome.value, protocol: outcome.protocol, attempts: attempt };
@@ -407,6 +477,11 @@ export class ControlPlaneClientFactory implements IGrpcControlPlaneClientFactory
           this.#deps.chooser.onCallEnd?.(chosen.authority, ok);
         }
       } catch (raw) {
+        if (rejectedByBreaker && rejections < resolved.peers.length && options.signal?.aborted !== true) {
+          rejections++;
+          attempt--;
+          continue;
+        }
         const error = options.signal?.aborted === true && !(raw instanceof OmniRelayError && raw.code !== 'RPC_FAILED') ? cancelled(peer?.authority ?? '', options.signal.reason) : raw;
         const delay = nextRetryDelay({ attempt, error, options: resolved.profile.retry, now: clock.now(), deadline, random });
         if (delay === undefined) {
@@ -422,21 +497,79 @@ export class ControlPlaneClientFactory implements IGrpcControlPlaneClientFactory
     }
   }
 
-  /** Offers the chooser every peer that is not draining and whose circuit is not open. */
+  /**
+   * Offers the chooser every peer that is not draining and whose circuit is not open. When
+   * every circuit is open the call fails fast (CIRCUIT_OPEN), unless the profile's
+   * `breaker.whenAllOpen` is `probe-least-recently-failed`: then the peer whose last failure
+   * is oldest gets the call as its half-open probe.
+   */
   #pick(resolved: ResolvedTarget, attempt: number, tried: ReadonlySet<string>): PeerCandidate {
-    const notDraining = resolved.peers.filter((p) => this.#deps.hints.get(p.authority).draining !== true);
-    const all = resolved.peers.map((p) => p.authority);
-    if (notDraining.length === 0) {
-      throw new PeerUnavailableError('PEER_DRAINING', all, `Every peer is draining (${all.join(', ')}); no new calls are placed on a draining endpoint.`);
-    }
-    const closed = notDraining.filter((p) => this.#deps.breaker.state(p.authority) !== 'open');
+    const profile = resolved.profileName;
+    const closed = this.#offered(resolved);
     if (closed.length === 0) {
-      const open = notDraining.map((p) => p.authority);
-      throw new PeerUnavailableError('CIRCUIT_OPEN', open, `The circuit is open for every available peer (${open.join(', ')}); calls fail fast until a half-open probe succeeds.`);
+      const notDraining = resolved.peers.filter((p) => this.#deps.hints.get(p.authority).draining !== true);
+      if (notDraining.length === 0) {
+        const all = resolved.peers.map((p) => p.authority);
+        throw new PeerUnavailableError('PEER_DRAINING', all, `Every peer is draining (${all.join(', ')}); no new calls are placed on a draining endpoint.`);
+      }
+      return this.#degraded(resolved, notDraining);
     }
-    const peer = this.#deps.chooser.choose(closed, { profile: resolved.profileName, attempt, tried });
+    const peer = this.#deps.chooser.choose(closed, { profile, attempt, tried, peerSet: resolved.peerSet });
     if (peer === undefined) throw new PeerUnavailableError('PEER_UNAVAILABLE', closed.map((p) => p.authority), `The peer chooser picked none of ${closed.map((p) => p.authority).join(', ')}.`);
     return peer;
+  }
+
+  /** The last offered list per target, reused while the same peers are left out. */
+  readonly #offeredMemo = new WeakMap<ResolvedTarget, { readonly excluded: readonly number[]; readonly offered: readonly PeerCandidate[] }>();
+
+  /**
+   * The peers that are not draining and whose circuit is not open. One pass over the peers;
+   * the same array comes back while the same peers are left out (the target's own list when
+   * none is), so a pick allocates nothing and choosers may key state on the array.
+   */
+  #offered(resolved: ResolvedTarget): readonly PeerCandidate[] {
+    const { hints, breaker } = this.#deps;
+    const profile = resolved.profileName;
+    const peers = resolved.peers;
+    const memo = this.#offeredMemo.get(resolved);
+    let excluded: number[] | undefined;
+    let same = true;
+    for (let i = 0; i < peers.length; i++) {
+      const authority = (peers[i] as PeerCandidate).authority;
+      if (hints.get(authority).draining !== true && breaker.state(authority, profile) !== 'open') continue;
+      excluded ??= [];
+      if (memo?.excluded[excluded.length] !== i) same = false;
+      excluded.push(i);
+    }
+    if (excluded === undefined) return peers;
+    if (same && memo !== undefined && memo.excluded.length === excluded.length) return memo.offered;
+    const skip = new Set(excluded);
+    const offered = peers.filter((_, i) => !skip.has(i));
+    this.#offeredMemo.set(resolved, { excluded, offered });
+    return offered;
+  }
+
+  /** Every circuit is open: fail fast, or probe the least recently failed peer. */
+  #degraded(resolved: ResolvedTarget, open: readonly PeerCandidate[]): PeerCandidate {
+    const { breaker } = this.#deps;
+    const profile = resolved.profileName;
+    const names = open.map((p) => p.authority);
+    if (resolved.profile.breaker.whenAllOpen === 'probe-least-recently-failed' && breaker.allowProbe !== undefined) {
+      let best: PeerCandidate | undefined;
+      let bestAt = Number.POSITIVE_INFINITY;
+      for (const peer of open) {
+        const at = breaker.lastFailureAt?.(peer.authority, profile) ?? Number.NEGATIVE_INFINITY;
+        if (best === undefined || at < bestAt) {
+          best = peer;
+          bestAt = at;
+        }
+      }
+      if (best !== undefined) {
+        breaker.allowProbe(best.authority, profile);
+        return best;
+      }
+    }
+    throw new PeerUnavailableError('CIRCUIT_OPEN', names, `The circuit is open for every available peer (${names.join(', ')}); calls fail fast until a half-open probe succeeds.`);
   }
 
   #protocolFor(resolved: ResolvedTarget, peer: PeerCandidate) {

@@ -4,7 +4,7 @@ import type { CacheEntryInfo } from '../transport/channel-cache.js';
 import type { CallMetadata, PeerIdentity, WireProtocol } from '../transport/types.js';
 import type { RequestOf, ResponseOf, ServerStreamMethodKeys, ServiceDefinition, UnaryMethodKeys } from './service-definition.js';
 
-/** Where a call goes. Give `endpoint` (a URL or a configured endpoint's name) or `peers`. */
+/** Where a call goes. Give `endpoint` (a URL or a configured endpoint's name), `peers` or `peerList`. */
 export interface CallTarget {
   /** Profile name; default: the configured endpoint's profile, else `control-plane`. */
   readonly profile?: string | undefined;
@@ -12,6 +12,11 @@ export interface CallTarget {
   readonly endpoint?: string | undefined;
   /** Several replicas; the peer chooser picks one per attempt. */
   readonly peers?: readonly string[] | undefined;
+  /**
+   * The name of a live peer list bound to `TOKENS.PeerLists`: the call goes to one of the
+   * list's current members (endpoint names or URLs), picked as for `peers`.
+   */
+  readonly peerList?: string | undefined;
 }
 
 export interface CallOptions {

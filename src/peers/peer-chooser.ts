@@ -13,6 +13,11 @@ export interface PeerChoiceContext {
   readonly attempt: number;
   /** Peers this call already tried (a chooser should prefer others when it can). */
   readonly tried: ReadonlySet<string>;
+  /**
+   * Names the peer set the call targets (a peer list name, or the call's peers), so a
+   * chooser can keep one rotation per set. Absent: choosers fall back to the profile.
+   */
+  readonly peerSet?: string | undefined;
 }
 
 /**
@@ -26,20 +31,4 @@ export interface IPeerChooser {
   onCallEnd?(peer: string, ok: boolean): void;
 }
 
-/**
- * Round-robin over the offered peers, one rotation per peer set; on a retry it skips
- * peers this call already tried when another one is offered.
- */
-export class RoundRobinPeerChooser implements IPeerChooser {
-  readonly #next = new Map<string, number>();
-
-  choose(peers: readonly PeerCandidate[], context: PeerChoiceContext): PeerCandidate | undefined {
-    if (peers.length === 0) return undefined;
-    const untried = peers.filter((p) => !context.tried.has(p.authority));
-    const pool = untried.length > 0 ? untried : peers;
-    const key = pool.map((p) => p.authority).join(',');
-    const index = this.#next.get(key) ?? 0;
-    this.#next.set(key, (index + 1) % pool.length);
-    return pool[index % pool.length];
-  }
-}
+export { RoundRobinPeerChooser } from './round-robin.js';

@@ -16,3 +16,5 @@ export type {
 } from './rpc-telemetry.js';
 export { HttpTelemetry } from './http-telemetry.js';
 export type { HttpObservation, HttpRequestInfo, HttpWireProtocol } from './http-telemetry.js';
+export { BreakerTelemetry, CIRCUIT_STATE_VALUE } from './breaker-telemetry.js';
+export type { CircuitSnapshot, CircuitStateName } from './breaker-telemetry.js';

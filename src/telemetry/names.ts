@@ -25,14 +25,16 @@ export const METRIC_GRPC_OUTBOUND_REQUEST_DURATION = 'grpc_outbound_request_dura
 export const METRIC_GRPC_OUTBOUND_PROTOCOL_FALLBACKS = 'grpc_outbound_protocol_fallbacks';
 /** Counter, one per attempt: the peer chosen and its circuit state; Prometheus: `grpc_outbound_peer_choices_total`. */
 export const METRIC_GRPC_OUTBOUND_PEER_CHOICES = 'grpc_outbound_peer_choices';
-/** Counter, one per circuit state change of a peer; Prometheus: `omnirelay_circuit_breaker_transitions_total`. */
-export const METRIC_CIRCUIT_BREAKER_TRANSITIONS = 'omnirelay_circuit_breaker_transitions';
 /** Counter; Prometheus: `omnirelay_tls_reloads_total`. */
 export const METRIC_TLS_RELOADS = 'omnirelay_tls_reloads';
 /** Counter; Prometheus: `http_client_requests_total`. */
 export const METRIC_HTTP_CLIENT_REQUESTS = 'http_client_requests';
 /** Histogram, unit `s`; Prometheus: `http_client_request_duration_seconds{_bucket,_sum,_count}`. */
 export const METRIC_HTTP_CLIENT_REQUEST_DURATION = 'http_client_request_duration_seconds';
+/** Counter; Prometheus: `omnirelay_circuit_breaker_transitions_total`. One per circuit state change. */
+export const METRIC_CIRCUIT_BREAKER_TRANSITIONS = 'omnirelay_circuit_breaker_transitions';
+/** Gauge; Prometheus: `omnirelay_circuit_breaker_state`. 0 closed, 1 half-open, 2 open. */
+export const METRIC_CIRCUIT_BREAKER_STATE = 'omnirelay_circuit_breaker_state';
 
 /** The names as a Prometheus scrape shows them (exporter-prometheus 0.223, no prefix). */
 export const PROMETHEUS_NAMES = {
@@ -40,10 +42,11 @@ export const PROMETHEUS_NAMES = {
   grpcOutboundRequestDuration: 'grpc_outbound_request_duration_seconds',
   grpcOutboundProtocolFallbacks: 'grpc_outbound_protocol_fallbacks_total',
   grpcOutboundPeerChoices: 'grpc_outbound_peer_choices_total',
-  circuitBreakerTransitions: 'omnirelay_circuit_breaker_transitions_total',
   tlsReloads: 'omnirelay_tls_reloads_total',
   httpClientRequests: 'http_client_requests_total',
   httpClientRequestDuration: 'http_client_request_duration_seconds',
+  circuitBreakerTransitions: 'omnirelay_circuit_breaker_transitions_total',
+  circuitBreakerState: 'omnirelay_circuit_breaker_state',
 } as const;
 
 /** Unit of both duration histograms (UCUM seconds). */
@@ -96,11 +99,11 @@ export const ATTR_PROFILE = 'omnirelay.profile';
 export const ATTR_CALLER = 'omnirelay.caller';
 /** Latest 1-based attempt number of a call. Spans only. */
 export const ATTR_ATTEMPT = 'omnirelay.attempt';
-/** Peer chosen for the latest attempt, as given by the caller. Spans only. */
+/** A peer (`host:port`): the one chosen for the latest attempt on spans; the circuit's peer on breaker metrics. */
 export const ATTR_PEER = 'omnirelay.peer';
 /**
  * Circuit state of a peer: `closed` | `half-open` | `open`. On spans (the chosen peer's state
- * when it was chosen), the peer-choice metric and the breaker-transition metric.
+ * when it was chosen), the peer-choice metric and the breaker-transition metric (the state moved to).
  */
 export const ATTR_BREAKER_STATE = 'omnirelay.breaker.state';
 /** Why a call / endpoint fell back to another protocol. Span attribute and fallback metric. */

@@ -29,7 +29,6 @@ import {
   ATTR_TLS_RELOAD_REASON,
   EVENT_FALLBACK,
   EVENT_RETRY,
-  METRIC_CIRCUIT_BREAKER_TRANSITIONS,
   METRIC_GRPC_OUTBOUND_PEER_CHOICES,
   METRIC_GRPC_OUTBOUND_PROTOCOL_FALLBACKS,
   METRIC_GRPC_OUTBOUND_REQUEST_DURATION,
@@ -112,7 +111,6 @@ interface RpcInstruments {
   duration: Histogram;
   fallbacks: Counter;
   peerChoices: Counter;
-  breakerTransitions: Counter;
   tlsReloads: Counter;
 }
 
@@ -131,9 +129,6 @@ function buildRpcInstruments(meter: Meter): RpcInstruments {
     }),
     peerChoices: meter.createCounter(METRIC_GRPC_OUTBOUND_PEER_CHOICES, {
       description: 'Peers chosen for outbound gRPC attempts, by peer and its circuit state.',
-    }),
-    breakerTransitions: meter.createCounter(METRIC_CIRCUIT_BREAKER_TRANSITIONS, {
-      description: 'Circuit breaker state changes, by peer and new state.',
     }),
     tlsReloads: meter.createCounter(METRIC_TLS_RELOADS, {
       description: 'Client TLS material reloads, by outcome.',
@@ -199,11 +194,6 @@ export class RpcTelemetry {
       [ATTR_FALLBACK_TO]: e.to,
       [ATTR_FALLBACK_REASON]: e.reason,
     });
-  }
-
-  /** Counts one circuit state change of a peer (`omnirelay_circuit_breaker_transitions_total`). */
-  recordBreakerTransition(e: { readonly endpoint: string; readonly state: RpcBreakerState }): void {
-    this.instruments.get().breakerTransitions.add(1, { [ATTR_ENDPOINT]: e.endpoint, [ATTR_BREAKER_STATE]: e.state });
   }
 
   /** Counts one TLS material reload (`omnirelay_tls_reloads_total`). */

@@ -26,10 +26,13 @@ export interface TestNode {
   readonly metadata: Readonly<Record<string, string>>[];
 }
 
-/** Starts a ControlPlane host with mTLS. A ping whose payload is N bytes long waits N × 10 ms. */
-export async function startNode(name: string, pki: TestPki, files: Files = pki.server): Promise<TestNode> {
+/**
+ * Starts a ControlPlane host with mTLS. A ping whose payload is N bytes long waits N × 10 ms.
+ * `port` restarts a node on the port it had (default: an ephemeral port).
+ */
+export async function startNode(name: string, pki: TestPki, files: Files = pki.server, port?: number): Promise<TestNode> {
   const node: { -readonly [K in keyof TestNode]: TestNode[K] } = { name, host: undefined as unknown as GrpcHost, url: '', seen: [], inFlight: 0, metadata: [] };
-  node.host = await GrpcHost.start({ tls: { certFile: files.certFile, keyFile: files.keyFile, caFile: pki.caFile, crlFiles: [pki.crlFile] } }, [
+  node.host = await GrpcHost.start({ port, tls: { certFile: files.certFile, keyFile: files.keyFile, caFile: pki.caFile, crlFiles: [pki.crlFile] } }, [
     [
       controlPlaneV1.ControlPlaneDefinition,
       {

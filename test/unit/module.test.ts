@@ -3,7 +3,8 @@ import { describe, expect, it } from '@jest/globals';
 import { Container } from 'inversify';
 import type { IGrpcControlPlaneClientFactory } from '../../src/factory/types.js';
 import { grpcControlPlaneModule } from '../../src/module.js';
-import { RoundRobinPeerChooser, type IPeerChooser } from '../../src/peers/peer-chooser.js';
+import type { IPeerChooser } from '../../src/peers/peer-chooser.js';
+import { ProfilePeerChooser } from '../../src/peers/profile-peer-chooser.js';
 import { TOKENS } from '../../src/tokens.js';
 import { GrpcH3Transport } from '../../src/transport/http3/grpc-h3-transport.js';
 import { TlsError } from '../../src/errors.js';
@@ -20,7 +21,7 @@ describe('grpcControlPlaneModule', () => {
     const container = load();
     const factory = container.get<IGrpcControlPlaneClientFactory>(TOKENS.GrpcControlPlaneClientFactory);
     expect(container.get(TOKENS.GrpcControlPlaneClientFactory)).toBe(factory);
-    expect(container.get(TOKENS.PeerChooser)).toBeInstanceOf(RoundRobinPeerChooser);
+    expect(container.get(TOKENS.PeerChooser)).toBeInstanceOf(ProfilePeerChooser);
     for (const token of [TOKENS.TlsProvider, TOKENS.CircuitBreaker, TOKENS.Http3Health, TOKENS.OptionsMonitor]) {
       expect(container.get(token)).toBe(container.get(token));
     }
@@ -47,7 +48,7 @@ describe('grpcControlPlaneModule', () => {
     container.rebind<IPeerChooser>(TOKENS.PeerChooser).toConstantValue(fake);
     expect(container.get(TOKENS.PeerChooser)).toBe(fake);
     container.restore();
-    expect(container.get(TOKENS.PeerChooser)).toBeInstanceOf(RoundRobinPeerChooser);
+    expect(container.get(TOKENS.PeerChooser)).toBeInstanceOf(ProfilePeerChooser);
     await container.unbindAllAsync();
   });
 

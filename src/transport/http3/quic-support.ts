@@ -5,6 +5,9 @@
  * certificate checks we run in `verifyCallback` (the library turns BoringSSL's own chain
  * verification off as soon as a callback is set, so the callback does all of it).
  */
+// @peculiar/x509 resolves its algorithm providers through tsyringe, which needs the Reflect
+// metadata polyfill loaded before it is evaluated.
+import 'reflect-metadata';
 import { createHmac, randomFillSync, randomBytes, timingSafeEqual, X509Certificate } from 'node:crypto';
 import { isIP } from 'node:net';
 import { rootCertificates } from 'node:tls';

@@ -80,6 +80,17 @@ describe('optionsFromEnv', () => {
     expect(input.profiles?.['data-plane']?.tls?.crlFiles).toEqual([]);
   });
 
+  it('reads the peer chooser and breaker keys, keeping a preferred peer a string', () => {
+    const input = optionsFromEnv({
+      OMNIRELAY__PROFILES__CONTROL_PLANE__PEER_CHOOSER__KIND: 'preferred',
+      OMNIRELAY__PROFILES__CONTROL_PLANE__PEER_CHOOSER__PREFERRED: '7001',
+      OMNIRELAY__PROFILES__CONTROL_PLANE__BREAKER__FAILURE_STATUS_CODES: 'UNAVAILABLE, INTERNAL',
+      OMNIRELAY__PROFILES__CONTROL_PLANE__BREAKER__FAILURE_RATIO: '0.25',
+    });
+    expect(input.profiles?.['control-plane']?.peerChooser).toEqual({ kind: 'preferred', preferred: '7001' });
+    expect(input.profiles?.['control-plane']?.breaker).toEqual({ failureStatusCodes: ['UNAVAILABLE', 'INTERNAL'], failureRatio: 0.25 });
+  });
+
   it('ignores variables without the <prefix>__ head and honours a custom prefix', () => {
     expect(optionsFromEnv({ PATH: '/bin', OMNIRELAY_LOG_LEVEL: 'debug', OMNIRELAYX__A: '1' })).toEqual({});
     expect(optionsFromEnv({ APP__ALLOW_INSECURE: 'false', OMNIRELAY__ALLOW_INSECURE: 'true' }, 'APP')).toEqual({ allowInsecure: false });

@@ -6,6 +6,8 @@ import { createServer, get } from 'node:http';
 import type { Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { HttpTelemetry, PROMETHEUS_NAMES, RpcTelemetry } from '../../../src/telemetry/index.js';
+import { ConsecutiveFailureCircuitBreaker } from '../../../src/resilience/circuit-breaker.js';
+import { RpcError } from '../../../src/errors.js';
 
 // exporter-prometheus treats `port: 0` as "unset" (falls back to 9464), so its own server
 // is not started; its request handler is mounted on an ephemeral loopback server instead.
@@ -59,13 +61,18 @@ describe('Prometheus exposition', () => {
     obs.end(0);
     rpc.recordFallback({ endpoint: 'cp.internal:8443', profile: 'control-plane', from: 'h3', to: 'h2', reason: 'H3_HANDSHAKE_TIMEOUT' });
     rpc.recordTlsReload({ profile: 'control-plane', outcome: 'loaded' });
-    rpc.recordBreakerTransition({ endpoint: 'cp.internal:8443', state: 'open' });
     const http = new HttpTelemetry({ meterProvider, tracerProvider, clock });
     const req = http.start({ method: 'GET', endpoint: 'hints.internal:443', profile: 'default' });
     req.setProtocol('h1');
     req.end(200);
 
+    const breaker = new ConsecutiveFailureCircuitBreaker({ consecutiveFailures: 1, clock: { now: () => 0 }, telemetry: { meterProvider } });
+    const unavailable = new RpcError(14, 'UNAVAILABLE', 'connection refused', { endpoint: 'cp.internal:8443', protocol: 'h2' });
+    await expect(breaker.execute('cp.internal:8443', () => Promise.reject(unavailable))).rejects.toBe(unavailable);
+
     const text = await scrape();
+    expect(text).toMatch(/^omnirelay_circuit_breaker_transitions_total\{[^}]*omnirelay_peer="cp\.internal:8443"[^}]*omnirelay_breaker_state="open"[^}]*\} 1$/m);
+    expect(text).toMatch(/^omnirelay_circuit_breaker_state\{[^}]*omnirelay_peer="cp\.internal:8443",omnirelay_profile="control-plane"[^}]*\} 2$/m);
     expect(text).toContain('# TYPE grpc_outbound_requests_total counter');
     expect(text).toContain('grpc_outbound_requests_total{');
     expect(text).toMatch(
@@ -79,7 +86,6 @@ describe('Prometheus exposition', () => {
     expect(text).toMatch(/^grpc_outbound_protocol_fallbacks_total\{[^}]*omnirelay_fallback_reason="H3_HANDSHAKE_TIMEOUT"[^}]*\} 1$/m);
     expect(text).toMatch(/^omnirelay_tls_reloads_total\{[^}]*omnirelay_tls_reload_outcome="loaded"[^}]*\} 1$/m);
     expect(text).toMatch(/^grpc_outbound_peer_choices_total\{[^}]*omnirelay_endpoint="cp\.internal:8443"[^}]*omnirelay_breaker_state="closed"[^}]*\} 1$/m);
-    expect(text).toMatch(/^omnirelay_circuit_breaker_transitions_total\{omnirelay_endpoint="cp\.internal:8443",omnirelay_breaker_state="open"[^}]*\} 1$/m);
     expect(text).toContain('http_client_requests_total{');
     expect(text).toContain('http_client_request_duration_seconds_bucket{');
 

@@ -1,0 +1,157 @@
+import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
+import type { Container } from 'inversify';
+import { BehaviorSubject } from 'rxjs';
+import { controlPlaneV1, TOKENS, type BreakerChange, type ICircuitBreaker, type IGrpcControlPlaneClientFactory } from 'omnirelay';
+import { containerWith, mtlsOptions, ping, startNode, type TestNode } from '../support/cluster.js';
+import { createTestPki, type TestPki } from '../support/pki-files.js';
+
+const { ControlPlaneDefinition } = controlPlaneV1;
+
+const pause = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms));
+
+/**
+ * Three mTLS replicas on 127.0.0.1 behind one factory. Breakers open after two failures in a
+ * row and probe after 300 ms; retries go to another replica.
+ */
+describe('three replicas: breakers, failover and peer lists through the factory (HTTP/2)', () => {
+  let pki: TestPki;
+  const nodes: TestNode[] = [];
+  let container: Container;
+  let factory: IGrpcControlPlaneClientFactory;
+  let breaker: ICircuitBreaker;
+  const changes: BreakerChange[] = [];
+  const replicas = new BehaviorSubject<readonly string[]>([]);
+  const authority = (i: number): string => new URL(nodes[i]!.url).host;
+  const ALL = ['r1', 'r2', 'r3'];
+
+  beforeAll(async () => {
+    pki = await createTestPki();
+    for (const name of ['r1', 'r2', 'r3']) nodes.push(await startNode(name, pki));
+    const resilience = {
+      http3: 'disable',
+      connectTimeoutMs: 1_000,
+      retry: { maxAttempts: 3, initialBackoffMs: 10, maxBackoffMs: 50 },
+      breaker: { consecutiveFailures: 2, halfOpenAfterMs: 300 },
+    } as const;
+    const tls = { mode: 'mtls', certFile: pki.client.certFile, keyFile: pki.client.keyFile, caFile: pki.caFile, crlFiles: [pki.crlFile], checkRevocation: true } as const;
+    ({ container } = containerWith(
+      mtlsOptions(pki, pki.client, {
+        profiles: {
+          'control-plane': resilience,
+          sticky: { ...resilience, tls, peerChooser: { kind: 'preferred', preferred: 'r1' } },
+        },
+        endpoints: Object.fromEntries(nodes.map((n) => [n.name, { url: n.url }])),
+      }),
+      (c) => c.bind(TOKENS.PeerLists).toConstantValue({ replicas }),
+    ));
+    factory = container.get<IGrpcControlPlaneClientFactory>(TOKENS.GrpcControlPlaneClientFactory);
+    breaker = container.get<ICircuitBreaker>(TOKENS.CircuitBreaker);
+    breaker.changes$.subscribe((c) => changes.push(c));
+  });
+
+  afterAll(async () => {
+    await container.unbindAllAsync();
+    await Promise.all(nodes.map((n) => n.host.close()));
+    await pki.cleanup();
+  });
+
+  /** Stops replica `i`; calls to its port are refused until it restarts. */
+  async function stop(i: number): Promise<number> {
+    const port = Number(new URL(nodes[i]!.url).port);
+    await nodes[i]!.host.close(0);
+    return port;
+  }
+
+  async function restart(i: number, port: number): Promise<void> {
+    nodes[i] = await startNode(nodes[i]!.name, pki, pki.server, port);
+  }
+
+  /** Calls until replica `i` serves one (its half-open probe), at most `limit` calls. */
+  async function callUntilServedBy(i: number, target: { peers?: string[]; profile?: string }, limit = 200): Promise<void> {
+    for (let n = 0; n < limit && nodes[i]!.seen.length === 0; n++) {
+      await factory.unary(ControlPlaneDefinition, 'ping', ping(n), target);
+      if (nodes[i]!.seen.length === 0) await pause(20);
+    }
+    expect(nodes[i]!.seen.length).toBeGreaterThan(0);
+  }
+
+  function statesOf(i: number, profile = 'control-plane'): string[] {
+    return changes.filter((c) => c.peer === authority(i) && c.profile === profile).map((c) => c.state);
+  }
+
+  it('spreads calls over the three replicas', async () => {
+    for (let n = 0; n < 9; n++) await factory.unary(ControlPlaneDefinition, 'ping', ping(n), { peers: ALL });
+    expect(nodes.map((node) => node.seen.length)).toEqual([3, 3, 3]);
+  });
+
+  it('a stopped replica: its circuit opens, traffic moves, and no call fails while another replica is up', async () => {
+    const port = await stop(1);
+    const served: string[] = [];
+    for (let n = 0; n < 20; n++) {
+      const result = await factory.unary(ControlPlaneDefinition, 'ping', ping(n), { peers: ALL });
+      served.push(result.message.node);
+    }
+    expect(served).not.toContain('r2');
+    expect(new Set(served)).toEqual(new Set(['r1', 'r3']));
+    expect(breaker.state(authority(1))).not.toBe('closed');
+    // Open; while it stays down, a probe (if the open period passed) only opens it again.
+    expect(statesOf(1)[0]).toBe('open');
+    expect(statesOf(1)).not.toContain('closed');
+
+    // Restarted on the same port: after the open period a half-open probe reaches it, the
+    // circuit closes, and it takes its share again.
+    await restart(1, port);
+    await callUntilServedBy(1, { peers: ALL });
+    expect(breaker.state(authority(1))).toBe('closed');
+    expect(statesOf(1).slice(-2)).toEqual(['half-open', 'closed']);
+    for (const node of nodes) node.seen.length = 0;
+    for (let n = 0; n < 9; n++) await factory.unary(ControlPlaneDefinition, 'ping', ping(n), { peers: ALL });
+    expect(nodes.map((node) => node.seen.length)).toEqual([3, 3, 3]);
+  });
+
+  it('a preferred replica: every call goes to it, fails over while it is down, and comes back when it recovers', async () => {
+    for (const node of nodes) node.seen.length = 0;
+    for (let n = 0; n < 5; n++) await factory.unary(ControlPlaneDefinition, 'ping', ping(n), { peers: ALL, profile: 'sticky' });
+    expect(nodes.map((node) => node.seen.length)).toEqual([5, 0, 0]);
+
+    const port = await stop(0);
+    const served: string[] = [];
+    for (let n = 0; n < 6; n++) served.push((await factory.unary(ControlPlaneDefinition, 'ping', ping(n), { peers: ALL, profile: 'sticky' })).message.node);
+    expect(new Set(served)).toEqual(new Set(['r2', 'r3']));
+    expect(statesOf(0, 'sticky')[0]).toBe('open');
+    expect(statesOf(0, 'sticky')).not.toContain('closed');
+
+    await restart(0, port);
+    await callUntilServedBy(0, { peers: ALL, profile: 'sticky' });
+    expect(breaker.state(authority(0), 'sticky')).toBe('closed');
+    for (const node of nodes) node.seen.length = 0;
+    for (let n = 0; n < 5; n++) await factory.unary(ControlPlaneDefinition, 'ping', ping(n), { peers: ALL, profile: 'sticky' });
+    expect(nodes.map((node) => node.seen.length)).toEqual([5, 0, 0]);
+  });
+
+  it('a replica removed from the peer list takes no new calls, and its running call finishes', async () => {
+    replicas.next(['r3']);
+    // A slow call (300 ms on the server) lands on r3, the only member.
+    const slow = factory.unary(ControlPlaneDefinition, 'ping', ping(1, 30), { peerList: 'replicas' });
+    while (nodes[2]!.inFlight === 0) await pause(5);
+
+    replicas.next(['r1', 'r2']);
+    const r3 = authority(2);
+    const r3Connections = (): string[] => factory.connections().filter((c) => c.authority === r3 && c.profile === 'control-plane').map((c) => c.state);
+    expect(r3Connections()).toEqual(['draining']);
+    for (const node of nodes) node.seen.length = 0;
+    const served: string[] = [];
+    for (let n = 0; n < 6; n++) served.push((await factory.unary(ControlPlaneDefinition, 'ping', ping(n), { peerList: 'replicas' })).message.node);
+    expect(new Set(served)).toEqual(new Set(['r1', 'r2']));
+    expect(nodes[2]!.seen).toHaveLength(0);
+
+    await expect(slow).resolves.toMatchObject({ endpoint: r3, message: { node: 'r3' } });
+    // Drained: the connection closed once its call finished.
+    expect(r3Connections()).toEqual([]);
+
+    // Added back: it takes traffic again.
+    replicas.next(['r1', 'r2', 'r3']);
+    for (let n = 0; n < 6; n++) await factory.unary(ControlPlaneDefinition, 'ping', ping(n), { peerList: 'replicas' });
+    expect(nodes[2]!.seen.length).toBeGreaterThan(0);
+  });
+});

@@ -1,0 +1,197 @@
+import { describe, expect, it } from '@jest/globals';
+import { PRESETS } from '../../../src/config/presets.js';
+import type { CircuitBreakerOptions } from '../../../src/config/types.js';
+import { PeerUnavailableError, RpcError, TlsError } from '../../../src/errors.js';
+import { ConsecutiveFailureCircuitBreaker, PeerCircuitBreaker, type BreakerChange } from '../../../src/resilience/circuit-breaker.js';
+import { GRPC_STATUS, statusName } from '../../../src/transport/grpc-status.js';
+
+const PEER = '10.0.0.1:7001';
+
+function fakeClock(start = 1_000_000): { now: () => number; advance: (ms: number) => void } {
+  let now = start;
+  return { now: () => now, advance: (ms) => (now += ms) };
+}
+
+function rpcError(status: number): RpcError {
+  return new RpcError(status, statusName(status), 'test', { endpoint: PEER, protocol: 'h2' });
+}
+
+const fail = (status: number) => (): Promise<never> => Promise.reject(rpcError(status));
+const succeed = (): Promise<string> => Promise.resolve('ok');
+
+function settings(extra: Partial<CircuitBreakerOptions> = {}): CircuitBreakerOptions {
+  return { ...PRESETS['control-plane'].breaker, consecutiveFailures: 3, halfOpenAfterMs: 1_000, ...extra };
+}
+
+function recorder(breaker: PeerCircuitBreaker): BreakerChange[] {
+  const changes: BreakerChange[] = [];
+  breaker.changes$.subscribe((c) => changes.push(c));
+  return changes;
+}
+
+describe('PeerCircuitBreaker, consecutive mode (fake clock)', () => {
+  it('opens after N failures in a row, rejects fast with CIRCUIT_OPEN naming the peer, and reports every change', async () => {
+    const clock = fakeClock();
+    const breaker = new PeerCircuitBreaker({ settingsFor: () => settings(), clock });
+    const changes = recorder(breaker);
+    await expect(breaker.execute(PEER, fail(GRPC_STATUS.UNAVAILABLE))).rejects.toBeInstanceOf(RpcError);
+    await expect(breaker.execute(PEER, fail(GRPC_STATUS.DEADLINE_EXCEEDED))).rejects.toBeInstanceOf(RpcError);
+    expect(breaker.state(PEER)).toBe('closed');
+    await expect(breaker.execute(PEER, fail(GRPC_STATUS.UNAVAILABLE))).rejects.toBeInstanceOf(RpcError);
+    expect(breaker.state(PEER)).toBe('open');
+    expect(changes).toEqual([{ peer: PEER, profile: 'control-plane', state: 'open', previous: 'closed' }]);
+
+    let called = false;
+    const rejected = breaker.execute(PEER, () => {
+      called = true;
+      return succeed();
+    });
+    await expect(rejected).rejects.toBeInstanceOf(PeerUnavailableError);
+    await expect(rejected).rejects.toMatchObject({ code: 'CIRCUIT_OPEN', peers: [PEER] });
+    expect(called).toBe(false);
+  });
+
+  it('a success resets the run of failures', async () => {
+    const breaker = new PeerCircuitBreaker({ settingsFor: () => settings(), clock: fakeClock() });
+    for (let i = 0; i < 5; i++) {
+      await expect(breaker.execute(PEER, fail(GRPC_STATUS.UNAVAILABLE))).rejects.toBeInstanceOf(RpcError);
+      await expect(breaker.execute(PEER, fail(GRPC_STATUS.UNAVAILABLE))).rejects.toBeInstanceOf(RpcError);
+      await breaker.execute(PEER, succeed);
+    }
+    expect(breaker.state(PEER)).toBe('closed');
+  });
+
+  it('lets one half-open probe through after halfOpenAfterMs on the injected clock; a good probe closes the circuit', async () => {
+    const clock = fakeClock();
+    const breaker = new PeerCircuitBreaker({ settingsFor: () => settings(), clock });
+    const changes = recorder(breaker);
+    for (let i = 0; i < 3; i++) await expect(breaker.execute(PEER, fail(GRPC_STATUS.UNAVAILABLE))).rejects.toBeInstanceOf(RpcError);
+    clock.advance(999);
+    expect(breaker.state(PEER)).toBe('open');
+    await expect(breaker.execute(PEER, succeed)).rejects.toMatchObject({ code: 'CIRCUIT_OPEN' });
+    clock.advance(1);
+    expect(breaker.state(PEER)).toBe('half-open');
+    await expect(breaker.execute(PEER, succeed)).resolves.toBe('ok');
+    expect(breaker.state(PEER)).toBe('closed');
+    expect(changes.map((c) => c.state)).toEqual(['open', 'half-open', 'closed']);
+  });
+
+  it('a failed probe opens the circuit again for another full wait', async () => {
+    const clock = fakeClock();
+    const breaker = new PeerCircuitBreaker({ settingsFor: () => settings(), clock });
+    const changes = recorder(breaker);
+    for (let i = 0; i < 3; i++) await expect(breaker.execute(PEER, fail(GRPC_STATUS.UNAVAILABLE))).rejects.toBeInstanceOf(RpcError);
+    clock.advance(1_000);
+    await expect(breaker.execute(PEER, fail(GRPC_STATUS.UNAVAILABLE))).rejects.toBeInstanceOf(RpcError);
+    expect(breaker.state(PEER)).toBe('open');
+    clock.advance(999);
+    expect(breaker.state(PEER)).toBe('open');
+    clock.advance(1);
+    expect(breaker.state(PEER)).toBe('half-open');
+    expect(changes.map((c) => c.state)).toEqual(['open', 'half-open', 'open']);
+  });
+
+  it('counts UNAVAILABLE, DEADLINE_EXCEEDED and TLS failures by default, never INVALID_ARGUMENT', async () => {
+    const breaker = new PeerCircuitBreaker({ settingsFor: () => settings({ consecutiveFailures: 1 }), clock: fakeClock() });
+    for (let i = 0; i < 10; i++) await expect(breaker.execute(PEER, fail(GRPC_STATUS.INVALID_ARGUMENT))).rejects.toBeInstanceOf(RpcError);
+    expect(breaker.state(PEER)).toBe('closed');
+    await expect(breaker.execute(PEER, () => Promise.reject(new TlsError('TLS_PEER_UNTRUSTED', 'untrusted')))).rejects.toBeInstanceOf(TlsError);
+    expect(breaker.state(PEER)).toBe('open');
+  });
+
+  it('counts only the configured failure codes', async () => {
+    const breaker = new PeerCircuitBreaker({ settingsFor: () => settings({ consecutiveFailures: 1, failureStatusCodes: ['RESOURCE_EXHAUSTED'] }), clock: fakeClock() });
+    await expect(breaker.execute(PEER, fail(GRPC_STATUS.UNAVAILABLE))).rejects.toBeInstanceOf(RpcError);
+    expect(breaker.state(PEER)).toBe('closed');
+    await expect(breaker.execute(PEER, fail(GRPC_STATUS.RESOURCE_EXHAUSTED))).rejects.toBeInstanceOf(RpcError);
+    expect(breaker.state(PEER)).toBe('open');
+  });
+
+  it('keeps one circuit per peer and per profile, each with its profile settings', async () => {
+    const clock = fakeClock();
+    const byProfile: Record<string, CircuitBreakerOptions> = { strict: settings({ consecutiveFailures: 1 }), lenient: settings({ consecutiveFailures: 4 }) };
+    const breaker = new PeerCircuitBreaker({ settingsFor: (p) => byProfile[p], clock });
+    await expect(breaker.execute(PEER, fail(GRPC_STATUS.UNAVAILABLE), 'strict')).rejects.toBeInstanceOf(RpcError);
+    await expect(breaker.execute(PEER, fail(GRPC_STATUS.UNAVAILABLE), 'lenient')).rejects.toBeInstanceOf(RpcError);
+    expect(breaker.state(PEER, 'strict')).toBe('open');
+    expect(breaker.state(PEER, 'lenient')).toBe('closed');
+    expect(breaker.state('10.0.0.2:7001', 'strict')).toBe('closed');
+  });
+
+  it('rebuilds a closed circuit when the profile settings change', async () => {
+    let current = settings({ consecutiveFailures: 1 });
+    const breaker = new PeerCircuitBreaker({ settingsFor: () => current, clock: fakeClock() });
+    const changes = recorder(breaker);
+    await expect(breaker.execute(PEER, fail(GRPC_STATUS.UNAVAILABLE))).rejects.toBeInstanceOf(RpcError);
+    expect(breaker.state(PEER)).toBe('open');
+    current = settings({ consecutiveFailures: 2 });
+    await expect(breaker.execute(PEER, succeed)).resolves.toBe('ok');
+    expect(breaker.state(PEER)).toBe('closed');
+    expect(changes.map((c) => c.state)).toEqual(['open', 'closed']);
+  });
+
+  it('remembers when a peer last failed, and allowProbe ends the wait at once (degraded mode)', async () => {
+    const clock = fakeClock();
+    const breaker = new PeerCircuitBreaker({ settingsFor: () => settings({ consecutiveFailures: 1, halfOpenAfterMs: 60_000 }), clock });
+    expect(breaker.lastFailureAt(PEER)).toBeUndefined();
+    await expect(breaker.execute(PEER, fail(GRPC_STATUS.UNAVAILABLE))).rejects.toBeInstanceOf(RpcError);
+    expect(breaker.lastFailureAt(PEER)).toBe(clock.now());
+    clock.advance(10);
+    await expect(breaker.execute(PEER, fail(GRPC_STATUS.INVALID_ARGUMENT))).rejects.toMatchObject({ code: 'CIRCUIT_OPEN' });
+    breaker.allowProbe(PEER);
+    expect(breaker.state(PEER)).toBe('half-open');
+    await expect(breaker.execute(PEER, succeed)).resolves.toBe('ok');
+    expect(breaker.state(PEER)).toBe('closed');
+  });
+
+  it('ConsecutiveFailureCircuitBreaker keeps its fixed settings for every profile', async () => {
+    const breaker = new ConsecutiveFailureCircuitBreaker({ consecutiveFailures: 2, halfOpenAfterMs: 10, clock: fakeClock() });
+    await expect(breaker.execute(PEER, fail(GRPC_STATUS.UNAVAILABLE), 'any')).rejects.toBeInstanceOf(RpcError);
+    await expect(breaker.execute(PEER, fail(GRPC_STATUS.UNAVAILABLE), 'any')).rejects.toBeInstanceOf(RpcError);
+    expect(breaker.state(PEER, 'any')).toBe('open');
+  });
+});
+
+describe('PeerCircuitBreaker, failure-ratio mode (fake clock)', () => {
+  const ratio = settings({ mode: 'failure-ratio', failureRatio: 0.5, windowMs: 10_000, minimumCalls: 10 });
+
+  it('judges nothing below the minimum number of calls, then opens when failures exceed the ratio', async () => {
+    const breaker = new PeerCircuitBreaker({ settingsFor: () => ratio, clock: fakeClock() });
+    for (let i = 0; i < 9; i++) await expect(breaker.execute(PEER, fail(GRPC_STATUS.UNAVAILABLE))).rejects.toBeInstanceOf(RpcError);
+    expect(breaker.state(PEER)).toBe('closed');
+    // 10 calls, 10 failures: above the ratio with the minimum reached.
+    await expect(breaker.execute(PEER, fail(GRPC_STATUS.UNAVAILABLE))).rejects.toBeInstanceOf(RpcError);
+    expect(breaker.state(PEER)).toBe('open');
+  });
+
+  it('stays closed at exactly the ratio and opens past it', async () => {
+    const breaker = new PeerCircuitBreaker({ settingsFor: () => ratio, clock: fakeClock() });
+    for (let i = 0; i < 5; i++) await breaker.execute(PEER, succeed);
+    for (let i = 0; i < 5; i++) await expect(breaker.execute(PEER, fail(GRPC_STATUS.UNAVAILABLE))).rejects.toBeInstanceOf(RpcError);
+    expect(breaker.state(PEER)).toBe('closed');
+    await expect(breaker.execute(PEER, fail(GRPC_STATUS.UNAVAILABLE))).rejects.toBeInstanceOf(RpcError);
+    expect(breaker.state(PEER)).toBe('open');
+  });
+
+  it('forgets calls that slid out of the window, even after an idle gap', async () => {
+    const clock = fakeClock();
+    const breaker = new PeerCircuitBreaker({ settingsFor: () => ratio, clock });
+    for (let i = 0; i < 9; i++) await expect(breaker.execute(PEER, fail(GRPC_STATUS.UNAVAILABLE))).rejects.toBeInstanceOf(RpcError);
+    clock.advance(11_000);
+    // The nine old failures are gone: this one alone is below the minimum.
+    await expect(breaker.execute(PEER, fail(GRPC_STATUS.UNAVAILABLE))).rejects.toBeInstanceOf(RpcError);
+    expect(breaker.state(PEER)).toBe('closed');
+  });
+
+  it('slides: failures older than the window stop counting bucket by bucket', async () => {
+    const clock = fakeClock(0);
+    const breaker = new PeerCircuitBreaker({ settingsFor: () => ratio, clock });
+    for (let i = 0; i < 6; i++) await expect(breaker.execute(PEER, fail(GRPC_STATUS.UNAVAILABLE))).rejects.toBeInstanceOf(RpcError);
+    clock.advance(5_000);
+    for (let i = 0; i < 5; i++) await breaker.execute(PEER, succeed);
+    // t = 10 s: the six failures from t = 0 left the window; 5 successes + 4 failures is below the minimum.
+    clock.advance(5_000);
+    for (let i = 0; i < 4; i++) await expect(breaker.execute(PEER, fail(GRPC_STATUS.UNAVAILABLE))).rejects.toBeInstanceOf(RpcError);
+    expect(breaker.state(PEER)).toBe('closed');
+  });
+});

@@ -1,0 +1,183 @@
+import { afterEach, describe, expect, it } from '@jest/globals';
+import { BehaviorSubject, EMPTY } from 'rxjs';
+import type { ProfileOptionsInput } from '../../../src/config/types.js';
+import { EndpointError, PeerUnavailableError, RpcError } from '../../../src/errors.js';
+import type { ICircuitBreaker } from '../../../src/resilience/circuit-breaker.js';
+import { ControlPlaneDefinition } from '../../../src/gen/omnirelay/controlplane/v1/gossip.js';
+import { harness, PEERS, unavailable, type Harness } from './factory-harness.js';
+
+const [P1, P2, P3] = PEERS;
+const ALL = ['peer-1', 'peer-2', 'peer-3'];
+const ping = (sequence: number) => ({ fromNode: 'test', sequence, payload: new Uint8Array() });
+
+/** Short real backoffs: the loop sleeps on timers, the budget is on the fake clock. */
+const FAST_RETRY: ProfileOptionsInput['retry'] = { maxAttempts: 3, initialBackoffMs: 1, maxBackoffMs: 4, jitter: 0.2 };
+
+let h: Harness | undefined;
+afterEach(async () => {
+  await h?.dispose();
+  h = undefined;
+});
+
+describe.each([
+  ['HTTP/2', 'disable', 'h2'],
+  ['HTTP/3', 'prefer', 'h3'],
+] as const)('the retry loop over %s', (_name, http3, protocol) => {
+  it('retries a retryable status on another peer and answers from it', async () => {
+    h = harness({ http3, retry: FAST_RETRY });
+    h.behaviour.set(P1, (_call, p) => {
+      throw unavailable(P1, p);
+    });
+    const result = await h.factory.unary(ControlPlaneDefinition, 'ping', ping(1), { peers: ALL });
+    expect(result).toMatchObject({ endpoint: P2, attempts: 2, protocol });
+    expect(h.seen.map((s) => [s.authority, s.protocol])).toEqual([
+      [P1, protocol],
+      [P2, protocol],
+    ]);
+  });
+
+  it('gives up after maxAttempts, each attempt on a different peer', async () => {
+    h = harness({ http3, retry: FAST_RETRY });
+    for (const peer of PEERS) {
+      h.behaviour.set(peer, (_call, p) => {
+        throw unavailable(peer, p);
+      });
+    }
+    await expect(h.factory.unary(ControlPlaneDefinition, 'ping', ping(2), { peers: ALL })).rejects.toMatchObject({ statusName: 'UNAVAILABLE' });
+    expect(h.seen.map((s) => s.authority)).toEqual([P1, P2, P3]);
+  });
+
+  it('never retries a status the policy does not name', async () => {
+    h = harness({ http3, retry: FAST_RETRY });
+    h.behaviour.set(P1, (_call, p) => {
+      throw new RpcError(3, 'INVALID_ARGUMENT', 'bad request', { endpoint: P1, protocol: p });
+    });
+    await expect(h.factory.unary(ControlPlaneDefinition, 'ping', ping(3), { peers: ALL })).rejects.toMatchObject({ statusName: 'INVALID_ARGUMENT' });
+    expect(h.seen).toHaveLength(1);
+  });
+
+  it('never starts a retry whose backoff would end past the deadline', async () => {
+    h = harness({ http3, deadlineMs: 1_000, retry: { maxAttempts: 3, initialBackoffMs: 20, maxBackoffMs: 20, jitter: 0 } });
+    const clock = h.clock;
+    h.behaviour.set(P1, (_call, p) => {
+      clock.advance(990);
+      throw unavailable(P1, p);
+    });
+    await expect(h.factory.unary(ControlPlaneDefinition, 'ping', ping(4), { peers: ALL })).rejects.toMatchObject({ statusName: 'UNAVAILABLE' });
+    expect(h.seen.map((s) => s.authority)).toEqual([P1]);
+    // With room left in the budget, the same failure is retried on the next peer.
+    h.seen.length = 0;
+    h.behaviour.set(P2, (_call, p) => {
+      clock.advance(900);
+      throw unavailable(P2, p);
+    });
+    const result = await h.factory.unary(ControlPlaneDefinition, 'ping', ping(5), { peers: ['peer-2', 'peer-3'] });
+    expect(result).toMatchObject({ endpoint: P3, attempts: 2 });
+  });
+});
+
+describe('breakers in the call path', () => {
+  it('takes a peer whose circuit opened out of rotation, and brings it back after a good half-open probe', async () => {
+    h = harness({ http3: 'disable', retry: FAST_RETRY, breaker: { consecutiveFailures: 1, halfOpenAfterMs: 5_000 } });
+    let down = true;
+    h.behaviour.set(P1, (_call, p) => {
+      if (down) throw unavailable(P1, p);
+    });
+    const first = await h.factory.unary(ControlPlaneDefinition, 'ping', ping(1), { peers: ALL });
+    expect(first.attempts).toBe(2);
+    expect(first.endpoint).not.toBe(P1);
+    expect(h.breaker.state(P1, 'test')).toBe('open');
+    h.seen.length = 0;
+    for (let i = 0; i < 6; i++) await h.factory.unary(ControlPlaneDefinition, 'ping', ping(10 + i), { peers: ALL });
+    expect(h.seen.filter((s) => s.authority === P1)).toHaveLength(0);
+    expect(h.seen).toHaveLength(6);
+
+    down = false;
+    h.clock.advance(5_000);
+    expect(h.breaker.state(P1, 'test')).toBe('half-open');
+    h.seen.length = 0;
+    for (let i = 0; i < 6; i++) await h.factory.unary(ControlPlaneDefinition, 'ping', ping(20 + i), { peers: ALL });
+    expect(h.breaker.state(P1, 'test')).toBe('closed');
+    expect(h.seen.filter((s) => s.authority === P1)).toHaveLength(2);
+  });
+
+  it('fails fast with CIRCUIT_OPEN naming every peer when all circuits are open (fail-fast)', async () => {
+    h = harness({ http3: 'disable', retry: FAST_RETRY, breaker: { consecutiveFailures: 1 } });
+    for (const peer of PEERS) {
+      h.behaviour.set(peer, (_call, p) => {
+        throw unavailable(peer, p);
+      });
+    }
+    await expect(h.factory.unary(ControlPlaneDefinition, 'ping', ping(1), { peers: ALL })).rejects.toBeInstanceOf(RpcError);
+    h.seen.length = 0;
+    const failing = h.factory.unary(ControlPlaneDefinition, 'ping', ping(2), { peers: ALL });
+    await expect(failing).rejects.toBeInstanceOf(PeerUnavailableError);
+    await expect(failing).rejects.toMatchObject({ code: 'CIRCUIT_OPEN', peers: [P1, P2, P3] });
+    expect(h.seen).toHaveLength(0);
+  });
+
+  it('probes the least recently failed peer when the profile allows it, and closes its circuit on success', async () => {
+    h = harness({ http3: 'disable', retry: { ...FAST_RETRY, maxAttempts: 1 }, breaker: { consecutiveFailures: 1, halfOpenAfterMs: 60_000, whenAllOpen: 'probe-least-recently-failed' } });
+    const down = new Set<string>(PEERS);
+    for (const peer of PEERS) {
+      h.behaviour.set(peer, (_call, p) => {
+        if (down.has(peer)) throw unavailable(peer, p);
+      });
+    }
+    // P2 fails first, then P3, then P1.
+    for (const peer of ['peer-2', 'peer-3', 'peer-1']) {
+      await expect(h.factory.unary(ControlPlaneDefinition, 'ping', ping(1), { endpoint: peer })).rejects.toBeInstanceOf(RpcError);
+      h.clock.advance(10);
+    }
+    for (const peer of PEERS) expect(h.breaker.state(peer, 'test')).toBe('open');
+    down.clear();
+    h.seen.length = 0;
+    const result = await h.factory.unary(ControlPlaneDefinition, 'ping', ping(2), { peers: ALL });
+    expect(result.endpoint).toBe(P2);
+    expect(h.seen.map((s) => s.authority)).toEqual([P2]);
+    expect(h.breaker.state(P2, 'test')).toBe('closed');
+    expect(h.breaker.state(P1, 'test')).toBe('open');
+  });
+});
+
+describe('a circuit that opens between the pick and the call', () => {
+  it('places the call on another peer without spending an attempt', async () => {
+    // A breaker whose circuit for P1 opened after the factory looked (another call's probe failed).
+    const racing: ICircuitBreaker = {
+      state: () => 'closed',
+      execute: (peer, call) => (peer === P1 ? Promise.reject(new PeerUnavailableError('CIRCUIT_OPEN', [peer], 'opened just now')) : call()),
+      changes$: EMPTY,
+    };
+    h = harness({ http3: 'disable', retry: { ...FAST_RETRY, maxAttempts: 1 } }, { breaker: racing });
+    const result = await h.factory.unary(ControlPlaneDefinition, 'ping', ping(1), { peers: ALL });
+    expect(result).toMatchObject({ endpoint: P2, attempts: 1 });
+    expect(h.seen.map((s) => s.authority)).toEqual([P2]);
+    // Only peer: nowhere else to go, the CIRCUIT_OPEN error is the call's.
+    await expect(h.factory.unary(ControlPlaneDefinition, 'ping', ping(2), { endpoint: 'peer-1' })).rejects.toMatchObject({ code: 'CIRCUIT_OPEN', peers: [P1] });
+  });
+});
+
+describe('peer lists', () => {
+  it('sends calls to the current members only: added members take traffic, removed ones none', async () => {
+    const members = new BehaviorSubject<readonly string[]>(['peer-1', 'peer-2']);
+    h = harness({ http3: 'disable' }, { peerLists: { replicas: members } });
+    for (let i = 0; i < 4; i++) await h.factory.unary(ControlPlaneDefinition, 'ping', ping(i), { peerList: 'replicas' });
+    expect(new Set(h.seen.map((s) => s.authority))).toEqual(new Set([P1, P2]));
+    members.next(['peer-2', `https://${P3}`]);
+    h.seen.length = 0;
+    for (let i = 0; i < 4; i++) await h.factory.unary(ControlPlaneDefinition, 'ping', ping(i), { peerList: 'replicas' });
+    expect(new Set(h.seen.map((s) => s.authority))).toEqual(new Set([P2, P3]));
+  });
+
+  it('names the list at fault: unknown (EndpointError) or empty (PEER_UNAVAILABLE)', async () => {
+    const members = new BehaviorSubject<readonly string[]>([]);
+    h = harness({ http3: 'disable' }, { peerLists: { replicas: members } });
+    await expect(h.factory.unary(ControlPlaneDefinition, 'ping', ping(1), { peerList: 'nope' })).rejects.toBeInstanceOf(EndpointError);
+    await expect(h.factory.unary(ControlPlaneDefinition, 'ping', ping(1), { peerList: 'nope' })).rejects.toThrow(/"nope".*bound: replicas/);
+    await expect(h.factory.unary(ControlPlaneDefinition, 'ping', ping(1), { peerList: 'replicas' })).rejects.toMatchObject({ code: 'PEER_UNAVAILABLE' });
+    expect(() => h!.factory.client(ControlPlaneDefinition, { peerList: 'nope' })).toThrow(EndpointError);
+    const client = h.factory.client(ControlPlaneDefinition, { peerList: 'replicas' });
+    members.next(['peer-3']);
+    await expect(client.ping(ping(2))).resolves.toMatchObject({ node: P3 });
+  });
+});
