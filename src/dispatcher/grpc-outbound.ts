@@ -13,6 +13,8 @@ export interface GrpcOutboundOptions {
   readonly peers?: readonly string[] | undefined;
   /** One endpoint (URL or configured endpoint name), when there is a single replica. */
   readonly endpoint?: string | undefined;
+  /** A live peer list bound to `TOKENS.PeerLists` (members join and leave while calls run). */
+  readonly peerList?: string | undefined;
   /** Factory profile; default: the endpoint's configured profile, else `control-plane`. */
   readonly profile?: string | undefined;
 }
@@ -42,6 +44,7 @@ class DispatcherCallTarget implements CallTarget, CallOptions, CallerMarked {
   constructor(
     readonly peers: readonly string[] | undefined,
     readonly endpoint: string | undefined,
+    readonly peerList: string | undefined,
     readonly profile: string | undefined,
     readonly deadlineMs: number | undefined,
     readonly signal: AbortSignal | undefined,
@@ -65,12 +68,15 @@ export class GrpcOutbound implements Outbound {
   readonly #clock: Clock;
 
   constructor(factory: IGrpcControlPlaneClientFactory, options: GrpcOutboundOptions, clock: Clock = systemClock) {
-    const peers = options.peers !== undefined ? [...options.peers] : undefined;
-    if ((peers === undefined || peers.length === 0) && (options.endpoint === undefined || options.endpoint === '')) {
-      throw new EndpointError('ENDPOINT_INVALID', '(none)', 'GrpcOutbound needs `peers` (one or more replicas) or `endpoint`.');
+    const peers = options.peers !== undefined && options.peers.length > 0 ? [...options.peers] : undefined;
+    const endpoint = options.endpoint !== '' ? options.endpoint : undefined;
+    const peerList = options.peerList !== '' ? options.peerList : undefined;
+    const given = [peers, endpoint, peerList].filter((t) => t !== undefined).length;
+    if (given !== 1) {
+      throw new EndpointError('ENDPOINT_INVALID', '(none)', `GrpcOutbound needs exactly one of \`peers\` (one or more replicas), \`endpoint\` or \`peerList\`; ${given === 0 ? 'none was' : `${given} were`} given.`);
     }
     this.#factory = factory;
-    this.#target = peers !== undefined && peers.length > 0 ? { peers, profile: options.profile } : { endpoint: options.endpoint, profile: options.profile };
+    this.#target = { peers, endpoint, peerList, profile: options.profile };
     this.#clock = clock;
   }
 
@@ -79,6 +85,7 @@ export class GrpcOutbound implements Outbound {
     return new DispatcherCallTarget(
       target.peers,
       target.endpoint,
+      target.peerList,
       target.profile,
       context.deadline !== undefined ? Math.max(0, context.deadline - this.#clock.now()) : undefined,
       context.signal,

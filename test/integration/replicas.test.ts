@@ -1,7 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import type { Container } from 'inversify';
 import { BehaviorSubject } from 'rxjs';
-import { controlPlaneV1, TOKENS, type BreakerChange, type ICircuitBreaker, type IGrpcControlPlaneClientFactory } from 'omnirelay';
+import { controlPlaneV1, createDispatcher, TOKENS, type BreakerChange, type ICircuitBreaker, type IGrpcControlPlaneClientFactory } from 'omnirelay';
 import { containerWith, mtlsOptions, ping, startNode, type TestNode } from '../support/cluster.js';
 import { createTestPki, type TestPki } from '../support/pki-files.js';
 
@@ -9,11 +9,37 @@ const { ControlPlaneDefinition } = controlPlaneV1;
 
 const pause = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms));
 
+type Target = { readonly peers?: readonly string[]; readonly peerList?: string; readonly profile?: string };
+/** Places one Ping on `target` and returns the replica that answered. */
+type Caller = (factory: IGrpcControlPlaneClientFactory, target: Target, request: controlPlaneV1.PingRequest) => Promise<string>;
+
+/** Through the factory's lightweight unary call. */
+const viaFactory: Caller = async (factory, target, request) => (await factory.unary(ControlPlaneDefinition, 'ping', request, target)).message.node;
+
+/** Through the dispatcher: a GrpcOutbound per target, over the same factory. */
+function viaDispatcher(): Caller {
+  const dispatchers = new Map<string, ReturnType<typeof createDispatcher>>();
+  return async (factory, target, request) => {
+    const key = JSON.stringify(target);
+    let dispatcher = dispatchers.get(key);
+    if (dispatcher === undefined) {
+      dispatcher = createDispatcher(factory, { name: 'replicas-test', outbounds: { [ControlPlaneDefinition.fullName]: target } });
+      dispatchers.set(key, dispatcher);
+    }
+    return (await dispatcher.call(ControlPlaneDefinition, 'ping', request)).node;
+  };
+}
+
 /**
- * Three mTLS replicas on 127.0.0.1 behind one factory. Breakers open after two failures in a
- * row and probe after 300 ms; retries go to another replica.
+ * Three mTLS replicas on 127.0.0.1 behind one factory, called through the factory and through
+ * the dispatcher's GrpcOutbound. Breakers open after two failures in a row and probe after
+ * 300 ms; retries go to another replica.
  */
-describe('three replicas: breakers, failover and peer lists through the factory (HTTP/2)', () => {
+describe.each([
+  ['the factory', () => viaFactory],
+  ['dispatcher outbound (GrpcOutbound)', viaDispatcher],
+] as const)('three replicas: breakers, failover and peer lists through %s (HTTP/2)', (_, makeCaller) => {
+  const call = makeCaller();
   let pki: TestPki;
   const nodes: TestNode[] = [];
   let container: Container;
@@ -67,9 +93,9 @@ describe('three replicas: breakers, failover and peer lists through the factory 
   }
 
   /** Calls until replica `i` serves one (its half-open probe), at most `limit` calls. */
-  async function callUntilServedBy(i: number, target: { peers?: string[]; profile?: string }, limit = 200): Promise<void> {
+  async function callUntilServedBy(i: number, target: Target, limit = 200): Promise<void> {
     for (let n = 0; n < limit && nodes[i]!.seen.length === 0; n++) {
-      await factory.unary(ControlPlaneDefinition, 'ping', ping(n), target);
+      await call(factory, target, ping(n));
       if (nodes[i]!.seen.length === 0) await pause(20);
     }
     expect(nodes[i]!.seen.length).toBeGreaterThan(0);
@@ -80,7 +106,7 @@ describe('three replicas: breakers, failover and peer lists through the factory 
   }
 
   it('spreads calls over the three replicas', async () => {
-    for (let n = 0; n < 9; n++) await factory.unary(ControlPlaneDefinition, 'ping', ping(n), { peers: ALL });
+    for (let n = 0; n < 9; n++) await call(factory, { peers: ALL }, ping(n));
     expect(nodes.map((node) => node.seen.length)).toEqual([3, 3, 3]);
   });
 
@@ -88,8 +114,7 @@ describe('three replicas: breakers, failover and peer lists through the factory 
     const port = await stop(1);
     const served: string[] = [];
     for (let n = 0; n < 20; n++) {
-      const result = await factory.unary(ControlPlaneDefinition, 'ping', ping(n), { peers: ALL });
-      served.push(result.message.node);
+      served.push(await call(factory, { peers: ALL }, ping(n)));
     }
     expect(served).not.toContain('r2');
     expect(new Set(served)).toEqual(new Set(['r1', 'r3']));
@@ -105,18 +130,18 @@ describe('three replicas: breakers, failover and peer lists through the factory 
     expect(breaker.state(authority(1))).toBe('closed');
     expect(statesOf(1).slice(-2)).toEqual(['half-open', 'closed']);
     for (const node of nodes) node.seen.length = 0;
-    for (let n = 0; n < 9; n++) await factory.unary(ControlPlaneDefinition, 'ping', ping(n), { peers: ALL });
+    for (let n = 0; n < 9; n++) await call(factory, { peers: ALL }, ping(n));
     expect(nodes.map((node) => node.seen.length)).toEqual([3, 3, 3]);
   });
 
   it('a preferred replica: every call goes to it, fails over while it is down, and comes back when it recovers', async () => {
     for (const node of nodes) node.seen.length = 0;
-    for (let n = 0; n < 5; n++) await factory.unary(ControlPlaneDefinition, 'ping', ping(n), { peers: ALL, profile: 'sticky' });
+    for (let n = 0; n < 5; n++) await call(factory, { peers: ALL, profile: 'sticky' }, ping(n));
     expect(nodes.map((node) => node.seen.length)).toEqual([5, 0, 0]);
 
     const port = await stop(0);
     const served: string[] = [];
-    for (let n = 0; n < 6; n++) served.push((await factory.unary(ControlPlaneDefinition, 'ping', ping(n), { peers: ALL, profile: 'sticky' })).message.node);
+    for (let n = 0; n < 6; n++) served.push(await call(factory, { peers: ALL, profile: 'sticky' }, ping(n)));
     expect(new Set(served)).toEqual(new Set(['r2', 'r3']));
     expect(statesOf(0, 'sticky')[0]).toBe('open');
     expect(statesOf(0, 'sticky')).not.toContain('closed');
@@ -125,14 +150,14 @@ describe('three replicas: breakers, failover and peer lists through the factory 
     await callUntilServedBy(0, { peers: ALL, profile: 'sticky' });
     expect(breaker.state(authority(0), 'sticky')).toBe('closed');
     for (const node of nodes) node.seen.length = 0;
-    for (let n = 0; n < 5; n++) await factory.unary(ControlPlaneDefinition, 'ping', ping(n), { peers: ALL, profile: 'sticky' });
+    for (let n = 0; n < 5; n++) await call(factory, { peers: ALL, profile: 'sticky' }, ping(n));
     expect(nodes.map((node) => node.seen.length)).toEqual([5, 0, 0]);
   });
 
   it('a replica removed from the peer list takes no new calls, and its running call finishes', async () => {
     replicas.next(['r3']);
     // A slow call (300 ms on the server) lands on r3, the only member.
-    const slow = factory.unary(ControlPlaneDefinition, 'ping', ping(1, 30), { peerList: 'replicas' });
+    const slow = call(factory, { peerList: 'replicas' }, ping(1, 30));
     while (nodes[2]!.inFlight === 0) await pause(5);
 
     replicas.next(['r1', 'r2']);
@@ -141,17 +166,17 @@ describe('three replicas: breakers, failover and peer lists through the factory 
     expect(r3Connections()).toEqual(['draining']);
     for (const node of nodes) node.seen.length = 0;
     const served: string[] = [];
-    for (let n = 0; n < 6; n++) served.push((await factory.unary(ControlPlaneDefinition, 'ping', ping(n), { peerList: 'replicas' })).message.node);
+    for (let n = 0; n < 6; n++) served.push(await call(factory, { peerList: 'replicas' }, ping(n)));
     expect(new Set(served)).toEqual(new Set(['r1', 'r2']));
     expect(nodes[2]!.seen).toHaveLength(0);
 
-    await expect(slow).resolves.toMatchObject({ endpoint: r3, message: { node: 'r3' } });
+    await expect(slow).resolves.toBe('r3');
     // Drained: the connection closed once its call finished.
     expect(r3Connections()).toEqual([]);
 
     // Added back: it takes traffic again.
     replicas.next(['r1', 'r2', 'r3']);
-    for (let n = 0; n < 6; n++) await factory.unary(ControlPlaneDefinition, 'ping', ping(n), { peerList: 'replicas' });
+    for (let n = 0; n < 6; n++) await call(factory, { peerList: 'replicas' }, ping(n));
     expect(nodes[2]!.seen.length).toBeGreaterThan(0);
   });
 });

@@ -63,8 +63,10 @@ describe('GrpcOutbound', () => {
     expect(stream?.target).toMatchObject({ peers: ['https://a:1', 'https://b:2'] });
   });
 
-  it('needs peers or an endpoint', () => {
+  it('needs exactly one target: peers, an endpoint or a peer list', () => {
     expect(() => new GrpcOutbound(recordingFactory([]), {})).toThrow(EndpointError);
-    expect(() => new GrpcOutbound(recordingFactory([]), { peers: [] })).toThrow(/needs `peers`/);
+    expect(() => new GrpcOutbound(recordingFactory([]), { peers: [] })).toThrow(/exactly one of `peers`.*none was given/);
+    expect(() => new GrpcOutbound(recordingFactory([]), { peers: ['https://a:1'], peerList: 'replicas' })).toThrow(/2 were given/);
+    expect(() => new GrpcOutbound(recordingFactory([]), { peerList: 'replicas' })).not.toThrow();
   });
 });
