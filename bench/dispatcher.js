@@ -12,44 +12,17 @@ import 'reflect-metadata';
 import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { performance } from 'node:perf_hooks';
 import { Client, credentials, Metadata } from '@grpc/grpc-js';
 import { Container } from 'inversify';
 import { controlPlaneV1, dispatcherModule, GrpcHost, grpcControlPlaneModule, TOKENS, writeDevPki } from '../dist/index.js';
 import { pingService, sdkTelemetry } from './h3-setup.js';
+import { run, summarise } from './measure.js';
 
 const { ControlPlaneDefinition, PingRequest, PingResponse } = controlPlaneV1;
 const SEQUENTIAL_CALLS = Number(process.env.BENCH_DISPATCH_SEQUENTIAL ?? 3000);
 const CONCURRENT_CALLS = Number(process.env.BENCH_DISPATCH_CONCURRENT ?? 30000);
 const CONCURRENCY = 64;
 const ROUNDS = Number(process.env.BENCH_DISPATCH_ROUNDS ?? 12);
-
-function percentile(sorted, p) {
-  return sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))];
-}
-
-async function run(call, total, concurrency) {
-  const latencies = new Float64Array(total);
-  let next = 0;
-  const started = performance.now();
-  await Promise.all(
-    Array.from({ length: concurrency }, async () => {
-      while (next < total) {
-        const i = next++;
-        const t0 = performance.now();
-        await call(i);
-        latencies[i] = performance.now() - t0;
-      }
-    }),
-  );
-  return { latencies, seconds: (performance.now() - started) / 1000 };
-}
-
-function summarise(blocks) {
-  const all = blocks.flatMap((b) => Array.from(b.latencies)).sort((a, b) => a - b);
-  const seconds = blocks.reduce((sum, b) => sum + b.seconds, 0);
-  return { throughput: all.length / seconds, p50: percentile(all, 50), p99: percentile(all, 99) };
-}
 
 async function compare(variants, { blocks, total, concurrency }) {
   const results = variants.map(() => []);

@@ -28,6 +28,7 @@ import { BasicTracerProvider, BatchSpanProcessor } from '@opentelemetry/sdk-trac
 import { Container } from 'inversify';
 import { controlPlaneV1, GrpcHost, grpcControlPlaneModule, TOKENS, writeDevPki } from '../dist/index.js';
 import { expectProtocol, pingService, pingVia, sdkTelemetry, startSamePortHosts, twoProtocolFactory } from './h3-setup.js';
+import { run, summarise } from './measure.js';
 
 const { ControlPlaneDefinition, PingRequest, PingResponse } = controlPlaneV1;
 const SEQUENTIAL_CALLS = Number(process.env.BENCH_SEQUENTIAL ?? 3000);
@@ -39,41 +40,6 @@ const H3_CONCURRENT_CALLS = Number(process.env.BENCH_H3_CONCURRENT ?? 8000);
 const H3_CONCURRENCY = 32;
 const H3_ROUNDS = Number(process.env.BENCH_H3_ROUNDS ?? 10);
 const ONLY = process.env.BENCH_ONLY;
-
-function percentile(sorted, p) {
-  return sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))];
-}
-
-/**
- * Runs `total` calls with `concurrency` callers; returns the latencies (ms), the elapsed time
- * (s) and the process CPU time (µs, user + system) spent meanwhile.
- */
-async function run(call, total, concurrency) {
-  const latencies = new Float64Array(total);
-  let next = 0;
-  const cpu0 = process.cpuUsage();
-  const started = performance.now();
-  await Promise.all(
-    Array.from({ length: concurrency }, async () => {
-      while (next < total) {
-        const i = next++;
-        const t0 = performance.now();
-        await call(i);
-        latencies[i] = performance.now() - t0;
-      }
-    }),
-  );
-  const seconds = (performance.now() - started) / 1000;
-  const cpu = process.cpuUsage(cpu0);
-  return { latencies, seconds, cpuMicros: cpu.user + cpu.system };
-}
-
-function summarise(blocks) {
-  const all = blocks.flatMap((b) => Array.from(b.latencies)).sort((a, b) => a - b);
-  const seconds = blocks.reduce((sum, b) => sum + b.seconds, 0);
-  const cpuMicros = blocks.reduce((sum, b) => sum + b.cpuMicros, 0);
-  return { throughput: all.length / seconds, p50: percentile(all, 50), p99: percentile(all, 99), cpuPerCall: cpuMicros / all.length };
-}
 
 async function measure(call, total, concurrency) {
   return summarise([await run(call, total, concurrency)]);

@@ -1,0 +1,37 @@
+// Shared by the bench scripts: run a call many times with N callers, and summarise blocks.
+
+export function percentile(sorted, p) {
+  return sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))];
+}
+
+/**
+ * Runs `total` calls with `concurrency` callers; returns the latencies (ms), the elapsed time
+ * (s) and the process CPU time (µs, user + system) spent meanwhile.
+ */
+export async function run(call, total, concurrency) {
+  const latencies = new Float64Array(total);
+  let next = 0;
+  const cpu0 = process.cpuUsage();
+  const started = performance.now();
+  await Promise.all(
+    Array.from({ length: concurrency }, async () => {
+      while (next < total) {
+        const i = next++;
+        const t0 = performance.now();
+        await call(i);
+        latencies[i] = performance.now() - t0;
+      }
+    }),
+  );
+  const seconds = (performance.now() - started) / 1000;
+  const cpu = process.cpuUsage(cpu0);
+  return { latencies, seconds, cpuMicros: cpu.user + cpu.system };
+}
+
+/** Throughput, p50, p99 and CPU per call over several blocks of one variant. */
+export function summarise(blocks) {
+  const all = blocks.flatMap((b) => Array.from(b.latencies)).sort((a, b) => a - b);
+  const seconds = blocks.reduce((sum, b) => sum + b.seconds, 0);
+  const cpuMicros = blocks.reduce((sum, b) => sum + b.cpuMicros, 0);
+  return { throughput: all.length / seconds, p50: percentile(all, 50), p99: percentile(all, 99), cpuPerCall: cpuMicros / all.length };
+}
