@@ -24,6 +24,7 @@ const GRPC_CLIENT_NAMES = [
 ];
 const NO_GRPC_CLIENT_SYNTAX = [
   { selector: "ImportDeclaration[source.value='@grpc/grpc-js'] > ImportDefaultSpecifier", message: `${GRPC_CLIENT_MESSAGE} (import the server names you need instead of the default export)` },
+  { selector: "ExportAllDeclaration[source.value=/^@grpc.grpc-js/]", message: GRPC_CLIENT_MESSAGE },
   { selector: "ImportExpression[source.value=/^@grpc.grpc-js/]", message: GRPC_CLIENT_MESSAGE },
   { selector: "CallExpression[callee.name='require'][arguments.0.value=/^@grpc.grpc-js/]", message: GRPC_CLIENT_MESSAGE },
 ];

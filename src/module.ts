@@ -68,7 +68,8 @@ export const grpcControlPlaneModule = new ContainerModule(({ bind, isBound }) =>
         telemetry: optional<TelemetryProviders>(context, TOKENS.Telemetry),
       });
     })
-    .inSingletonScope();
+    .inSingletonScope()
+    .onDeactivation((breaker) => breaker.dispose?.());
   // HTTP/3 is on by default: profiles that prefer it race it against HTTP/2. Turn it off per
   // profile (`http3: 'disable'`), per endpoint (hint `http3: 'deny'`), or for the whole
   // container by binding this token to `null` (before loading the module, or `rebind` after).

@@ -88,6 +88,34 @@ function cancelled(endpoint: string, reason: unknown): RpcError {
 }
 
 /**
+ * `promise`, bounded by the call's deadline (DEADLINE_EXCEEDED) and its AbortSignal (the
+ * signal's reason): waiting for a connection must not outlive the call.
+ */
+function withinCall<T>(promise: Promise<T>, call: WireCall, endpoint: string): Promise<T> {
+  return new Promise<T>((resolve, reject) => {
+    const onAbort = (): void => finish(() => reject(call.signal?.reason as Error));
+    const timer = setTimeout(
+      () => finish(() => reject(new RpcError(GRPC_STATUS.DEADLINE_EXCEEDED, 'DEADLINE_EXCEEDED', 'deadline exceeded while connecting over HTTP/3', { endpoint, protocol: 'h3' }))),
+      Math.max(0, call.deadline - systemClock.now()),
+    );
+    const finish = (settle: () => void): void => {
+      clearTimeout(timer);
+      call.signal?.removeEventListener('abort', onAbort);
+      settle();
+    };
+    if (call.signal?.aborted === true) {
+      onAbort();
+      return;
+    }
+    call.signal?.addEventListener('abort', onAbort, { once: true });
+    promise.then(
+      (value) => finish(() => resolve(value)),
+      (error: unknown) => finish(() => reject(error instanceof Error ? error : new Error(String(error)))),
+    );
+  });
+}
+
+/**
  * The factory: resolves targets, picks a peer (chooser + breaker), picks the protocol
  * (profile, hints, HTTP/3 health), borrows a connection from the cache, retries within the
  * deadline, and records every call through the shared telemetry.
@@ -136,14 +164,20 @@ export class ControlPlaneClientFactory implements IGrpcControlPlaneClientFactory
     // connections drain (running calls finish within the drain grace).
     for (const [name, list$] of Object.entries(deps.peerLists ?? {})) {
       this.#subscriptions.push(
-        list$.subscribe((members) => {
-          const before = this.#peerLists.get(name);
-          this.#peerLists.set(name, [...members]);
-          if (before === undefined) return;
-          const still = new Set(members);
-          const gone = new Set(before.filter((m) => !still.has(m)).flatMap((m) => this.#authorityOf(m)));
-          for (const m of members) for (const authority of this.#authorityOf(m)) gone.delete(authority);
-          if (gone.size > 0) deps.cache.retire((e) => gone.has(e.authority), graceOf);
+        list$.subscribe({
+          next: (members) => {
+            const before = this.#peerLists.get(name);
+            this.#peerLists.set(name, [...members]);
+            if (before === undefined) return;
+            const still = new Set(members);
+            const gone = new Set(before.filter((m) => !still.has(m)).flatMap((m) => this.#authorityOf(m)));
+            for (const m of members) for (const authority of this.#authorityOf(m)) gone.delete(authority);
+            if (gone.size > 0) deps.cache.retire((e) => gone.has(e.authority), graceOf);
+          },
+          // A failed discovery stream must not take the process down: the last members stay.
+          error: (error: unknown) => {
+            process.emitWarning(`OmniRelay peer list "${name}" failed (${error instanceof Error ? error.message : String(error)}); its last members stay in use.`, { code: 'OMNIRELAY_PEER_LIST_FAILED' });
+          },
         }),
       );
     }
@@ -204,9 +238,38 @@ export class ControlPlaneClientFactory implements IGrpcControlPlaneClientFactory
     const memoKey = `${target.profile ?? ''}\u0000${target.peerList}`;
     const known = this.#resolvedLists.get(memoKey);
     if (known !== undefined && known.members === members && known.options === options) return known.resolved;
-    const resolved = { ...this.#resolveUncached(options, target, members), peerSet: `list:${target.peerList}` };
+    const resolved = { ...this.#resolveUncached(options, target, this.#usableMembers(target, members, options)), peerSet: `list:${target.peerList}` };
     this.#resolvedLists.set(memoKey, { members, options, resolved });
     return resolved;
+  }
+
+  /** Peer-list members reported as unusable, so each is warned about once. */
+  readonly #reportedMembers = new Set<string>();
+
+  /**
+   * The members a call can use: one bad discovery entry (unparsable, plaintext for a TLS
+   * profile) is left out and reported once as a process warning naming it, instead of failing
+   * every call to the list; with no usable member left, the first member's error is thrown.
+   */
+  #usableMembers(target: CallTarget & { readonly peerList: string }, members: readonly string[], options: ControlPlaneOptions): readonly string[] {
+    const usable: string[] = [];
+    let first: unknown;
+    for (const member of members) {
+      try {
+        this.#resolveUncached(options, target, [member]);
+        usable.push(member);
+      } catch (error) {
+        first ??= error;
+        const key = `${target.peerList}\u0000${member}\u0000${error instanceof Error ? error.message : String(error)}`;
+        if (!this.#reportedMembers.has(key)) {
+          if (this.#reportedMembers.size >= 1024) this.#reportedMembers.clear();
+          this.#reportedMembers.add(key);
+          process.emitWarning(`OmniRelay peer list "${target.peerList}": member "${member}" is left out: ${error instanceof Error ? error.message : String(error)}`, { code: 'OMNIRELAY_PEER_LIST_MEMBER_INVALID' });
+        }
+      }
+    }
+    if (usable.length === 0) throw first;
+    return usable.length === members.length ? members : usable;
   }
 
   /** Resolved targets per options snapshot: calls name the same few targets over and over. */
@@ -276,7 +339,7 @@ export class ControlPlaneClientFactory implements IGrpcControlPlaneClientFactory
     let endpoint = '';
     const outcome = await this.#run(service, method.name, bytes, resolved, target, async (peer, wireCall, observation) => {
       endpoint = peer.authority;
-      return this.#onProtocol(resolved, peer, observation, async (lease) => {
+      return this.#onProtocol(resolved, peer, observation, wireCall, async (lease) => {
         result = await lease.unary(wireCall);
         return result;
       });
@@ -319,21 +382,22 @@ export class ControlPlaneClientFactory implements IGrpcControlPlaneClientFactory
     const peer = this.#pick(resolved, 1, new Set());
     const observation = this.#deps.telemetry.start({ service: service.fullName, method: method.name, endpoint: peer.authority, profile: resolved.profileName, caller: callerOf(target, this.#deps.caller ?? 'control-plane') });
     observation.noteAttempt(1, peer.authority, this.#deps.breaker.state(peer.authority, resolved.profileName));
-    const wireCall: WireCall = {
-      path: `/${service.fullName}/${method.name}`,
-      message: method.requestType.encode(request).finish(),
-      metadata: { ...resolved.metadata, ...target.metadata },
-      deadline: wireDeadline(this.#deps.clock, deadline),
-      signal: target.signal,
-    };
-    const target2 = this.#dialTarget(resolved, peer);
-    let protocol = this.#protocolFor(resolved, peer).protocol;
-    if (protocol === 'h3') protocol = await this.#raceHttp3(resolved, peer, target2, observation);
-    observation.setProtocol(protocol);
     this.#deps.chooser.onCallStart?.(peer.authority);
     let ok = false;
     let delivered = false;
     try {
+      // Inside the try: a failure while encoding, dialling or racing ends the observation too.
+      const wireCall: WireCall = {
+        path: `/${service.fullName}/${method.name}`,
+        message: method.requestType.encode(request).finish(),
+        metadata: { ...resolved.metadata, ...target.metadata },
+        deadline: wireDeadline(this.#deps.clock, deadline),
+        signal: target.signal,
+      };
+      const target2 = this.#dialTarget(resolved, peer);
+      let protocol = this.#protocolFor(resolved, peer).protocol;
+      if (protocol === 'h3') protocol = await this.#raceHttp3(resolved, peer, target2, observation, wireCall);
+      observation.setProtocol(protocol);
       for (;;) {
         const lease = this.#deps.cache.acquire(target2, protocol);
         try {
@@ -597,10 +661,16 @@ export class ControlPlaneClientFactory implements IGrpcControlPlaneClientFactory
    * the same call goes over HTTP/2 with the same TLS material. TLS verification failures
    * never fall back: a peer HTTP/3 rejected is not accepted over HTTP/2 either.
    */
-  async #onProtocol<T>(resolved: ResolvedTarget, peer: PeerCandidate, observation: RpcObservation, send: (connection: { unary(call: WireCall): Promise<WireUnaryResult> }) => Promise<T>): Promise<AttemptOutcome<T>> {
+  async #onProtocol<T>(
+    resolved: ResolvedTarget,
+    peer: PeerCandidate,
+    observation: RpcObservation,
+    call: WireCall,
+    send: (connection: { unary(call: WireCall): Promise<WireUnaryResult> }) => Promise<T>,
+  ): Promise<AttemptOutcome<T>> {
     const target = this.#dialTarget(resolved, peer);
     const choice = this.#protocolFor(resolved, peer);
-    if (choice.protocol === 'h3' && (await this.#raceHttp3(resolved, peer, target, observation)) === 'h3') {
+    if (choice.protocol === 'h3' && (await this.#raceHttp3(resolved, peer, target, observation, call)) === 'h3') {
       observation.setProtocol('h3');
       const lease = this.#deps.cache.acquire(target, 'h3');
       try {
@@ -642,27 +712,24 @@ export class ControlPlaneClientFactory implements IGrpcControlPlaneClientFactory
    * succeeds, later calls use it. So a blocked UDP path costs a call the race delay, not a
    * QUIC timeout. A TLS verification failure on HTTP/3 is thrown: it never falls back.
    */
-  async #raceHttp3(resolved: ResolvedTarget, peer: PeerCandidate, target: DialTarget, observation: RpcObservation | undefined): Promise<'h3' | 'h2'> {
+  async #raceHttp3(resolved: ResolvedTarget, peer: PeerCandidate, target: DialTarget, observation: RpcObservation | undefined, call: WireCall): Promise<'h3' | 'h2'> {
     const h3 = this.#deps.cache.acquire(target, 'h3');
     try {
       const ready = h3.connection.ready?.();
       if (ready === undefined) return 'h3';
-      // An endpoint whose HTTP/3 handshake failed certificate verification is not raced: its
-      // next HTTP/3 handshake decides (a TlsError for the call, or success clears the mark),
-      // so HTTP/2 never carries calls to a peer HTTP/3 rejected.
+      // An endpoint whose HTTP/3 handshake failed certificate verification is not raced, and
+      // never falls back: its next calls wait (within their deadline) for a fresh HTTP/3
+      // handshake. A success clears the mark; any failure fails the call and keeps the mark,
+      // so HTTP/2 never carries calls to a peer HTTP/3 rejected, even if UDP then goes quiet.
       const rejectedKey = `${resolved.profileName}\u0000${peer.authority}`;
       if (this.#http3Rejected.has(rejectedKey)) {
-        const failure = await ready.then(
+        const failure = await withinCall(ready, call, peer.authority).then(
           () => undefined,
           (error: unknown) => (error instanceof Error ? error : new Error(`HTTP/3 connection failed: ${String(error)}`)),
         );
-        if (failure instanceof TlsError) throw failure;
+        if (failure !== undefined) throw failure;
         this.#http3Rejected.delete(rejectedKey);
-        if (failure === undefined) return 'h3';
-        const reason = http3FailureReason(failure);
-        if (reason === undefined) throw failure;
-        this.#fellBack(resolved, peer, observation, reason);
-        return 'h2';
+        return 'h3';
       }
       const noteRejection = (error: unknown): void => {
         if (error instanceof TlsError) this.#http3Rejected.add(rejectedKey);

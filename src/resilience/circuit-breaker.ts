@@ -45,6 +45,8 @@ export interface ICircuitBreaker {
   lastFailureAt?(peer: string, profile?: string): number | undefined;
   /** Ends an open circuit's wait now, so the next `execute` is its half-open probe. */
   allowProbe?(peer: string, profile?: string): void;
+  /** Releases what the breaker holds (metrics callbacks, circuits); the module calls it when the container unbinds it. */
+  dispose?(): void;
 }
 
 /** gRPC statuses that say "this peer is unwell" (default: UNAVAILABLE, DEADLINE_EXCEEDED). */
@@ -198,6 +200,12 @@ export class PeerCircuitBreaker implements ICircuitBreaker {
       }
       throw error;
     }
+  }
+
+  dispose(): void {
+    this.#telemetry.dispose();
+    this.#changes.complete();
+    this.#circuits.clear();
   }
 
   #circuit(peer: string, profile: string): Circuit {

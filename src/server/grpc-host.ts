@@ -41,7 +41,8 @@ export interface GrpcHostOptions {
    * Serve the same services over HTTP/3 (QUIC, UDP) on the same port number as HTTP/2 (TCP),
    * with the same TLS settings and client-certificate checks. Default: on for a TLS host
    * (`true` or QUIC settings); `false` serves HTTP/2 only. An insecure host cannot serve
-   * HTTP/3 (it is TLS-only): asking for it is a ConfigError.
+   * HTTP/3 (it is TLS-only), nor can a host with optional client certificates (HTTP/2 only by
+   * default for it); asking either for HTTP/3 is a ConfigError.
    */
   readonly http3?: boolean | GrpcHostHttp3Options | undefined;
 }
@@ -238,11 +239,28 @@ export class GrpcHost {
   }
 }
 
+/**
+ * Optional client certificates (a CA, `requireClientCertificate: false`) exist on HTTP/2 only:
+ * the QUIC library either demands a certificate or asks for none, so an HTTP/3 side would
+ * see every client as anonymous. Such a host serves HTTP/2 only by default, and asking it for
+ * HTTP/3 is a ConfigError.
+ */
+function optionalClientCertificates(tls: GrpcHostTls): boolean {
+  return tls.caFile !== undefined && tls.requireClientCertificate === false;
+}
+
 function http3Settings(options: GrpcHostOptions): GrpcHostHttp3Options | undefined {
-  const wanted = options.http3 ?? options.tls !== 'insecure';
+  const tls = options.tls;
+  const wanted = options.http3 ?? (tls !== 'insecure' && !optionalClientCertificates(tls));
   if (wanted === false) return undefined;
-  if (options.tls === 'insecure') {
+  if (tls === 'insecure') {
     throw new ConfigError([{ key: 'http3', message: 'HTTP/3 needs TLS; an insecure (plaintext) GrpcHost serves HTTP/2 only. Set http3: false or give tls settings.' }], 'GrpcHost options');
+  }
+  if (optionalClientCertificates(tls)) {
+    throw new ConfigError(
+      [{ key: 'http3', message: 'optional client certificates (caFile with requireClientCertificate: false) are served over HTTP/2 only: over HTTP/3 the QUIC library cannot ask for a certificate without demanding it. Set http3: false, or require client certificates.' }],
+      'GrpcHost options',
+    );
   }
   return wanted === true ? {} : wanted;
 }

@@ -99,6 +99,16 @@ describe('GrpcHost: one registration served over HTTP/2 (TCP) and HTTP/3 (UDP) o
     expect((error as ConfigError).issues.map((i) => i.key)).toEqual(['http3']);
   });
 
+  it('serves optional client certificates over HTTP/2 only (HTTP/3 could not ask without demanding): default off, explicit http3 a ConfigError', async () => {
+    const tls = { certFile: pki.server.certFile, keyFile: pki.server.keyFile, caFile: pki.caFile, requireClientCertificate: false };
+    const host = await GrpcHost.start({ tls }, []);
+    hosts.push(host);
+    expect(host.protocols).toEqual(['h2']);
+    const error = await GrpcHost.start({ tls, http3: true }, []).catch((e: unknown) => e);
+    expect(error).toBeInstanceOf(ConfigError);
+    expect((error as ConfigError).message).toContain('optional client certificates');
+  });
+
   it('lets a container send every call over HTTP/2 by binding TOKENS.Http3Transport to null', async () => {
     const { host, seen } = await start();
     const { container, factory: get } = containerWith(mtlsOptions(pki, pki.client, { profiles: { 'control-plane': { http3: 'prefer', retry: { maxAttempts: 1 } } } }), (c) =>

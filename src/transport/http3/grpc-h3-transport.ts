@@ -73,7 +73,7 @@ function idleSettings(target: DialTarget): { maxIdleTimeout: number; keepAliveIn
 }
 
 /**
- * HTTP/3 (RFC 9114) for the factory: bind `TOKENS.Http3Transport` to `new GrpcH3Transport()`.
+ * HTTP/3 (RFC 9114) for the factory; `grpcControlPlaneModule` binds it to `TOKENS.Http3Transport` by default.
  * Failures before a request left (no UDP answer, handshake failure, idle timeout) are
  * `RpcError`s with `failure` set, so the factory can fall back to HTTP/2; certificate
  * verification failures are `TlsError`s and never fall back.

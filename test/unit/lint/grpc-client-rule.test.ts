@@ -36,6 +36,7 @@ describe('lint: grpc-js clients, channels and credentials only in src/transport/
     ['a dynamic import', `const grpc = await import('@grpc/grpc-js');\nexport const c = new grpc.Client('x', grpc.credentials.createInsecure());\n`],
     ['a deep import', `import { ChannelImplementation } from '@grpc/grpc-js/build/src/channel.js';\nexport const c = ChannelImplementation;\n`],
     ['a re-export', `export { Client } from '@grpc/grpc-js';\n`],
+    ['a re-export of everything', `export * from '@grpc/grpc-js';\n`],
   ])('also catches %s', async (_label, code) => {
     const hits = await ruleHits(code, 'src/dispatcher/sneaky.ts');
     expect(hits.length).toBeGreaterThan(0);

@@ -195,3 +195,28 @@ describe('PeerCircuitBreaker, failure-ratio mode (fake clock)', () => {
     expect(breaker.state(PEER)).toBe('closed');
   });
 });
+
+describe('PeerCircuitBreaker.dispose', () => {
+  it('stops reporting the state gauge (the container unbinding it leaves no stale series) and completes changes$', async () => {
+    const { AggregationTemporality, InMemoryMetricExporter, MeterProvider, PeriodicExportingMetricReader } = await import('@opentelemetry/sdk-metrics');
+    // Delta: each collection shows only what the callbacks observed in it.
+    const exporter = new InMemoryMetricExporter(AggregationTemporality.DELTA);
+    const reader = new PeriodicExportingMetricReader({ exporter, exportIntervalMillis: 3_600_000 });
+    const meterProvider = new MeterProvider({ readers: [reader] });
+    const gauge = async (): Promise<number> => {
+      await reader.forceFlush();
+      const metrics = exporter.getMetrics().at(-1)?.scopeMetrics.flatMap((s) => s.metrics) ?? [];
+      exporter.reset();
+      return metrics.find((m) => m.descriptor.name === 'omnirelay_circuit_breaker_state')?.dataPoints.length ?? 0;
+    };
+    const breaker = new PeerCircuitBreaker({ settingsFor: () => settings({ consecutiveFailures: 1 }), clock: fakeClock(), telemetry: { meterProvider } });
+    let completed = false;
+    breaker.changes$.subscribe({ complete: () => (completed = true) });
+    await expect(breaker.execute(PEER, fail(GRPC_STATUS.UNAVAILABLE))).rejects.toBeInstanceOf(RpcError);
+    expect(await gauge()).toBe(1);
+    breaker.dispose();
+    expect(completed).toBe(true);
+    expect(await gauge()).toBe(0);
+    await meterProvider.shutdown();
+  });
+});

@@ -1,4 +1,4 @@
-import { BehaviorSubject } from 'rxjs';
+import { BehaviorSubject, type Observable } from 'rxjs';
 import type { ControlPlaneOptionsInput, ProfileOptionsInput } from '../../../src/config/types.js';
 import { OptionsMonitor } from '../../../src/config/options-monitor.js';
 import { RpcError } from '../../../src/errors.js';
@@ -81,7 +81,7 @@ export interface Harness {
 export const PEERS = ['10.0.0.1:7001', '10.0.0.2:7001', '10.0.0.3:7001'] as const;
 
 /** A factory over scripted HTTP/2 and HTTP/3 transports, with a fake clock and fixed randomness. */
-export function harness(profile: ProfileOptionsInput, extra: { peerLists?: Record<string, BehaviorSubject<readonly string[]>>; breaker?: ICircuitBreaker } = {}): Harness {
+export function harness(profile: ProfileOptionsInput, extra: { peerLists?: Record<string, Observable<readonly string[]>>; breaker?: ICircuitBreaker } = {}): Harness {
   let now = 1_000_000;
   const clock = { now: () => now, advance: (ms: number) => void (now += ms) };
   const seen: SeenAttempt[] = [];

@@ -1,5 +1,5 @@
-import { afterEach, describe, expect, it } from '@jest/globals';
-import { BehaviorSubject, EMPTY } from 'rxjs';
+import { afterEach, describe, expect, it, jest } from '@jest/globals';
+import { BehaviorSubject, EMPTY, Subject } from 'rxjs';
 import type { ProfileOptionsInput } from '../../../src/config/types.js';
 import { EndpointError, PeerUnavailableError, RpcError } from '../../../src/errors.js';
 import type { ICircuitBreaker } from '../../../src/resilience/circuit-breaker.js';
@@ -179,5 +179,37 @@ describe('peer lists', () => {
     const client = h.factory.client(ControlPlaneDefinition, { peerList: 'replicas' });
     members.next(['peer-3']);
     await expect(client.ping(ping(2))).resolves.toMatchObject({ node: P3 });
+  });
+
+  it('leaves out a bad member (reported once, naming it) instead of failing every call; fails only when none is usable', async () => {
+    const warnings = jest.spyOn(process, 'emitWarning').mockImplementation(() => undefined);
+    try {
+      const members = new BehaviorSubject<readonly string[]>(['peer-1', 'http://10.0.0.9:7001', 'not a url at all']);
+      h = harness({ http3: 'disable' }, { peerLists: { replicas: members } });
+      for (let i = 0; i < 3; i++) await h.factory.unary(ControlPlaneDefinition, 'ping', ping(i), { peerList: 'replicas' });
+      expect(new Set(h.seen.map((s) => s.authority))).toEqual(new Set([P1]));
+      const reported = warnings.mock.calls.map(([message]) => String(message));
+      expect(reported).toHaveLength(2);
+      expect(reported[0]).toContain('"http://10.0.0.9:7001" is left out');
+      expect(reported[1]).toContain('"not a url at all" is left out');
+      members.next(['http://10.0.0.9:7001']);
+      await expect(h.factory.unary(ControlPlaneDefinition, 'ping', ping(9), { peerList: 'replicas' })).rejects.toMatchObject({ code: 'ENDPOINT_INSECURE' });
+    } finally {
+      warnings.mockRestore();
+    }
+  });
+
+  it('keeps the last members when the list Observable errors (reported, no crash)', async () => {
+    const warnings = jest.spyOn(process, 'emitWarning').mockImplementation(() => undefined);
+    try {
+      const members = new Subject<readonly string[]>();
+      h = harness({ http3: 'disable' }, { peerLists: { replicas: members } });
+      members.next(['peer-2']);
+      members.error(new Error('discovery went away'));
+      expect(String(warnings.mock.calls[0]?.[0])).toContain('peer list "replicas" failed (discovery went away)');
+      await expect(h.factory.unary(ControlPlaneDefinition, 'ping', ping(1), { peerList: 'replicas' })).resolves.toMatchObject({ endpoint: P2 });
+    } finally {
+      warnings.mockRestore();
+    }
   });
 });

@@ -28,8 +28,8 @@ function encoderInstructionName(first: number): string {
   return 'Duplicate';
 }
 
-/** The longest prefixed integer we parse on the decoder stream: 62-bit stream ids. */
-const MAX_CONTINUATION_BYTES = 9;
+/** Continuation bytes of a 6-bit-prefix integer that still fit 62 bits (6 + 8 × 7); a stream id needs no more. */
+const MAX_CONTINUATION_BYTES = 8;
 
 /**
  * The peer's decoder stream when our encoder never references the dynamic table. Section

@@ -62,4 +62,11 @@ describe('the peer QPACK decoder stream when our encoder never inserts (RFC 9204
     const error = errorOf(() => reader.push(Uint8Array.from([0x7f, ...new Array<number>(20).fill(0xff)])));
     expect(error.code).toBe(QPACK_ERROR_CODES.QPACK_DECODER_STREAM_ERROR);
   });
+
+  it('takes a 62-bit Stream Cancellation stream id (8 continuation bytes) and refuses a 9th', () => {
+    const largest = Uint8Array.from([0x7f, ...new Array<number>(7).fill(0xff), 0x7f]); // 6 + 8 × 7 = 62 bits
+    expect(() => new NoInsertDecoderStreamReader().push(largest)).not.toThrow();
+    const longer = Uint8Array.from([0x7f, ...new Array<number>(8).fill(0xff), 0x01]);
+    expect(errorOf(() => new NoInsertDecoderStreamReader().push(longer)).code).toBe(QPACK_ERROR_CODES.QPACK_DECODER_STREAM_ERROR);
+  });
 });
