@@ -11,7 +11,7 @@ import type { ICircuitBreaker } from '../resilience/circuit-breaker.js';
 import { nextRetryDelay, sleep, type RandomSource } from '../resilience/retry.js';
 import type { RpcObservation, RpcTelemetry } from '../telemetry/index.js';
 import type { ITlsProvider } from '../tls/tls-provider.js';
-import { connectionSettingsOf, type ChannelCache, type CacheEntryInfo } from '../transport/channel-cache.js';
+import { connectionSettingsOf, type ChannelCache, type CacheEntryInfo, type Lease } from '../transport/channel-cache.js';
 import { parseEndpoint } from '../transport/endpoint.js';
 import { GRPC_STATUS } from '../transport/grpc-status.js';
 import { chooseProtocol } from '../transport/protocol-selection.js';
@@ -372,9 +372,9 @@ export class ControlPlaneClientFactory implements IGrpcControlPlaneClientFactory
   }
 
   /**
-   * A server stream is placed like a unary call (peer, protocol, HTTP/3 fallback before the
-   * first message) but is not retried on a gRPC status: messages may already have been
-   * delivered to the caller.
+   * A server stream is placed like a unary call (peer, protocol, HTTP/3 fallback and the
+   * circuit breaker until its first message) but is not retried on a gRPC status: messages
+   * may already have been delivered to the caller.
    */
   async *#serverStream<Req, Res>(service: ServiceDefinition, method: MethodDefinition<Req, Res>, request: Req, target: CallTarget & CallOptions): AsyncIterable<Res> {
     const resolved = this.#resolve(target);
@@ -384,7 +384,6 @@ export class ControlPlaneClientFactory implements IGrpcControlPlaneClientFactory
     observation.noteAttempt(1, peer.authority, this.#deps.breaker.state(peer.authority, resolved.profileName));
     this.#deps.chooser.onCallStart?.(peer.authority);
     let ok = false;
-    let delivered = false;
     try {
       // Inside the try: a failure while encoding, dialling or racing ends the observation too.
       const wireCall: WireCall = {
@@ -398,28 +397,39 @@ export class ControlPlaneClientFactory implements IGrpcControlPlaneClientFactory
       let protocol = this.#protocolFor(resolved, peer).protocol;
       if (protocol === 'h3') protocol = await this.#raceHttp3(resolved, peer, target2, observation, wireCall);
       observation.setProtocol(protocol);
-      for (;;) {
-        const lease = this.#deps.cache.acquire(target2, protocol);
-        try {
-          for await (const chunk of lease.connection.serverStream(wireCall)) {
-            delivered = true;
-            yield method.responseType.decode(chunk);
+      // Until its first message (or its end) a stream is an attempt like a unary call's: it
+      // runs through the peer's circuit breaker, and an HTTP/3 failure that reached no server
+      // falls back to HTTP/2. After that, messages were delivered: no fallback, not counted.
+      const open = async (): Promise<{ readonly lease: Lease; readonly iterator: AsyncIterator<Uint8Array>; readonly first: IteratorResult<Uint8Array> }> => {
+        for (;;) {
+          const lease = this.#deps.cache.acquire(target2, protocol);
+          const iterator = lease.connection.serverStream(wireCall)[Symbol.asyncIterator]();
+          try {
+            return { lease, iterator, first: await iterator.next() };
+          } catch (error) {
+            lease.release();
+            const reason = protocol === 'h3' ? http3FailureReason(error) : undefined;
+            if (reason === undefined || reason === 'idle-timeout') {
+              if (protocol === 'h3' && reason !== undefined) this.#deps.health.markBroken(peer.authority, reason, resolved.profile.http3Health);
+              throw error;
+            }
+            this.#fellBack(resolved, peer, observation, reason);
+            protocol = 'h2';
           }
-          if (protocol === 'h3') this.#deps.health.markHealthy(peer.authority);
-          break;
-        } catch (error) {
-          // Before the first message, an HTTP/3 failure that reached no server falls back
-          // to HTTP/2 as a unary call does; after it, messages were delivered: no retry.
-          const reason = protocol === 'h3' && !delivered ? http3FailureReason(error) : undefined;
-          if (reason === undefined || reason === 'idle-timeout') {
-            if (protocol === 'h3' && reason !== undefined) this.#deps.health.markBroken(peer.authority, reason, resolved.profile.http3Health);
-            throw error;
-          }
-          this.#fellBack(resolved, peer, observation, reason);
-          protocol = 'h2';
-        } finally {
-          lease.release();
         }
+      };
+      const opened = await this.#deps.breaker.execute(peer.authority, open, resolved.profileName);
+      let finished = false;
+      try {
+        for (let step = opened.first; !step.done; step = await opened.iterator.next()) {
+          yield method.responseType.decode(step.value);
+        }
+        finished = true;
+        if (protocol === 'h3') this.#deps.health.markHealthy(peer.authority);
+      } finally {
+        // A consumer that stops early (break, return) cancels the stream on the wire.
+        if (!finished) await opened.iterator.return?.().catch(() => undefined);
+        opened.lease.release();
       }
       ok = true;
       observation.end(GRPC_STATUS.OK);

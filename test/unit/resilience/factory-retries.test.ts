@@ -140,6 +140,21 @@ describe('breakers in the call path', () => {
   });
 });
 
+describe('server streams and the breaker', () => {
+  it('counts a stream that fails before its first message: the circuit opens and the next stream fails fast', async () => {
+    h = harness({ http3: 'disable', breaker: { consecutiveFailures: 2, halfOpenAfterMs: 5_000 } });
+    const drain = async (): Promise<unknown> => {
+      for await (const _ of h!.factory.serverStream(ControlPlaneDefinition, 'watch', { fromNode: 'test', count: 1, intervalMs: 0 }, { endpoint: 'peer-1' })) void _;
+      return undefined;
+    };
+    await expect(drain()).rejects.toMatchObject({ statusName: 'UNAVAILABLE' });
+    expect(h.breaker.state(P1, 'test')).toBe('closed');
+    await expect(drain()).rejects.toMatchObject({ statusName: 'UNAVAILABLE' });
+    expect(h.breaker.state(P1, 'test')).toBe('open');
+    await expect(drain()).rejects.toMatchObject({ code: 'CIRCUIT_OPEN', peers: [P1] });
+  });
+});
+
 describe('a circuit that opens between the pick and the call', () => {
   it('places the call on another peer without spending an attempt', async () => {
     // A breaker whose circuit for P1 opened after the factory looked (another call's probe failed).
