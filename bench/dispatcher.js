@@ -16,25 +16,13 @@ import { Client, credentials, Metadata } from '@grpc/grpc-js';
 import { Container } from 'inversify';
 import { controlPlaneV1, dispatcherModule, GrpcHost, grpcControlPlaneModule, TOKENS, writeDevPki } from '../dist/index.js';
 import { pingService, sdkTelemetry } from './h3-setup.js';
-import { run, summarise } from './measure.js';
+import { compare } from './measure.js';
 
 const { ControlPlaneDefinition, PingRequest, PingResponse } = controlPlaneV1;
 const SEQUENTIAL_CALLS = Number(process.env.BENCH_DISPATCH_SEQUENTIAL ?? 3000);
 const CONCURRENT_CALLS = Number(process.env.BENCH_DISPATCH_CONCURRENT ?? 30000);
 const CONCURRENCY = 64;
 const ROUNDS = Number(process.env.BENCH_DISPATCH_ROUNDS ?? 12);
-
-async function compare(variants, { blocks, total, concurrency }) {
-  const results = variants.map(() => []);
-  const perBlock = Math.ceil(total / blocks);
-  for (let b = 0; b < blocks; b++) {
-    for (let k = 0; k < variants.length; k++) {
-      const v = (b + k) % variants.length;
-      results[v].push(await run(variants[v].call, perBlock, concurrency));
-    }
-  }
-  return results.map(summarise);
-}
 
 function row(name, r) {
   return `  ${name.padEnd(22)} ${r.throughput.toFixed(0).padStart(8)} calls/s   p50 ${r.p50.toFixed(3).padStart(7)} ms   p99 ${r.p99.toFixed(3).padStart(7)} ms`;
@@ -92,7 +80,7 @@ async function main() {
       ['sequential', SEQUENTIAL_CALLS, 1],
       [`${CONCURRENCY} concurrent callers`, CONCURRENT_CALLS, CONCURRENCY],
     ]) {
-      const [viaDispatcher, viaFactory, viaRaw] = await compare(variants, { blocks: ROUNDS, total, concurrency });
+      const [viaDispatcher, viaFactory, viaRaw] = await compare(variants.map((v) => v.call), { blocks: ROUNDS, total, concurrency });
       console.log(`\n${label}, ${total} calls per variant:`);
       console.log(row('dispatcher outbound', viaDispatcher));
       console.log(row('factory unary', viaFactory));

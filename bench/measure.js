@@ -35,3 +35,20 @@ export function summarise(blocks) {
   const cpuMicros = blocks.reduce((sum, b) => sum + b.cpuMicros, 0);
   return { throughput: all.length / seconds, p50: percentile(all, 50), p99: percentile(all, 99), cpuPerCall: cpuMicros / all.length };
 }
+
+/**
+ * Compares variants (call functions) on a shared, noisy machine: `blocks` small blocks of each
+ * variant, in an order that rotates every block, latencies pooled per variant. Drift hits
+ * every variant alike.
+ */
+export async function compare(variants, { blocks, total, concurrency }) {
+  const results = variants.map(() => []);
+  const perBlock = Math.ceil(total / blocks);
+  for (let b = 0; b < blocks; b++) {
+    for (let k = 0; k < variants.length; k++) {
+      const v = (b + k) % variants.length;
+      results[v].push(await run(variants[v], perBlock, concurrency));
+    }
+  }
+  return results.map(summarise);
+}

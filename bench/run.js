@@ -28,7 +28,7 @@ import { BasicTracerProvider, BatchSpanProcessor } from '@opentelemetry/sdk-trac
 import { Container } from 'inversify';
 import { controlPlaneV1, GrpcHost, grpcControlPlaneModule, TOKENS, writeDevPki } from '../dist/index.js';
 import { expectProtocol, pingService, pingVia, sdkTelemetry, startSamePortHosts, twoProtocolFactory } from './h3-setup.js';
-import { run, summarise } from './measure.js';
+import { compare, run, summarise } from './measure.js';
 
 const { ControlPlaneDefinition, PingRequest, PingResponse } = controlPlaneV1;
 const SEQUENTIAL_CALLS = Number(process.env.BENCH_SEQUENTIAL ?? 3000);
@@ -43,22 +43,6 @@ const ONLY = process.env.BENCH_ONLY;
 
 async function measure(call, total, concurrency) {
   return summarise([await run(call, total, concurrency)]);
-}
-
-/**
- * Compares variants on a shared, noisy machine: `blocks` small blocks of each variant, in an
- * order that rotates every block, latencies pooled per variant. Drift hits every variant alike.
- */
-async function compare(variants, { blocks, total, concurrency }) {
-  const results = variants.map(() => []);
-  const perBlock = Math.ceil(total / blocks);
-  for (let b = 0; b < blocks; b++) {
-    for (let k = 0; k < variants.length; k++) {
-      const v = (b + k) % variants.length;
-      results[v].push(await run(variants[v], perBlock, concurrency));
-    }
-  }
-  return results.map(summarise);
 }
 
 function row(name, r) {
