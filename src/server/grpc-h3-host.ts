@@ -10,7 +10,7 @@ import { decodeGrpcTimeout, encodeGrpcMessage, frameGrpcMessage, GrpcDeframeErro
 import { H3Session } from '../transport/http3/h3-session.js';
 import { decodeFieldSection, encodeFieldSection, QpackError, type HeaderField } from '../transport/http3/qpack/index.js';
 import { H3StreamAbort } from '../transport/http3/quic-support.js';
-import { startH3QuicServer, type H3QuicServerOptions } from './h3-quic-server.js';
+import { startH3QuicServer, stopH3QuicServer, type H3QuicServerOptions } from './h3-quic-server.js';
 import { toServiceError, type ServerCallInfo, type ServerStreamHandler, type ServiceImplementation, type UnaryHandler } from './service-handlers.js';
 
 export interface GrpcH3HostOptions extends H3QuicServerOptions {
@@ -330,14 +330,8 @@ export class GrpcH3Host {
     }
     this.#onIdle = undefined;
     for (const controller of this.#calls) controller.abort(new Error('the server closed'));
-    const stops: Promise<void>[] = [];
-    for (const state of this.#connections) {
-      state.session.markClosed();
-      stops.push(state.connection.stop({ isApp: true, errorCode: H3_ERROR_CODES.H3_NO_ERROR, force: true }).catch(() => undefined));
-    }
+    const connections = [...this.#connections];
     this.#connections.clear();
-    await Promise.all(stops);
-    this.#server.removeEventListener(events.EventQUICServerConnection.name, this.#onConnection);
-    await this.#server.stop({ isApp: true, errorCode: H3_ERROR_CODES.H3_NO_ERROR, force: true });
+    await stopH3QuicServer(this.#server, connections, this.#onConnection);
   }
 }

@@ -1,5 +1,7 @@
 import { readFileSync } from 'node:fs';
-import { QUICServer } from '@matrixai/quic';
+import { events, QUICServer, type QUICConnection } from '@matrixai/quic';
+import { H3_ERROR_CODES } from '../transport/http3/error-codes.js';
+import type { H3Session } from '../transport/http3/h3-session.js';
 import { codeToReason, quicLogger, reasonToCode, serverCrypto, trustStoreOf, verifyChain } from '../transport/http3/quic-support.js';
 import type { GrpcHostTls } from './grpc-host.js';
 
@@ -47,4 +49,24 @@ export async function startH3QuicServer(options: H3QuicServerOptions, loggerName
   const host = options.host ?? '127.0.0.1';
   await server.start({ host, port: options.port ?? 0 });
   return { server, host };
+}
+
+/**
+ * Ends an HTTP/3 host: every connection is closed with H3_NO_ERROR (its session marked closed
+ * first, so the close is not taken for a peer error), then the QUIC server stops and stops
+ * announcing connections to `onConnection`.
+ */
+export async function stopH3QuicServer(
+  server: QUICServer,
+  connections: Iterable<{ readonly session: H3Session; readonly connection: QUICConnection }>,
+  onConnection: (event: Event) => void,
+): Promise<void> {
+  const stops: Promise<void>[] = [];
+  for (const { session, connection } of connections) {
+    session.markClosed();
+    stops.push(connection.stop({ isApp: true, errorCode: H3_ERROR_CODES.H3_NO_ERROR, force: true }).catch(() => undefined));
+  }
+  await Promise.all(stops);
+  server.removeEventListener(events.EventQUICServerConnection.name, onConnection);
+  await server.stop({ isApp: true, errorCode: H3_ERROR_CODES.H3_NO_ERROR, force: true });
 }

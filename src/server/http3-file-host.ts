@@ -13,7 +13,7 @@ import { concatBytes, encodeDataFrame, encodeHeadersFrame, FRAME_TYPE, FramePars
 import { H3Session } from '../transport/http3/h3-session.js';
 import { decodeFieldSection, encodeFieldSection, QpackError, type HeaderField } from '../transport/http3/qpack/index.js';
 import { H3StreamAbort } from '../transport/http3/quic-support.js';
-import { startH3QuicServer, type H3QuicServerOptions } from './h3-quic-server.js';
+import { startH3QuicServer, stopH3QuicServer, type H3QuicServerOptions } from './h3-quic-server.js';
 
 export interface Http3FileHostOptions extends H3QuicServerOptions {
   /** The directory to serve (read-only). */
@@ -229,15 +229,9 @@ export class Http3FileHost {
   async close(): Promise<void> {
     if (this.#closed) return;
     this.#closed = true;
-    const stops: Promise<void>[] = [];
-    for (const state of this.#connections) {
-      state.session.sendGoaway(0n);
-      state.session.markClosed();
-      stops.push(state.connection.stop({ isApp: true, errorCode: H3_ERROR_CODES.H3_NO_ERROR, force: true }).catch(() => undefined));
-    }
+    const connections = [...this.#connections];
     this.#connections.clear();
-    await Promise.all(stops);
-    this.#server.removeEventListener(events.EventQUICServerConnection.name, this.#onConnection);
-    await this.#server.stop({ isApp: true, errorCode: H3_ERROR_CODES.H3_NO_ERROR, force: true });
+    for (const { session } of connections) session.sendGoaway(0n);
+    await stopH3QuicServer(this.#server, connections, this.#onConnection);
   }
 }

@@ -387,18 +387,26 @@ export class H3Session {
       }
     };
     handle(initial);
+    return this.#readCritical(reader, 'control stream', handle);
+  }
+
+  /**
+   * Feeds every chunk of a critical stream (control, QPACK) to `handle` until it ends; the
+   * peer closing or resetting it while the connection lives is a connection error.
+   */
+  async #readCritical(reader: ReadableStreamDefaultReader<Uint8Array>, name: string, handle: (bytes: Uint8Array) => void): Promise<void> {
     for (;;) {
       let chunk: { done: boolean; value?: Uint8Array | undefined };
       try {
         chunk = await reader.read();
       } catch (error) {
         if (this.#closed) return;
-        if (error instanceof H3StreamAbort && error.byPeer) await this.#criticalStreamEnded('the peer reset its control stream');
+        if (error instanceof H3StreamAbort && error.byPeer) await this.#criticalStreamEnded(`the peer reset its ${name}`);
         return;
       }
       if (chunk.done || chunk.value === undefined) {
         if (this.#closed) return;
-        return this.#criticalStreamEnded('the peer closed its control stream');
+        return this.#criticalStreamEnded(`the peer closed its ${name}`);
       }
       handle(chunk.value);
     }
@@ -434,21 +442,7 @@ export class H3Session {
     const encoder = type === UNIDIRECTIONAL_STREAM_TYPE.QPACK_ENCODER;
     const instructions = encoder ? new ZeroCapacityEncoderStreamReader() : new NoInsertDecoderStreamReader();
     instructions.push(initial);
-    for (;;) {
-      let chunk: { done: boolean; value?: Uint8Array | undefined };
-      try {
-        chunk = await reader.read();
-      } catch (error) {
-        if (this.#closed) return;
-        if (error instanceof H3StreamAbort && error.byPeer) await this.#criticalStreamEnded(`the peer reset its QPACK ${encoder ? 'encoder' : 'decoder'} stream`);
-        return;
-      }
-      if (chunk.done || chunk.value === undefined) {
-        if (this.#closed) return;
-        return this.#criticalStreamEnded(`the peer closed its QPACK ${encoder ? 'encoder' : 'decoder'} stream`);
-      }
-      instructions.push(chunk.value);
-    }
+    return this.#readCritical(reader, `QPACK ${encoder ? 'encoder' : 'decoder'} stream`, (bytes) => instructions.push(bytes));
   }
 
 }
