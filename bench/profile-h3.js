@@ -15,10 +15,10 @@
 // added visibly more overhead on this machine; the script prints per-call figures
 // with and without it). The report gives self time by package, by group (once more with node
 // internals charged to the package that called them), inclusive time by package, and the top
-// functions by self time. Packages: @matrixai/quic (JS, and "[native]" for time in native code
-// it calls: its Rust/quiche addon; V8 labels the N-API trampoline that all addon functions
-// share with one name, here `throw`), its helpers (@matrixai/async-locks, @matrixai/timer, ...),
-// omnirelay dist/, other packages, node internals, GC, and V8's own "(program)" time. Shares
+// functions by self time. Packages: quiche's N-API binding (@matrixai/quic-linux-x64,
+// "[native]": V8 labels the N-API trampoline that all addon functions share with one name),
+// omnirelay dist/ (our QUIC driver, HTTP/3, transport, host, factory), other packages, node
+// internals, GC, and V8's own "(program)" time. Shares
 // are of busy time (idle excluded).
 import 'reflect-metadata';
 import { readFile, mkdtemp, rm, writeFile } from 'node:fs/promises';
@@ -147,8 +147,8 @@ export function report({ total, idle, busy, functions, packages, owners, inclusi
   // Grouped: the QUIC library with the helper packages it alone brings in.
   const groupOf = (name) => {
     const c = name.replace(/ \[native\]$/, '');
-    if (c.startsWith('@matrixai/') || c === 'ts-custom-error' || c === 'ip-num') return 'QUIC library: @matrixai/* (JS + quiche addon) and ts-custom-error';
-    if (c === 'omnirelay dist/') return 'omnirelay dist/ (H3 framing, QPACK, transport, host, factory)';
+    if (c.startsWith('@matrixai/')) return 'quiche addon (@matrixai/quic-linux-x64)';
+    if (c === 'omnirelay dist/') return 'omnirelay dist/ (QUIC driver, H3 framing, QPACK, transport, host, factory)';
     if (c.startsWith('@opentelemetry/')) return 'telemetry: @opentelemetry/*';
     if (c.startsWith('node internals')) return 'node internals (streams, events, AbortSignal, timers, dgram)';
     if (c === 'GC' || c.startsWith('V8/')) return 'V8: GC and (program)';

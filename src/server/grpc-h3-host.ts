@@ -1,6 +1,7 @@
 import type { X509Certificate } from 'node:crypto';
-import type { QUICServer} from '@matrixai/quic';
-import { events, type QUICConnection, type QUICStream } from '@matrixai/quic';
+import type { QuicConnection } from '../quic/connection.js';
+import type { QuicServer } from '../quic/server.js';
+import type { QuicStream } from '../quic/stream.js';
 import type { MethodDefinition, ServiceDefinition } from '../factory/service-definition.js';
 import { CertificateCache } from '../tls/certificate-cache.js';
 import { GRPC_STATUS } from '../transport/grpc-status.js';
@@ -9,7 +10,6 @@ import { concatBytes, encodeDataFrame, encodeHeadersFrame, FRAME_TYPE, RequestSt
 import { decodeGrpcTimeout, encodeGrpcMessage, frameGrpcMessage, GrpcDeframeError, GrpcMessageDeframer, headerRecord } from '../transport/http3/grpc-mapping.js';
 import { H3Session } from '../transport/http3/h3-session.js';
 import { decodeFieldSection, encodeFieldSection, QpackError, type HeaderField } from '../transport/http3/qpack/index.js';
-import { H3StreamAbort } from '../transport/http3/quic-support.js';
 import { startH3QuicServer, stopH3QuicServer, type H3QuicServerOptions } from './h3-quic-server.js';
 import { toServiceError, type ServerCallInfo, type ServerStreamHandler, type ServiceImplementation, type UnaryHandler } from './service-handlers.js';
 
@@ -24,7 +24,7 @@ interface Route {
 }
 
 interface ConnectionState {
-  readonly connection: QUICConnection;
+  readonly connection: QuicConnection;
   readonly session: H3Session;
   /** The next client bidi stream id (for GOAWAY). */
   nextStreamId: bigint;
@@ -48,31 +48,32 @@ function statusFields(code: number, message: string): HeaderField[] {
 }
 
 /**
- * A gRPC server over HTTP/3 (QUIC on UDP, `@matrixai/quic`), serving the same
+ * A gRPC server over HTTP/3 (QUIC on UDP, our driver over quiche), serving the same
  * `ServiceImplementation`s as {@link GrpcHost}, with mTLS (client certificates required by
  * default, CA and CRLs checked in the handshake).
  */
 export class GrpcH3Host {
-  readonly #server: QUICServer;
+  #server!: QuicServer;
   readonly #routes: ReadonlyMap<string, Route>;
   readonly #maxReceive: number;
   readonly #connections = new Set<ConnectionState>();
   readonly #calls = new Set<AbortController>();
-  readonly #port: number;
   #closing = false;
   #onIdle: (() => void) | undefined;
 
-  private constructor(server: QUICServer, routes: ReadonlyMap<string, Route>, maxReceive: number, readonly host: string) {
-    this.#server = server;
+  private constructor(routes: ReadonlyMap<string, Route>, maxReceive: number) {
     this.#routes = routes;
     this.#maxReceive = maxReceive;
-    this.#port = server.port;
-    server.addEventListener(events.EventQUICServerConnection.name, this.#onConnection);
   }
 
   /** The bound UDP port (still readable after close()). */
   get port(): number {
-    return this.#port;
+    return this.#server.port;
+  }
+
+  /** The bound address. */
+  get host(): string {
+    return this.#server.host;
   }
 
   /** `https://host:port`. */
@@ -91,12 +92,18 @@ export class GrpcH3Host {
         routes.set(`/${definition.fullName}/${method.name}`, { method, handler: handler as Route['handler'] });
       }
     }
-    const { server, host } = await startH3QuicServer(options, 'omnirelay-h3-host');
-    return new GrpcH3Host(server, routes, options.maxReceiveMessageBytes ?? 4 * 1024 * 1024, host);
+    const host = new GrpcH3Host(routes, options.maxReceiveMessageBytes ?? 4 * 1024 * 1024);
+    host.#server = await startH3QuicServer(options, host.#onConnection);
+    return host;
   }
 
-  readonly #onConnection = (event: Event): void => {
-    const connection = (event as events.EventQUICServerConnection).detail;
+  /** A new QUIC connection: its HTTP/3 session starts once the handshake (and client certificate check) is done. */
+  readonly #onConnection = (connection: QuicConnection): void => {
+    connection.established.then(() => this.#startSession(connection), () => undefined);
+  };
+
+  #startSession(connection: QuicConnection): void {
+    if (connection.isClosed) return;
     const state: ConnectionState = {
       connection,
       session: undefined as unknown as H3Session,
@@ -112,26 +119,25 @@ export class GrpcH3Host {
     this.#connections.add(state);
     session.start();
     if (this.#closing) session.sendGoaway(0n);
-  };
+  }
 
   #clientCertificate(state: ConnectionState): X509Certificate | undefined {
     if (state.certificate === null) {
-      const der = state.connection.getRemoteCertsChain()[0];
+      const der = state.connection.peerCertificates()[0];
       state.certificate = der !== undefined ? certificates.get(Buffer.from(der)) : undefined;
     }
     return state.certificate;
   }
 
-  async #serve(state: ConnectionState, stream: QUICStream): Promise<void> {
-    const id = BigInt(stream.streamId);
+  async #serve(state: ConnectionState, stream: QuicStream): Promise<void> {
+    const id = BigInt(stream.id);
     if (id + 4n > state.nextStreamId) state.nextStreamId = id + 4n;
     if (this.#closing) {
-      stream.cancel(new H3StreamAbort(H3_ERROR_CODES.H3_REQUEST_REJECTED, 'the server is shutting down'));
+      stream.reset(H3_ERROR_CODES.H3_REQUEST_REJECTED);
       return;
     }
     const controller = new AbortController();
     this.#calls.add(controller);
-    const writer = stream.writable.getWriter();
     let responded = false; // HEADERS sent
     let done = false; // trailers sent or stream abandoned
     let timer: NodeJS.Timeout | undefined;
@@ -144,14 +150,13 @@ export class GrpcH3Host {
       const fields = responded ? statusFields(code, message) : [...RESPONSE_HEADERS, ...statusFields(code, message)];
       responded = true;
       try {
-        await writer.write(encodeHeadersFrame(encodeFieldSection(fields)));
-        await writer.close();
+        await stream.end(encodeHeadersFrame(encodeFieldSection(fields)));
       } catch {
         cancel();
       }
     };
-    // A STOP_SENDING from the client (or a reset) closes our write side before we finish.
-    void stream.closedP.then(() => {
+    // A STOP_SENDING from the client (or a reset) ends the stream before we finish.
+    void stream.closed.then(() => {
       if (!done) cancel();
     });
     try {
@@ -198,7 +203,7 @@ export class GrpcH3Host {
             const data = encodeDataFrame(frameGrpcMessage(route.method.responseType.encode(message).finish()));
             const bytes = responded ? data : concatBytes([encodeHeadersFrame(encodeFieldSection(RESPONSE_HEADERS)), data]);
             responded = true;
-            await writer.write(bytes);
+            await stream.write(bytes);
           }
           await finish(GRPC_STATUS.OK, '');
         } else {
@@ -207,12 +212,11 @@ export class GrpcH3Host {
           const data = encodeDataFrame(frameGrpcMessage(route.method.responseType.encode(response).finish()));
           done = true;
           responded = true;
-          await writer.write(concatBytes([encodeHeadersFrame(encodeFieldSection(RESPONSE_HEADERS)), data, encodeHeadersFrame(encodeFieldSection(statusFields(GRPC_STATUS.OK, '')))]));
-          await writer.close();
+          await stream.end(concatBytes([encodeHeadersFrame(encodeFieldSection(RESPONSE_HEADERS)), data, encodeHeadersFrame(encodeFieldSection(statusFields(GRPC_STATUS.OK, '')))]));
         }
       } catch (error) {
         if (controller.signal.aborted && !done) {
-          stream.cancel(new H3StreamAbort(H3_ERROR_CODES.H3_REQUEST_CANCELLED, 'cancelled'));
+          stream.reset(H3_ERROR_CODES.H3_REQUEST_CANCELLED);
           done = true;
           return;
         }
@@ -231,37 +235,36 @@ export class GrpcH3Host {
         state.session.fail({ code: error.code, message: error.message });
       } else if (!done) {
         done = true;
-        stream.cancel(new H3StreamAbort(H3_ERROR_CODES.H3_REQUEST_CANCELLED, 'request aborted'));
+        stream.reset(H3_ERROR_CODES.H3_REQUEST_CANCELLED);
       }
     } finally {
       if (timer !== undefined) clearTimeout(timer);
       this.#calls.delete(controller);
       if (!done) {
         done = true;
-        stream.cancel(new H3StreamAbort(H3_ERROR_CODES.H3_REQUEST_CANCELLED, 'call abandoned'));
+        stream.reset(H3_ERROR_CODES.H3_REQUEST_CANCELLED);
       }
       if (this.#calls.size === 0) this.#onIdle?.();
     }
   }
 
   /** Reads the request: its header section and every message, until the client's FIN. */
-  async #readRequest(state: ConnectionState, stream: QUICStream): Promise<{ fields: Array<[string, string]>; messages: Uint8Array[] } | undefined> {
+  async #readRequest(state: ConnectionState, stream: QuicStream): Promise<{ fields: Array<[string, string]>; messages: Uint8Array[] } | undefined> {
     const maxFieldSectionSize = state.session.maxFieldSectionSize;
     const parser = state.session.requestStreamParser(this.#maxReceive);
     const validator = new RequestStreamFrameValidator('server');
     const deframer = new GrpcMessageDeframer(this.#maxReceive);
-    const reader = stream.readable.getReader();
     let fields: Array<[string, string]> | undefined;
     const messages: Uint8Array[] = [];
     for (;;) {
-      let chunk: { done: boolean; value?: Uint8Array | undefined };
+      let chunk: Uint8Array | null;
       try {
-        chunk = await reader.read();
+        chunk = await stream.read();
       } catch {
         return undefined; // the client reset the request
       }
       try {
-        const frames = chunk.done || chunk.value === undefined ? parser.end() : (parser.push(chunk.value), parser.pullAll());
+        const frames = chunk === null ? parser.end() : (parser.push(chunk), parser.pullAll());
         for (const frame of frames) {
           validator.accept(frame.type);
           if (frame.type === FRAME_TYPE.HEADERS) {
@@ -274,11 +277,11 @@ export class GrpcH3Host {
       } catch (error) {
         // A request we refuse at the stream level: stop reading it (nothing more is buffered).
         if ((error instanceof QpackError && error.kind === 'field-section-too-large') || error instanceof GrpcDeframeError) {
-          reader.cancel(new H3StreamAbort(H3_ERROR_CODES.H3_NO_ERROR, error.message)).catch(() => undefined);
+          stream.stopReading(H3_ERROR_CODES.H3_NO_ERROR);
         }
         throw error;
       }
-      if (chunk.done) break;
+      if (chunk === null) break;
     }
     if (fields === undefined) throw Http3Error.stream(H3_ERROR_CODES.H3_REQUEST_INCOMPLETE, 'request without headers');
     if (deframer.bufferedBytes > 0) throw new GrpcDeframeError(GRPC_STATUS.INTERNAL, 'the request ended inside a message');
@@ -330,8 +333,8 @@ export class GrpcH3Host {
     }
     this.#onIdle = undefined;
     for (const controller of this.#calls) controller.abort(new Error('the server closed'));
-    const connections = [...this.#connections];
+    const sessions = [...this.#connections].map((state) => state.session);
     this.#connections.clear();
-    await stopH3QuicServer(this.#server, connections, this.#onConnection);
+    await stopH3QuicServer(this.#server, sessions);
   }
 }

@@ -1,18 +1,18 @@
 /**
- * A read-only static file server over HTTP/3 (QUIC on UDP, `@matrixai/quic`, our HTTP/3 and
+ * A read-only static file server over HTTP/3 (QUIC on UDP through our driver, our HTTP/3 and
  * QPACK layer): GET and HEAD of the files under one directory; 404 for anything missing or
  * outside it, 405 for other methods. Small on purpose: diagnostics pages, bootstrap bundles
  * and interop checks with other HTTP/3 implementations.
  */
 import { open, realpath, stat } from 'node:fs/promises';
 import { extname, join, resolve, sep } from 'node:path';
-import type { QUICServer} from '@matrixai/quic';
-import { events, type QUICConnection, type QUICStream } from '@matrixai/quic';
+import type { QuicConnection } from '../quic/connection.js';
+import type { QuicServer } from '../quic/server.js';
+import type { QuicStream } from '../quic/stream.js';
 import { H3_ERROR_CODES, Http3Error } from '../transport/http3/error-codes.js';
 import { concatBytes, encodeDataFrame, encodeHeadersFrame, FRAME_TYPE, FrameParser, RequestStreamFrameValidator } from '../transport/http3/frames.js';
 import { H3Session } from '../transport/http3/h3-session.js';
 import { decodeFieldSection, encodeFieldSection, QpackError, type HeaderField } from '../transport/http3/qpack/index.js';
-import { H3StreamAbort } from '../transport/http3/quic-support.js';
 import { startH3QuicServer, stopH3QuicServer, type H3QuicServerOptions } from './h3-quic-server.js';
 
 export interface Http3FileHostOptions extends H3QuicServerOptions {
@@ -37,7 +37,7 @@ const CONTENT_TYPES: Readonly<Record<string, string>> = {
 };
 
 interface ConnectionState {
-  readonly connection: QUICConnection;
+  readonly connection: QuicConnection;
   readonly session: H3Session;
 }
 
@@ -48,16 +48,19 @@ interface Request {
 
 /** Serves the files under a directory over HTTP/3. */
 export class Http3FileHost {
-  readonly #server: QUICServer;
+  #server!: QuicServer;
   readonly #root: string;
   readonly #connections = new Set<ConnectionState>();
   #requests = 0;
   #closed = false;
 
-  private constructor(server: QUICServer, root: string, readonly host: string) {
-    this.#server = server;
+  private constructor(root: string) {
     this.#root = root;
-    server.addEventListener(events.EventQUICServerConnection.name, this.#onConnection);
+  }
+
+  /** The bound address. */
+  get host(): string {
+    return this.#server.host;
   }
 
   /** The bound UDP port. */
@@ -78,12 +81,15 @@ export class Http3FileHost {
   static async start(options: Http3FileHostOptions): Promise<Http3FileHost> {
     const root = await realpath(options.root);
     if (!(await stat(root)).isDirectory()) throw new Error(`Http3FileHost: ${options.root} is not a directory`);
-    const { server, host } = await startH3QuicServer(options, 'omnirelay-h3-files');
-    return new Http3FileHost(server, root, host);
+    const host = new Http3FileHost(root);
+    host.#server = await startH3QuicServer(options, (connection) => {
+      connection.established.then(() => host.#startSession(connection), () => undefined);
+    });
+    return host;
   }
 
-  readonly #onConnection = (event: Event): void => {
-    const connection = (event as events.EventQUICServerConnection).detail;
+  #startSession(connection: QuicConnection): void {
+    if (connection.isClosed) return;
     const holder: { state?: ConnectionState } = {};
     const session = new H3Session(connection, {
       role: 'server',
@@ -96,46 +102,43 @@ export class Http3FileHost {
     this.#connections.add(holder.state);
     session.start();
     if (this.#closed) session.sendGoaway(0n);
-  };
+  }
 
-  async #serve(session: H3Session, stream: QUICStream): Promise<void> {
+  async #serve(session: H3Session, stream: QuicStream): Promise<void> {
     if (this.#closed) {
-      stream.cancel(new H3StreamAbort(H3_ERROR_CODES.H3_REQUEST_REJECTED, 'the server is shutting down'));
+      stream.reset(H3_ERROR_CODES.H3_REQUEST_REJECTED);
       return;
     }
     let responded = false;
     try {
       const request = await this.#readRequest(session, stream);
       if (request === undefined) return;
-      const writer = stream.writable.getWriter();
       responded = true;
       this.#requests++;
-      await this.#respond(writer, request);
-      await writer.close();
+      await this.#respond(stream, request);
     } catch (error) {
       if (error instanceof Http3Error && error.scope === 'connection') session.fail(error);
       else if (error instanceof QpackError) session.fail({ code: error.code, message: error.message });
-      else if (error instanceof Http3Error) stream.cancel(new H3StreamAbort(error.code, error.message));
-      else stream.cancel(new H3StreamAbort(responded ? H3_ERROR_CODES.H3_INTERNAL_ERROR : H3_ERROR_CODES.H3_REQUEST_CANCELLED, 'request failed'));
+      else if (error instanceof Http3Error) stream.reset(error.code);
+      else stream.reset(responded ? H3_ERROR_CODES.H3_INTERNAL_ERROR : H3_ERROR_CODES.H3_REQUEST_CANCELLED);
     }
   }
 
   /** Reads the request's header section, then drains the stream to the client's FIN. */
-  async #readRequest(session: H3Session, stream: QUICStream): Promise<Request | undefined> {
+  async #readRequest(session: H3Session, stream: QuicStream): Promise<Request | undefined> {
     const maxFieldSectionSize = session.maxFieldSectionSize;
     const parser = new FrameParser({ maxFramePayloadBytes: Math.max(MAX_REQUEST_BODY_BYTES, maxFieldSectionSize) + 1024 });
     const validator = new RequestStreamFrameValidator('server');
-    const reader = stream.readable.getReader();
     let fields: Array<[string, string]> | undefined;
     let bodyBytes = 0;
     for (;;) {
-      let chunk: { done: boolean; value?: Uint8Array | undefined };
+      let chunk: Uint8Array | null;
       try {
-        chunk = await reader.read();
+        chunk = await stream.read();
       } catch {
         return undefined; // the client reset the request
       }
-      const frames = chunk.done || chunk.value === undefined ? parser.end() : (parser.push(chunk.value), parser.pullAll());
+      const frames = chunk === null ? parser.end() : (parser.push(chunk), parser.pullAll());
       for (const frame of frames) {
         validator.accept(frame.type);
         if (frame.type === FRAME_TYPE.HEADERS) {
@@ -145,7 +148,7 @@ export class Http3FileHost {
           if (bodyBytes > MAX_REQUEST_BODY_BYTES) throw Http3Error.stream(H3_ERROR_CODES.H3_EXCESSIVE_LOAD, 'request body too large');
         }
       }
-      if (chunk.done) break;
+      if (chunk === null) break;
     }
     if (fields === undefined) throw Http3Error.stream(H3_ERROR_CODES.H3_REQUEST_INCOMPLETE, 'request without headers');
     const method = fields.find(([name]) => name === ':method')?.[1];
@@ -154,12 +157,13 @@ export class Http3FileHost {
     return { method, path };
   }
 
-  async #respond(writer: WritableStreamDefaultWriter<Uint8Array>, request: Request): Promise<void> {
+  /** Writes the whole response; its last bytes carry the FIN. */
+  async #respond(stream: QuicStream, request: Request): Promise<void> {
     const headers = (status: number, extra: HeaderField[]): Uint8Array => encodeHeadersFrame(encodeFieldSection([[':status', String(status)], ['server', 'omnirelay-h3'], ...extra]));
     const text = async (status: number, body: string, extra: HeaderField[] = []): Promise<void> => {
       const bytes = Buffer.from(body, 'utf8');
       const head = headers(status, [['content-type', 'text/plain; charset=utf-8'], ['content-length', String(bytes.length)], ...extra]);
-      await writer.write(request.method === 'HEAD' ? head : concatBytes([head, encodeDataFrame(bytes)]));
+      await stream.end(request.method === 'HEAD' ? head : concatBytes([head, encodeDataFrame(bytes)]));
     };
     if (request.method !== 'GET' && request.method !== 'HEAD') {
       await text(405, 'method not allowed\n', [['allow', 'GET, HEAD']]);
@@ -182,7 +186,7 @@ export class Http3FileHost {
         ['content-length', String(size)],
       ]);
       if (request.method === 'HEAD' || size === 0) {
-        await writer.write(head);
+        await stream.end(head);
         return;
       }
       let first: Uint8Array | undefined = head;
@@ -192,7 +196,7 @@ export class Http3FileHost {
         if (bytesRead === 0) throw new Error(`${file} shrank while it was sent`);
         offset += bytesRead;
         const data = encodeDataFrame(buffer.subarray(0, bytesRead));
-        await writer.write(first !== undefined ? concatBytes([first, data]) : data);
+        await stream.write(first !== undefined ? concatBytes([first, data]) : data, offset >= size);
         first = undefined;
       }
     } finally {
@@ -229,9 +233,9 @@ export class Http3FileHost {
   async close(): Promise<void> {
     if (this.#closed) return;
     this.#closed = true;
-    const connections = [...this.#connections];
+    const sessions = [...this.#connections].map((state) => state.session);
     this.#connections.clear();
-    for (const { session } of connections) session.sendGoaway(0n);
-    await stopH3QuicServer(this.#server, connections, this.#onConnection);
+    for (const session of sessions) session.sendGoaway(0n);
+    await stopH3QuicServer(this.#server, sessions);
   }
 }

@@ -3,19 +3,18 @@
  * 1. a GrpcH3Host that refuses our client certificate (typed TlsError as over HTTP/2, no
  *    handler reached, no fall back to HTTP/2);
  * 2. graceful shutdown (GOAWAY, grace period, then UNAVAILABLE rather than a hang);
- * 3. misbehaving raw HTTP/3 peers built directly on `@matrixai/quic`, against our client and
+ * 3. misbehaving raw HTTP/3 peers (their own frames and QPACK bytes on our QUIC driver), against our client and
  *    our server: each must end with the RFC 9114 / RFC 9204 error code, a typed call error,
  *    and nothing left open.
  */
 import 'reflect-metadata';
 import { readFile } from 'node:fs/promises';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from '@jest/globals';
-import type { QUICStream } from '@matrixai/quic';
 import type { Container } from 'inversify';
 import { controlPlaneV1, GrpcH3Host, GrpcHost, RpcError, TlsError, type IGrpcControlPlaneClientFactory, type ServerCallInfo } from 'omnirelay';
 import { containerWith, mtlsOptions } from '../support/cluster.js';
 import { createTestPki, type Files, type TestPki } from '../support/pki-files.js';
-import { concat, connectRawH3, frame, FRAME, frameTypes, grpcDataFrame, grpcRequest, headersFrame, okGrpcResponse, RawConnection, startRawH3Server, STREAM_TYPE, varint, type RawH3Server } from '../support/raw-h3-peer.js';
+import { concat, connectRawH3, frame, FRAME, frameTypes, grpcDataFrame, grpcRequest, headersFrame, okGrpcResponse, RawConnection, startRawH3Server, STREAM_TYPE, varint, type QuicStream, type RawH3Server } from '../support/raw-h3-peer.js';
 
 const { ControlPlaneDefinition } = controlPlaneV1;
 type Ping = controlPlaneV1.PingRequest;
@@ -192,7 +191,7 @@ afterEach(() => {
   expect(unhandled).toEqual([]);
 });
 
-describe('a misbehaving HTTP/3 server (raw peer on @matrixai/quic) against GrpcH3Transport', () => {
+describe('a misbehaving HTTP/3 server (raw peer) against GrpcH3Transport', () => {
   async function rawServer(options: Omit<Parameters<typeof startRawH3Server>[0], 'certPem' | 'keyPem'>): Promise<RawH3Server> {
     const server = await startRawH3Server({ certPem: pki.server.certPem, keyPem: pki.server.keyPem, ...options });
     closers.push(() => server.stop());
@@ -238,20 +237,20 @@ describe('a misbehaving HTTP/3 server (raw peer on @matrixai/quic) against GrpcH
   });
 
   it('a DATA frame on the control stream -> H3_FRAME_UNEXPECTED', async () => {
-    const controls = new Map<RawConnection, QUICStream>();
+    const controls = new Map<RawConnection, QuicStream>();
     const server = await rawServer({
       onConnection: async (peer) => void controls.set(peer, await peer.openControl()),
-      onRequest: async (_stream, _request, peer) => RawConnection.write(controls.get(peer) as QUICStream, frame(FRAME.DATA, Uint8Array.of(1, 2, 3))),
+      onRequest: async (_stream, _request, peer) => RawConnection.write(controls.get(peer) as QuicStream, frame(FRAME.DATA, Uint8Array.of(1, 2, 3))),
     });
     const error = await expectConnectionError(server, H3.H3_FRAME_UNEXPECTED);
     expect(error.message).toContain('H3_FRAME_UNEXPECTED');
   });
 
   it('a server that resets its control stream (and keeps the connection) -> H3_CLOSED_CRITICAL_STREAM', async () => {
-    const controls = new Map<RawConnection, QUICStream>();
+    const controls = new Map<RawConnection, QuicStream>();
     const server = await rawServer({
       onConnection: async (peer) => void controls.set(peer, await peer.openControl()),
-      onRequest: (_stream, _request, peer) => (controls.get(peer) as QUICStream).cancel(new Error('reset')),
+      onRequest: (_stream, _request, peer) => (controls.get(peer) as QuicStream).reset(0x10c),
     });
     const error = await expectConnectionError(server, H3.H3_CLOSED_CRITICAL_STREAM);
     expect(error.message).toContain('H3_CLOSED_CRITICAL_STREAM');
@@ -330,7 +329,7 @@ describe('a misbehaving HTTP/3 server (raw peer on @matrixai/quic) against GrpcH
   });
 });
 
-describe('a misbehaving HTTP/3 client (raw peer on @matrixai/quic) against GrpcH3Host', () => {
+describe('a misbehaving HTTP/3 client (raw peer) against GrpcH3Host', () => {
   let h3: { host: GrpcH3Host; served: Served[] };
   const PING_PATH = `/${ControlPlaneDefinition.fullName}/Ping`;
 
@@ -508,7 +507,7 @@ describe('GOAWAY and graceful shutdown', () => {
   });
 
   it('client drain: after a GOAWAY our client opens no new stream on that connection; new calls go to a new connection, the running call finishes on the old one, which is then closed', async () => {
-    const controls = new Map<RawConnection, QUICStream>();
+    const controls = new Map<RawConnection, QuicStream>();
     let secondConnectionServed!: () => void;
     const secondServed = new Promise<void>((resolve) => (secondConnectionServed = resolve));
     const server = await startRawH3Server({
@@ -522,7 +521,7 @@ describe('GOAWAY and graceful shutdown', () => {
           return;
         }
         // The first request (stream 0) is served; GOAWAY(4) refuses any later one on this connection.
-        await RawConnection.write(controls.get(peer) as QUICStream, frame(FRAME.GOAWAY, varint(4)));
+        await RawConnection.write(controls.get(peer) as QuicStream, frame(FRAME.GOAWAY, varint(4)));
         await new Promise((resolve) => setTimeout(resolve, 20));
         await RawConnection.write(stream, concat(headersFrame([[':status', '200'], ['content-type', 'application/grpc']]), grpcDataFrame(new Uint8Array())));
         await secondServed;

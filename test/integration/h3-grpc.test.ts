@@ -1,4 +1,5 @@
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
+import { createSocket } from 'node:dgram';
 import { copyFile, mkdtemp, rename, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -228,19 +229,38 @@ describe('gRPC over HTTP/3: GrpcH3Host and GrpcH3Transport through the factory',
     expect(served).toHaveLength(0);
   });
 
+  /** Fallbacks counted by the factory's meter, by reason. */
+  async function fallbackCount(reason: string): Promise<number> {
+    await reader.forceFlush();
+    const metric = metrics
+      .getMetrics()
+      .at(-1)
+      ?.scopeMetrics.flatMap((s) => s.metrics)
+      .find((m) => m.descriptor.name === 'grpc_outbound_protocol_fallbacks');
+    return (metric?.dataPoints ?? []).filter((p) => p.attributes['omnirelay.fallback.reason'] === reason).reduce((sum, p) => sum + (p.value as number), 0);
+  }
+
+  it('an HTTP/3 dial to a UDP port nothing listens on ends at the ICMP port unreachable: the call falls back (reason connect) without waiting for the race delay', async () => {
+    const h2 = await startH2();
+    const before = { connect: await fallbackCount('connect'), race: await fallbackCount('race-delay') };
+    // A race delay far beyond any test timeout: only the refusal can let this call go to HTTP/2.
+    const factory = factoryFor({ 'control-plane': { connectTimeoutMs: 120_000, http3RaceDelayMs: 120_000, deadlineMs: 30_000 } }, fallbackMeter);
+    const result = await factory.unary(ControlPlaneDefinition, 'ping', ping(1), { endpoint: h2.host.url });
+    expect(result.protocol).toBe('h2');
+    expect(await fallbackCount('connect')).toBe(before.connect + 1);
+    expect(await fallbackCount('race-delay')).toBe(before.race);
+  });
+
   it('races HTTP/2 against an HTTP/3 dial that gets no answer (UDP blocked): the first call waits the race delay, not the QUIC timeout, and the failure is learned', async () => {
     const h2 = await startH2();
+    // UDP "blocked": a socket on the port that swallows every datagram, so no ICMP error comes back either.
+    const blackhole = createSocket('udp4');
+    await new Promise<void>((resolve) => blackhole.bind(h2.host.port, '127.0.0.1', resolve));
+    closers.push(() => new Promise<void>((resolve) => blackhole.close(() => resolve())));
     // A QUIC connect timeout far longer than the race delay: whatever decides the first call, it is not the timeout.
     const factory = factoryFor({ 'control-plane': { connectTimeoutMs: 1_500, http3RaceDelayMs: 100 } }, fallbackMeter);
-    const fallbacks = async (reason: string): Promise<number> => {
-      await reader.forceFlush();
-      const metric = metrics
-        .getMetrics()
-        .at(-1)
-        ?.scopeMetrics.flatMap((s) => s.metrics)
-        .find((m) => m.descriptor.name === 'grpc_outbound_protocol_fallbacks');
-      return (metric?.dataPoints ?? []).filter((p) => p.attributes['omnirelay.fallback.reason'] === reason).reduce((sum, p) => sum + (p.value as number), 0);
-    };
+    const racesBefore = await fallbackCount('race-delay');
+    const fallbacks = async (reason: string): Promise<number> => (await fallbackCount(reason)) - racesBefore;
     const result = await factory.unary(ControlPlaneDefinition, 'ping', ping(1), { endpoint: h2.host.url });
     expect(result.protocol).toBe('h2');
     expect(result.message.node).toBe('h2-node');

@@ -1,12 +1,16 @@
 /**
- * A deliberately simple, independently written HTTP/3 peer on `@matrixai/quic` (real UDP on
- * 127.0.0.1) for edge-case tests: it writes raw bytes (its own varints, frames and literal-only
- * QPACK, none of OmniRelay's code), so a test can make it misbehave in exactly one way and
- * read the error code the other side closed the connection with.
+ * A deliberately simple, independently written HTTP/3 peer (real UDP on 127.0.0.1) for
+ * edge-case tests: it writes raw bytes (its own varints, frames and literal-only QPACK, none
+ * of OmniRelay's HTTP/3 code), so a test can make it misbehave in exactly one way and read the
+ * error code the other side closed the connection with. Its QUIC is OmniRelay's driver over
+ * quiche (from the built `dist/`), the layer below the one under test.
  */
-import { createHmac, randomBytes, randomFillSync } from 'node:crypto';
-import Logger, { LogLevel } from '@matrixai/logger';
-import { errors, events, QUICClient, QUICServer, type QUICConnection, type QUICStream } from '@matrixai/quic';
+import { dialQuic } from '../../dist/quic/client.js';
+import type { QuicConnection } from '../../dist/quic/connection.js';
+import { QuicServer } from '../../dist/quic/server.js';
+import type { QuicStream } from '../../dist/quic/stream.js';
+
+export type { QuicStream };
 
 // ---- bytes ---------------------------------------------------------------------------------
 
@@ -126,12 +130,6 @@ export function frameTypes(bytes: Uint8Array): Array<{ type: number; length: num
 
 // ---- QUIC plumbing -------------------------------------------------------------------------
 
-const logger = (name: string): Logger => new Logger(name, LogLevel.ERROR);
-
-function arrayBuffer(bytes: Buffer): ArrayBuffer {
-  return bytes.buffer.slice(bytes.byteOffset, bytes.byteOffset + bytes.byteLength) as ArrayBuffer;
-}
-
 /** How the other side ended a connection: its CONNECTION_CLOSE (application) code. */
 export interface PeerClose {
   readonly errorCode: number;
@@ -139,76 +137,73 @@ export interface PeerClose {
   readonly reason: string;
 }
 
+async function readAll(stream: QuicStream): Promise<Uint8Array> {
+  const chunks: Uint8Array[] = [];
+  for (let chunk = await stream.read(); chunk !== null; chunk = await stream.read()) chunks.push(chunk);
+  return concat(...chunks);
+}
+
 /** One connection of a raw peer, with helpers to write raw streams and see how it ended. */
 export class RawConnection {
-  /** Resolves with the other side's CONNECTION_CLOSE; never rejects. */
+  /** Resolves with the other side's CONNECTION_CLOSE; never rejects (and never resolves for any other end). */
   readonly peerClose: Promise<PeerClose>;
   /** Request streams the client opened (server role), in order. */
-  readonly requests: QUICStream[] = [];
-  #onRequest: ((stream: QUICStream, request: Uint8Array) => void | Promise<void>) | undefined;
+  readonly requests: QuicStream[] = [];
+  /** Server role: requests are answered only after the connection's set-up (onConnection) is done. */
+  setUp: Promise<unknown> = Promise.resolve();
+  #onRequest: ((stream: QuicStream, request: Uint8Array) => void | Promise<void>) | undefined;
 
   constructor(
-    readonly connection: QUICConnection,
-    onRequest?: (stream: QUICStream, request: Uint8Array, peer: RawConnection) => void | Promise<void>,
+    readonly connection: QuicConnection,
+    onRequest?: (stream: QuicStream, request: Uint8Array, peer: RawConnection) => void | Promise<void>,
   ) {
     this.#onRequest = onRequest === undefined ? undefined : (stream, request) => onRequest(stream, request, this);
     this.peerClose = new Promise((resolve) => {
-      connection.addEventListener(events.EventQUICConnectionError.name, (event: Event) => {
-        const detail = (event as events.EventQUICConnectionError).detail;
-        if (detail instanceof errors.ErrorQUICConnectionPeer || detail instanceof errors.ErrorQUICConnectionPeerTLS) {
-          const data = detail.data as { errorCode: number; isApp: boolean; reason: Uint8Array };
-          resolve({ errorCode: data.errorCode, isApp: data.isApp, reason: Buffer.from(data.reason).toString('utf8') });
-        }
+      void connection.closed.then(() => {
+        const error = connection.closeError;
+        if (error?.source === 'peer') resolve({ errorCode: error.code, isApp: error.isApp, reason: error.reason });
       });
     });
-    connection.addEventListener(events.EventQUICConnectionStream.name, (event: Event) => {
-      const stream = (event as events.EventQUICConnectionStream).detail;
-      if (stream.type === 'bidi') void this.#serve(stream);
-      else void stream.readable.pipeTo(new WritableStream()).catch(() => undefined);
+    connection.onStream((stream) => {
+      if (stream.bidi) void this.#serve(stream);
+      else void readAll(stream).catch(() => undefined);
     });
   }
 
-  async #serve(stream: QUICStream): Promise<void> {
+  async #serve(stream: QuicStream): Promise<void> {
     this.requests.push(stream);
-    const chunks: Uint8Array[] = [];
+    let request: Uint8Array;
     try {
-      for await (const chunk of stream.readable) chunks.push(chunk);
+      request = await readAll(stream);
     } catch {
       return;
     }
-    await this.#onRequest?.(stream, concat(...chunks));
+    await this.setUp.catch(() => undefined);
+    await this.#onRequest?.(stream, request);
   }
 
   /** Client role: sends `bytes` on a new request stream and reads the response to its end. */
   async request(bytes: Uint8Array): Promise<Uint8Array> {
-    const stream = this.connection.newStream('bidi');
-    await RawConnection.write(stream, bytes, true);
-    const chunks: Uint8Array[] = [];
-    for await (const chunk of stream.readable) chunks.push(chunk);
-    return concat(...chunks);
+    const stream = this.connection.openStream(true);
+    await stream.end(bytes);
+    return readAll(stream);
   }
 
   /** Opens a unidirectional stream and writes `bytes` (kept open unless `fin`). */
-  async openUni(bytes: Uint8Array, fin = false): Promise<QUICStream> {
-    const stream = this.connection.newStream('uni');
-    const writer = stream.writable.getWriter();
-    await writer.write(bytes);
-    if (fin) await writer.close();
-    else writer.releaseLock();
+  async openUni(bytes: Uint8Array, fin = false): Promise<QuicStream> {
+    const stream = this.connection.openStream(false);
+    await stream.write(bytes, fin);
     return stream;
   }
 
   /** Our control stream with an empty SETTINGS frame, plus `after` on the same stream. */
-  openControl(after: Uint8Array = new Uint8Array()): Promise<QUICStream> {
+  openControl(after: Uint8Array = new Uint8Array()): Promise<QuicStream> {
     return this.openUni(concat(varint(STREAM_TYPE.CONTROL), settingsFrame(), after));
   }
 
   /** Writes `bytes` on an open stream we own (e.g. more frames on our control stream). */
-  static async write(stream: QUICStream, bytes: Uint8Array, fin = false): Promise<void> {
-    const writer = stream.writable.getWriter();
-    await writer.write(bytes);
-    if (fin) await writer.close();
-    else writer.releaseLock();
+  static async write(stream: QuicStream, bytes: Uint8Array, fin = false): Promise<void> {
+    await stream.write(bytes, fin);
   }
 }
 
@@ -223,42 +218,47 @@ export interface RawH3Server {
 
 /**
  * A raw HTTP/3 server (ALPN h3, no client certificate requested). For each connection it
- * calls `onConnection` (default: open a control stream with empty SETTINGS) and, for each
- * complete request (read to its FIN), `onRequest` (default: an OK gRPC response).
+ * calls `onConnection` (default: open a control stream with empty SETTINGS) once the handshake
+ * is done and, for each complete request (read to its FIN), `onRequest` (default: an OK gRPC
+ * response).
  */
 export async function startRawH3Server(options: {
   certPem: string;
   keyPem: string;
   onConnection?: (peer: RawConnection) => void | Promise<void>;
-  onRequest?: (stream: QUICStream, request: Uint8Array, peer: RawConnection) => void | Promise<void>;
+  onRequest?: (stream: QuicStream, request: Uint8Array, peer: RawConnection) => void | Promise<void>;
 }): Promise<RawH3Server> {
-  const key = randomBytes(32);
-  const mac = (k: ArrayBuffer, data: ArrayBuffer): Buffer => createHmac('sha256', Buffer.from(k)).update(Buffer.from(data)).digest();
-  const server = new QUICServer({
-    crypto: {
-      key: arrayBuffer(key),
-      ops: {
-        sign: (k, data) => Promise.resolve(arrayBuffer(mac(k, data))),
-        verify: (k, data, sig) => Promise.resolve(Buffer.from(sig).equals(mac(k, data))),
-      },
-    },
-    config: { applicationProtos: ['h3'], key: options.keyPem, cert: options.certPem, maxIdleTimeout: 10_000, verifyPeer: false },
-    logger: logger('raw-h3-server'),
-  });
   const connections: RawConnection[] = [];
   const waiting = new Map<number, (peer: RawConnection) => void>();
   const onRequest =
     options.onRequest ??
-    (async (stream: QUICStream) => {
+    (async (stream: QuicStream) => {
       await RawConnection.write(stream, okGrpcResponse(), true).catch(() => undefined);
     });
-  server.addEventListener(events.EventQUICServerConnection.name, (event: Event) => {
-    const peer = new RawConnection((event as events.EventQUICServerConnection).detail, onRequest);
-    connections.push(peer);
-    waiting.get(connections.length - 1)?.(peer);
-    void Promise.resolve(options.onConnection !== undefined ? options.onConnection(peer) : peer.openControl()).catch(() => undefined);
+  const server = await QuicServer.listen({
+    host: '127.0.0.1',
+    port: 0,
+    alpn: ['h3'],
+    key: options.keyPem,
+    cert: options.certPem,
+    verifyPeer: false,
+    maxIdleTimeoutMs: 10_000,
+    onConnection: (connection) => {
+      const peer = new RawConnection(connection, onRequest);
+      connection.established.then(
+        () => {
+          connections.push(peer);
+          waiting.get(connections.length - 1)?.(peer);
+          // A request may arrive with the handshake's last packets: answer it only once the
+          // set-up streams have gone out (a stream reset in the same turn as its first write
+          // would never be seen by the client).
+          peer.setUp = Promise.resolve(options.onConnection !== undefined ? options.onConnection(peer) : peer.openControl()).then(() => new Promise((resolve) => setTimeout(resolve, 50)));
+          peer.setUp.catch(() => undefined);
+        },
+        () => undefined,
+      );
+    },
   });
-  await server.start({ host: '127.0.0.1', port: 0 });
   return {
     port: server.port,
     connections,
@@ -266,30 +266,30 @@ export async function startRawH3Server(options: {
       const existing = connections[index];
       return existing !== undefined ? Promise.resolve(existing) : new Promise((resolve) => waiting.set(index, resolve));
     },
-    stop: () => server.stop({ isApp: true, errorCode: 0x100, force: true }),
+    stop: () => server.close(0x100),
   };
 }
 
-/** A raw HTTP/3 client connection (ALPN h3) presenting `cert`/`key`, trusting `ca`. */
+/** A raw HTTP/3 client connection (ALPN h3) presenting `cert`/`key` (the server's certificate is not checked). */
 export async function connectRawH3(options: { port: number; ca: string; certPem: string; keyPem: string }): Promise<{ peer: RawConnection; close(): Promise<void> }> {
-  const client = await QUICClient.createQUICClient({
+  const connection = await dialQuic({
     host: '127.0.0.1',
     port: options.port,
     serverName: 'localhost',
-    localHost: '127.0.0.1',
-    crypto: {
-      ops: {
-        randomBytes: (data: ArrayBuffer) => {
-          randomFillSync(new Uint8Array(data));
-          return Promise.resolve();
-        },
-      },
-    },
-    config: { applicationProtos: ['h3'], ca: options.ca, cert: options.certPem, key: options.keyPem, verifyPeer: true, maxIdleTimeout: 10_000 },
-    logger: logger('raw-h3-client'),
+    alpn: ['h3'],
+    ca: options.ca,
+    cert: options.certPem,
+    key: options.keyPem,
+    verifyPeer: true,
+    verify: () => undefined,
+    maxIdleTimeoutMs: 10_000,
+    connectTimeoutMs: 5_000,
   });
   return {
-    peer: new RawConnection(client.connection),
-    close: () => client.destroy({ isApp: true, errorCode: 0x100, force: true }),
+    peer: new RawConnection(connection),
+    close: async () => {
+      connection.close(0x100);
+      await connection.closed;
+    },
   };
 }

@@ -1,10 +1,13 @@
 /**
- * gRPC over HTTP/3 through `@matrixai/quic` and our own HTTP/3 framing and QPACK: one QUIC
+ * gRPC over HTTP/3 through our QUIC driver (quiche) and our own HTTP/3 framing and QPACK: one QUIC
  * connection per endpoint (and TLS generation), dialled lazily on the first call, verified by
  * our own chain, CRL, name and custom checks, requests queued for the peer's stream credit.
  */
 import { X509Certificate } from 'node:crypto';
-import { errors as quicErrors, type QUICClient, type QUICStream } from '@matrixai/quic';
+import type { QuicConnection } from '../../quic/connection.js';
+import { QuicConnectionError, QuicDialError, QuicStreamError, QuicStreamLimitError } from '../../quic/errors.js';
+import { QuicUnavailableError } from '../../quic/native.js';
+import type { QuicStream } from '../../quic/stream.js';
 import { RpcError, TlsError, type TransportFailureKind } from '../../errors.js';
 import { runPeerValidator } from '../../tls/peer-verification.js';
 import { GRPC_STATUS, statusName } from '../grpc-status.js';
@@ -15,11 +18,11 @@ import { frameGrpcMessage, GrpcDeframeError, GrpcMappingError, GrpcMessageDefram
 import { dialH3 } from './h3-dial.js';
 import { H3Session, H3SessionClosedError } from './h3-session.js';
 import { decodeFieldSection, encodeFieldSection, QpackError } from './qpack/index.js';
-import { abortable, CRYPTO_ALERT, serverAlertError, H3StreamAbort, serverRejectionError, trustStoreOf, verifyChain, type TrustStore } from './quic-support.js';
+import { abortable, serverAlertError, serverRejectionError, TLS_ALERT, trustStoreOf, verifyChain, type TrustStore } from './quic-support.js';
 
 /** One live QUIC connection with its HTTP/3 session. */
 interface Live {
-  readonly client: QUICClient;
+  readonly client: QuicConnection;
   readonly session: H3Session;
   readonly peer: PeerIdentity;
 }
@@ -45,9 +48,10 @@ interface CallEnd {
   readonly trailers: Record<string, string>;
 }
 
-/** TLS alert (crypto error 0x100 + alert) the server closed the handshake with, as our typed error. */
-function peerAlertError(code: number, context: { peer: string; profile: string }): TlsError | undefined {
-  return serverAlertError(code - 0x100, context);
+/** The TLS alert the server closed the connection with, as our typed error. */
+function peerAlertError(cause: unknown, context: { peer: string; profile: string }): TlsError | undefined {
+  const alert = cause instanceof QuicConnectionError && cause.source === 'peer' ? cause.tlsAlert : undefined;
+  return alert !== undefined ? serverAlertError(alert, context, cause) : undefined;
 }
 
 /** gRPC status for a peer's stream reset (gRPC's HTTP/2 RST_STREAM mapping, in HTTP/3 codes). */
@@ -142,7 +146,7 @@ class GrpcH3Connection implements TransportConnection {
     let verificationFailure: TlsError | undefined;
     const { maxIdleTimeout, keepAliveIntervalTime } = idleSettings(this.#target);
     const connectTimeout = Math.max(1, profile.connectTimeoutMs);
-    let client: QUICClient;
+    let client: QuicConnection;
     try {
       client = await dialH3({
         host: endpoint.host,
@@ -168,22 +172,17 @@ class GrpcH3Connection implements TransportConnection {
           });
           if (custom !== undefined) {
             verificationFailure = custom;
-            return CRYPTO_ALERT.BAD_CERTIFICATE;
+            return TLS_ALERT.BAD_CERTIFICATE;
           }
           return undefined;
         },
-        loggerName: 'omnirelay-h3-client',
       });
     } catch (error) {
       if (verificationFailure !== undefined) throw verificationFailure;
       throw this.#dialError(error, connectTimeout);
     }
-    if (verificationFailure !== undefined) {
-      await client.destroy({ isApp: true, errorCode: H3_ERROR_CODES.H3_NO_ERROR, force: true }).catch(() => undefined);
-      throw verificationFailure;
-    }
     const holder: { live?: Promise<Live> } = {};
-    const session = new H3Session(client.connection, {
+    const session = new H3Session(client, {
       role: 'client',
       maxFieldSectionSize: undefined,
       onGoaway: () => {
@@ -194,16 +193,16 @@ class GrpcH3Connection implements TransportConnection {
       onClosed: () => {
         if (this.#live === holder.live) this.#live = undefined;
         if (holder.live !== undefined) this.#lives.delete(holder.live);
-        void client.destroy({ isApp: true, errorCode: H3_ERROR_CODES.H3_NO_ERROR, force: true }).catch(() => undefined);
+        client.close(H3_ERROR_CODES.H3_NO_ERROR);
       },
     });
     session.start();
-    const certificate = client.connection.getRemoteCertsChain()[0];
+    const certificate = client.peerCertificates()[0];
     const live: Live = {
       client,
       session,
       peer: {
-        address: `${client.connection.remoteHost}:${client.connection.remotePort}`,
+        address: `${client.remote.host.includes(':') ? `[${client.remote.host}]` : client.remote.host}:${client.remote.port}`,
         certificate: certificate !== undefined ? new X509Certificate(Buffer.from(certificate)) : undefined,
       },
     };
@@ -213,51 +212,38 @@ class GrpcH3Connection implements TransportConnection {
 
   #closeWhenIdle(dialling: Promise<Live> | undefined): void {
     if (dialling === undefined) return;
-    void dialling.then((live) => {
-      const check = (): void => {
-        if (live.session.closed) return;
-        if (live.session.activeRequests === 0 && live.session.queuedRequests === 0) void this.#shutdown(live);
-        else setTimeout(check, 20).unref();
-      };
-      check();
+    void dialling.then(async (live) => {
+      await live.session.whenIdle();
+      if (!live.session.closed) await this.#shutdown(live);
     });
   }
 
   #dialError(error: unknown, connectTimeout: number): Error {
-    if (error instanceof quicErrors.ErrorQUICClientCreateTimeout || error instanceof quicErrors.ErrorQUICConnectionStartTimeout) {
-      return this.#rpcError(GRPC_STATUS.UNAVAILABLE, `no HTTP/3 (QUIC) answer within ${connectTimeout} ms: UDP blocked or no HTTP/3 server`, 'connect');
-    }
-    if (error instanceof quicErrors.ErrorQUICConnectionPeerTLS || error instanceof quicErrors.ErrorQUICConnectionPeer) {
-      const data = (error as { data?: { errorCode?: number } }).data;
-      const typed = data?.errorCode !== undefined ? peerAlertError(data.errorCode, this.#context) : undefined;
+    if (error instanceof QuicUnavailableError) return this.#rpcError(GRPC_STATUS.UNAVAILABLE, error.message, 'connect');
+    if (error instanceof QuicDialError) {
+      if (error.failure === 'timeout') {
+        return this.#rpcError(GRPC_STATUS.UNAVAILABLE, `no HTTP/3 (QUIC) answer within ${connectTimeout} ms: UDP blocked or no HTTP/3 server`, 'connect');
+      }
+      const typed = peerAlertError(error.cause, this.#context);
       if (typed !== undefined) return typed;
-    }
-    if (error instanceof quicErrors.ErrorQUICClientInvalidArgument || error instanceof quicErrors.ErrorQUICSocket) {
-      return this.#rpcError(GRPC_STATUS.UNAVAILABLE, `HTTP/3 connect failed: ${(error as Error).message}`, 'connect');
+      if (error.failure === 'refused' || error.failure === 'socket') return this.#rpcError(GRPC_STATUS.UNAVAILABLE, `HTTP/3 connect failed: ${error.message}`, 'connect');
     }
     return this.#rpcError(GRPC_STATUS.UNAVAILABLE, `HTTP/3 handshake failed: ${error instanceof Error ? `${error.name}: ${error.message}` : String(error)}`, 'handshake');
   }
 
   /** The typed error for a call that died with its connection. */
-  #connectionError(session: H3Session, phase: Phase): Error {
-    const cause = session.closeError;
-    if (cause instanceof quicErrors.ErrorQUICConnectionIdleTimeout) {
+  #connectionError(cause: unknown, phase: Phase): Error {
+    if (cause instanceof QuicConnectionError && cause.source === 'idle-timeout') {
       return this.#rpcError(GRPC_STATUS.UNAVAILABLE, 'the HTTP/3 connection timed out (no packets from the peer within the idle timeout)', 'idle-timeout');
     }
-    if (cause instanceof quicErrors.ErrorQUICConnectionPeerTLS) {
-      const data = (cause as { data?: { errorCode?: number } }).data;
-      const typed = data?.errorCode !== undefined ? peerAlertError(data.errorCode, this.#context) : undefined;
-      if (typed !== undefined) return typed;
-    }
+    const typed = peerAlertError(cause, this.#context);
+    if (typed !== undefined) return typed;
     if (cause instanceof Http3Error) {
       // We closed the connection because the server broke HTTP/3 (RFC 9114 §8): like an HTTP/2 PROTOCOL_ERROR.
       return this.#rpcError(GRPC_STATUS.INTERNAL, `HTTP/3 protocol error by the server, connection closed with ${cause.message}`, phase === 'sent' ? 'stream' : 'connect');
     }
-    if (cause instanceof quicErrors.ErrorQUICConnectionPeer) {
-      const data = (cause as { data?: { errorCode?: number; isApp?: boolean } }).data;
-      if (data?.isApp === true && data.errorCode !== undefined) {
-        return this.#rpcError(GRPC_STATUS.UNAVAILABLE, `the server closed the HTTP/3 connection with ${http3ErrorCodeName(data.errorCode)}`, phase === 'sent' ? 'stream' : 'connect');
-      }
+    if (cause instanceof QuicConnectionError && cause.source === 'peer' && cause.isApp) {
+      return this.#rpcError(GRPC_STATUS.UNAVAILABLE, `the server closed the HTTP/3 connection with ${http3ErrorCodeName(cause.code)}`, phase === 'sent' ? 'stream' : 'connect');
     }
     const what = cause instanceof Error ? `${cause.name}: ${cause.message}` : 'closed';
     return this.#rpcError(GRPC_STATUS.UNAVAILABLE, `the HTTP/3 connection closed (${what})`, phase === 'sent' ? 'stream' : 'connect');
@@ -265,7 +251,8 @@ class GrpcH3Connection implements TransportConnection {
 
   async #shutdown(live: Live): Promise<void> {
     if (!live.session.closed) live.session.markClosed();
-    await live.client.destroy({ isApp: true, errorCode: H3_ERROR_CODES.H3_NO_ERROR, force: true }).catch(() => undefined);
+    live.client.close(H3_ERROR_CODES.H3_NO_ERROR);
+    await live.client.closed;
   }
 
   // ---- calls -------------------------------------------------------------------------------
@@ -312,7 +299,7 @@ class GrpcH3Connection implements TransportConnection {
     // eslint-disable-next-line no-useless-assignment -- read by the catch below when the dial fails
     let phase: Phase = 'connect';
     let live: Live | undefined;
-    let stream: QUICStream | undefined;
+    let stream: QuicStream | undefined;
     let finished = false;
     try {
       // Connect (bounded by connectTimeoutMs and the deadline), then wait for stream credit.
@@ -333,7 +320,7 @@ class GrpcH3Connection implements TransportConnection {
       }
       phase = 'sent';
       const opened = stream;
-      const onAbort = (): void => opened.cancel(new H3StreamAbort(H3_ERROR_CODES.H3_REQUEST_CANCELLED, 'call cancelled'));
+      const onAbort = (): void => opened.reset(H3_ERROR_CODES.H3_REQUEST_CANCELLED);
       controller.signal.addEventListener('abort', onAbort, { once: true });
       if (controller.signal.aborted) onAbort();
 
@@ -347,23 +334,20 @@ class GrpcH3Connection implements TransportConnection {
         timeoutMs: Math.max(1, remaining),
         metadata: call.metadata,
       });
-      const writer = opened.writable.getWriter();
       const request = concatBytes([encodeHeadersFrame(encodeFieldSection(fields)), encodeDataFrame(frameGrpcMessage(call.message))]);
-      await writer.write(request);
-      await writer.close();
+      await opened.end(request);
 
       const maxReceive = profile.limits.maxReceiveMessageBytes;
       const session = live.session;
       const parser = session.requestStreamParser(maxReceive);
       const validator = new RequestStreamFrameValidator('client');
       const deframer = new GrpcMessageDeframer(maxReceive);
-      const reader = opened.readable.getReader();
       let headers: Record<string, string> | undefined;
       let trailers: Record<string, string> = {};
       let outcome: GrpcOutcome | undefined;
       for (;;) {
-        const chunk = await reader.read();
-        const frames = chunk.done ? parser.end() : (parser.push(chunk.value), parser.pullAll());
+        const chunk = await opened.read();
+        const frames = chunk === null ? parser.end() : (parser.push(chunk), parser.pullAll());
         for (const frame of frames) {
           validator.accept(frame.type);
           if (frame.type === FRAME_TYPE.HEADERS) {
@@ -384,7 +368,7 @@ class GrpcH3Connection implements TransportConnection {
             for (const message of deframer.push(frame.payload)) yield message;
           }
         }
-        if (chunk.done) break;
+        if (chunk === null) break;
       }
       finished = true;
       outcome ??= { status: GRPC_STATUS.INTERNAL, statusName: 'INTERNAL', message: headers === undefined ? 'the stream ended without a response' : 'the stream ended without trailers' };
@@ -399,11 +383,11 @@ class GrpcH3Connection implements TransportConnection {
       clearTimeout(timer);
       call.signal?.removeEventListener('abort', onCallerAbort);
       this.#calls.delete(controller);
-      if (!finished && stream !== undefined) stream.cancel(new H3StreamAbort(H3_ERROR_CODES.H3_REQUEST_CANCELLED, 'call ended'));
+      if (!finished && stream !== undefined) stream.reset(H3_ERROR_CODES.H3_REQUEST_CANCELLED);
     }
   }
 
-  #callError(error: unknown, signal: AbortSignal, phase: Phase, live: Live | undefined, stream: QUICStream | undefined): Error {
+  #callError(error: unknown, signal: AbortSignal, phase: Phase, live: Live | undefined, stream: QuicStream | undefined): Error {
     if (error instanceof RpcError || error instanceof TlsError) return error;
     if (signal.aborted) {
       const reason = signal.reason as CallAbort;
@@ -416,7 +400,7 @@ class GrpcH3Connection implements TransportConnection {
     }
     if (error instanceof QpackError && error.kind === 'field-section-too-large') {
       // RFC 9114 §4.2.2: a client may discard a response it cannot process; the connection stays.
-      stream?.cancel(new H3StreamAbort(H3_ERROR_CODES.H3_REQUEST_CANCELLED, error.message));
+      stream?.reset(H3_ERROR_CODES.H3_REQUEST_CANCELLED);
       const limit = live?.session.maxFieldSectionSize;
       return this.#rpcError(GRPC_STATUS.RESOURCE_EXHAUSTED, `the response header section is larger than our SETTINGS_MAX_FIELD_SECTION_SIZE (${String(limit)} bytes): ${error.message}`);
     }
@@ -425,21 +409,22 @@ class GrpcH3Connection implements TransportConnection {
       return this.#rpcError(GRPC_STATUS.INTERNAL, `HTTP/3 protocol error: ${error.message}`, 'stream');
     }
     if (error instanceof GrpcDeframeError) {
-      stream?.cancel(new H3StreamAbort(H3_ERROR_CODES.H3_REQUEST_CANCELLED, error.message));
+      stream?.reset(H3_ERROR_CODES.H3_REQUEST_CANCELLED);
       return this.#rpcError(error.status, error.message);
     }
     if (error instanceof GrpcMappingError) return this.#rpcError(GRPC_STATUS.INTERNAL, error.message);
+    if (error instanceof QuicStreamError && error.kind === 'closed') return this.#connectionError(live?.session.closeError ?? error.cause, phase);
     if (error instanceof H3SessionClosedError || (live !== undefined && live.session.closed)) {
-      return live !== undefined ? this.#connectionError(live.session, phase) : this.#rpcError(GRPC_STATUS.UNAVAILABLE, error instanceof Error ? error.message : 'closed', 'connect');
+      return live !== undefined ? this.#connectionError(live.session.closeError ?? live.client.closeError, phase) : this.#rpcError(GRPC_STATUS.UNAVAILABLE, error instanceof Error ? error.message : 'closed', 'connect');
     }
-    if (error instanceof H3StreamAbort && error.byPeer && error.code === H3_ERROR_CODES.H3_REQUEST_CANCELLED && live?.session.goawayId !== undefined) {
+    if (error instanceof QuicStreamError && error.byPeer && error.code === H3_ERROR_CODES.H3_REQUEST_CANCELLED && live?.session.goawayId !== undefined) {
       // The server announced GOAWAY and then cut this call: it shut down before the call finished.
       return this.#rpcError(GRPC_STATUS.UNAVAILABLE, 'the server shut down (GOAWAY) before the call finished', 'stream');
     }
-    if (error instanceof H3StreamAbort && error.byPeer) {
-      return this.#rpcError(statusForResetCode(error.code), `stream reset by the server: ${error.message}`);
+    if (error instanceof QuicStreamError && error.byPeer) {
+      return this.#rpcError(statusForResetCode(error.code ?? 0), `stream reset by the server with ${http3ErrorCodeName(error.code ?? 0)}`);
     }
-    if (error instanceof quicErrors.ErrorQUICStreamLimit) {
+    if (error instanceof QuicStreamLimitError) {
       return this.#rpcError(GRPC_STATUS.UNAVAILABLE, error.message, 'stream');
     }
     return this.#rpcError(GRPC_STATUS.INTERNAL, error instanceof Error ? error.message : String(error), phase === 'sent' ? 'stream' : 'connect');

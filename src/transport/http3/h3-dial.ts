@@ -1,63 +1,50 @@
 /**
- * Dialling an HTTP/3 server with `@matrixai/quic`: the QUIC client options both of our HTTP/3
- * clients use (gRPC's GrpcH3Transport and the plain `Http3Client`): ALPN `h3`, our crypto
- * ops and WARN logger, the stream-reset code mapping, and certificate checks done entirely in
- * `verifyCallback` (the library turns BoringSSL's own chain verification off once one is set).
+ * Dialling an HTTP/3 server with our QUIC driver: what both of our HTTP/3 clients (gRPC's
+ * GrpcH3Transport and the plain `Http3Client`) ask of it — ALPN `h3`, the server's certificate
+ * requested and checked entirely by `verify` (our chain, name and CRL checks).
  */
-import { isIP } from 'node:net';
-import { QUICClient } from '@matrixai/quic';
-import { clientCrypto, codeToReason, quicLogger, reasonToCode } from './quic-support.js';
+import { dialQuic } from '../../quic/client.js';
+import type { QuicConnection } from '../../quic/connection.js';
 
 export interface H3DialOptions {
   readonly host: string;
   readonly port: number;
   /** TLS SNI and the name `verify` checks. */
   readonly serverName: string;
-  /** PEM CA bundle handed to the library (our `verify` does the real checking). */
+  /** PEM CA bundle handed to BoringSSL (our `verify` does the real checking). */
   readonly ca?: string | undefined;
   /** PEM client certificate chain and key, for mTLS. */
   readonly cert?: string | undefined;
   readonly key?: string | undefined;
-  /** QUIC idle timeout (ms): always set, the library's default 0 means never. */
+  /** QUIC idle timeout (ms): always set (0 would mean never). */
   readonly maxIdleTimeout: number;
   readonly keepAliveIntervalTime?: number | undefined;
   /** Bound on the whole dial: UDP, QUIC and TLS handshake. */
   readonly connectTimeoutMs: number;
-  /**
-   * Checks the server's chain (leaf first, DER): returns the TLS alert to refuse it with
-   * (a `CRYPTO_ALERT` value) or undefined to accept it.
-   */
+  /** Checks the server's chain (leaf first, DER): a TLS alert (`TLS_ALERT`) to refuse it with, or undefined to accept it. */
   readonly verify: (certs: readonly Uint8Array[]) => number | undefined;
-  readonly loggerName: string;
+  readonly signal?: AbortSignal | undefined;
 }
 
 /**
- * Opens a QUIC connection for HTTP/3. Rejects with the library's errors (e.g.
- * `ErrorQUICClientCreateTimeout` when nothing answers within `connectTimeoutMs`); the caller
- * maps them to its own error types.
+ * Opens a verified QUIC connection for HTTP/3. Rejects with `QuicDialError` (timeout,
+ * refused, handshake, verify, socket, aborted) or `QuicUnavailableError`; the caller maps them
+ * to its own error types.
  */
-export async function dialH3(options: H3DialOptions): Promise<QUICClient> {
-  return QUICClient.createQUICClient(
-    {
-      host: options.host,
-      port: options.port,
-      serverName: options.serverName,
-      localHost: isIP(options.host) === 4 ? '0.0.0.0' : '::',
-      crypto: clientCrypto,
-      config: {
-        applicationProtos: ['h3'],
-        verifyPeer: true,
-        ca: options.ca,
-        cert: options.cert,
-        key: options.key,
-        maxIdleTimeout: options.maxIdleTimeout,
-        ...(options.keepAliveIntervalTime !== undefined ? { keepAliveIntervalTime: options.keepAliveIntervalTime } : {}),
-        verifyCallback: (certs) => Promise.resolve(options.verify(certs)),
-      },
-      reasonToCode,
-      codeToReason,
-      logger: quicLogger(options.loggerName),
-    },
-    { timer: Math.max(1, options.connectTimeoutMs) },
-  );
+export function dialH3(options: H3DialOptions): Promise<QuicConnection> {
+  return dialQuic({
+    host: options.host,
+    port: options.port,
+    serverName: options.serverName,
+    alpn: ['h3'],
+    verifyPeer: true,
+    ca: options.ca,
+    cert: options.cert,
+    key: options.key,
+    maxIdleTimeoutMs: options.maxIdleTimeout,
+    keepAliveMs: options.keepAliveIntervalTime,
+    connectTimeoutMs: Math.max(1, options.connectTimeoutMs),
+    verify: options.verify,
+    signal: options.signal,
+  });
 }

@@ -4,7 +4,10 @@
  * connection of its own. Meant for health pages, metrics and interop checks next to the gRPC
  * transport, with the same certificate checks (chain, dates, host name) and typed errors.
  */
-import { errors as quicErrors, type QUICClient, type QUICStream } from '@matrixai/quic';
+import type { QuicConnection } from '../../quic/connection.js';
+import { QuicConnectionError, QuicDialError, QuicStreamError } from '../../quic/errors.js';
+import { QuicUnavailableError } from '../../quic/native.js';
+import type { QuicStream } from '../../quic/stream.js';
 import { TlsError } from '../../errors.js';
 import { H3_ERROR_CODES, Http3Error, http3ErrorCodeName } from './error-codes.js';
 import { concatBytes, encodeHeadersFrame, FRAME_TYPE, FrameParser, RequestStreamFrameValidator } from './frames.js';
@@ -12,7 +15,7 @@ import { headerRecord } from './grpc-mapping.js';
 import { dialH3 } from './h3-dial.js';
 import { H3Session, H3SessionClosedError } from './h3-session.js';
 import { decodeFieldSection, encodeFieldSection, QpackError, type HeaderField } from './qpack/index.js';
-import { abortable, H3StreamAbort, serverAlertError, serverRejectionError, trustStoreOf, verifyChain } from './quic-support.js';
+import { abortable, serverAlertError, serverRejectionError, trustStoreOf, verifyChain } from './quic-support.js';
 
 export interface Http3ClientTls {
   /** PEM CA bundle the server certificate must chain to. Default: Node's bundled root CAs. */
@@ -89,11 +92,10 @@ const DEFAULT_MAX_RESPONSE_BYTES = 16 * 1024 * 1024;
 /** Fields HTTP/3 forbids in requests (RFC 9114 §4.2). */
 const CONNECTION_SPECIFIC = new Set(['connection', 'keep-alive', 'proxy-connection', 'transfer-encoding', 'upgrade', 'host']);
 
-/** The TLS alert behind a library error that carries a QUIC crypto error code, if any. */
+/** The TLS alert behind a connection's end (a QUIC crypto error), if any. */
 function alertOf(error: unknown): number | undefined {
-  if (!(error instanceof quicErrors.ErrorQUICConnectionPeerTLS || error instanceof quicErrors.ErrorQUICConnectionLocalTLS || error instanceof quicErrors.ErrorQUICConnectionPeer)) return undefined;
-  const code = (error as { data?: { errorCode?: number } }).data?.errorCode;
-  return code !== undefined && code >= 0x100 && code < 0x200 ? code - 0x100 : undefined;
+  const cause = error instanceof QuicDialError ? error.cause : error;
+  return cause instanceof QuicConnectionError ? cause.tlsAlert : undefined;
 }
 
 function tlsErrorForAlert(alert: number, peer: string, cause: unknown): TlsError {
@@ -121,22 +123,22 @@ function originOf(url: URL): { host: string; port: number; authority: string } {
  * concurrent requests (queued for the server's stream credit).
  */
 export class Http3Client {
-  readonly #client: QUICClient;
+  readonly #client: QuicConnection;
   readonly #session: H3Session;
   readonly #authority: string;
   readonly #peer: string;
   readonly #inflight = new Set<(error: unknown) => void>();
   #closed = false;
 
-  private constructor(client: QUICClient, authority: string, peer: string) {
+  private constructor(client: QuicConnection, authority: string, peer: string) {
     this.#client = client;
     this.#authority = authority;
     this.#peer = peer;
-    this.#session = new H3Session(client.connection, {
+    this.#session = new H3Session(client, {
       role: 'client',
       onClosed: (error) => {
         for (const fail of this.#inflight) fail(error);
-        void this.#client.destroy({ isApp: true, errorCode: H3_ERROR_CODES.H3_NO_ERROR, force: true }).catch(() => undefined);
+        this.#client.close(H3_ERROR_CODES.H3_NO_ERROR);
       },
     });
     this.#session.start();
@@ -171,28 +173,21 @@ export class Http3Client {
         rejected = serverRejectionError(rejection, { peer: authority, profile: 'fetchHttp3' });
         return rejection.alert;
       },
-      loggerName: 'omnirelay-h3-fetch',
+      signal: options.signal,
     });
-    let client: QUICClient;
+    let client: QuicConnection;
     try {
-      client = await abortable(dialling, options.signal);
+      client = await dialling;
     } catch (error) {
       if (rejected !== undefined) throw rejected;
-      if (options.signal?.aborted === true) {
-        // The dial goes on in the library: close whatever it produces.
-        dialling.then((late) => late.destroy({ isApp: true, errorCode: H3_ERROR_CODES.H3_NO_ERROR, force: true }), () => undefined).catch(() => undefined);
-        throw abortError(options.signal, 'connecting');
-      }
+      if (error instanceof QuicDialError && error.failure === 'aborted') throw abortError(options.signal, 'connecting');
       const alert = alertOf(error);
       if (alert !== undefined) throw tlsErrorForAlert(alert, authority, error);
-      if (error instanceof quicErrors.ErrorQUICClientCreateTimeout || error instanceof quicErrors.ErrorQUICConnectionStartTimeout) {
+      if (error instanceof QuicDialError && error.failure === 'timeout') {
         throw new Http3RequestError('connect', `no HTTP/3 (QUIC) answer from ${authority} within ${connectTimeoutMs} ms`, { cause: error });
       }
+      if (error instanceof QuicUnavailableError) throw new Http3RequestError('connect', error.message, { cause: error });
       throw new Http3RequestError('connect', `HTTP/3 connect to ${authority} failed: ${describe(error)}`, { cause: error });
-    }
-    if (rejected !== undefined) {
-      await client.destroy({ isApp: true, errorCode: H3_ERROR_CODES.H3_NO_ERROR, force: true }).catch(() => undefined);
-      throw rejected;
     }
     return new Http3Client(client, authority, authority);
   }
@@ -237,17 +232,15 @@ export class Http3Client {
     const onClosed = (cause: unknown): void => fail(this.#closedError(cause));
     this.#inflight.add(onClosed);
 
-    let stream: QUICStream | undefined;
+    let stream: QuicStream | undefined;
     let complete = false;
     try {
       if (this.closed) throw this.#closedError(this.#session.closeError);
       stream = await abortable(this.#session.openRequestStream(controller.signal), controller.signal);
       const opened = stream;
-      const cancel = (): void => opened.cancel(new H3StreamAbort(H3_ERROR_CODES.H3_REQUEST_CANCELLED, 'request cancelled'));
+      const cancel = (): void => opened.reset(H3_ERROR_CODES.H3_REQUEST_CANCELLED);
       controller.signal.addEventListener('abort', cancel, { once: true });
-      const writer = opened.writable.getWriter();
-      await abortable(writer.write(headerBlock), controller.signal);
-      await abortable(writer.close(), controller.signal);
+      await abortable(opened.end(headerBlock), controller.signal);
       const response = await abortable(this.#readResponse(opened, method, maxBody), controller.signal);
       complete = true;
       return response;
@@ -257,23 +250,22 @@ export class Http3Client {
       clearTimeout(timer);
       options.signal?.removeEventListener('abort', onCallerAbort);
       this.#inflight.delete(onClosed);
-      if (!complete && stream !== undefined) stream.cancel(new H3StreamAbort(H3_ERROR_CODES.H3_REQUEST_CANCELLED, 'request ended'));
+      if (!complete && stream !== undefined) stream.reset(H3_ERROR_CODES.H3_REQUEST_CANCELLED);
     }
   }
 
-  async #readResponse(stream: QUICStream, method: string, maxBody: number): Promise<Http3Response> {
+  async #readResponse(stream: QuicStream, method: string, maxBody: number): Promise<Http3Response> {
     const maxFieldSectionSize = this.#session.maxFieldSectionSize;
     const parser = new FrameParser({ maxFramePayloadBytes: Math.max(maxBody, maxFieldSectionSize) + 1024 });
     const validator = new RequestStreamFrameValidator('client');
-    const reader = stream.readable.getReader();
     const body: Uint8Array[] = [];
     let bodyBytes = 0;
     let status: number | undefined;
     let headers: Record<string, string> = {};
     let trailers: Record<string, string> = {};
     for (;;) {
-      const chunk = await reader.read();
-      const frames = chunk.done ? parser.end() : (parser.push(chunk.value), parser.pullAll());
+      const chunk = await stream.read();
+      const frames = chunk === null ? parser.end() : (parser.push(chunk), parser.pullAll());
       for (const frame of frames) {
         validator.accept(frame.type);
         if (frame.type === FRAME_TYPE.HEADERS) {
@@ -300,7 +292,7 @@ export class Http3Client {
           if (frame.payload.length > 0) body.push(frame.payload);
         }
       }
-      if (chunk.done) break;
+      if (chunk === null) break;
     }
     if (status === undefined) throw Http3Error.stream(H3_ERROR_CODES.H3_REQUEST_INCOMPLETE, 'the stream ended without a final response');
     if (method === 'HEAD' && bodyBytes > 0) throw Http3Error.stream(H3_ERROR_CODES.H3_MESSAGE_ERROR, 'a response to HEAD carried a body');
@@ -314,7 +306,7 @@ export class Http3Client {
   #closedError(cause: unknown): Error {
     const alert = alertOf(cause);
     if (alert !== undefined) return tlsErrorForAlert(alert, this.#peer, cause);
-    if (cause instanceof quicErrors.ErrorQUICConnectionIdleTimeout) {
+    if (cause instanceof QuicConnectionError && cause.source === 'idle-timeout') {
       return new Http3RequestError('closed', `the HTTP/3 connection to ${this.#peer} timed out (no packets within the idle timeout)`, { cause });
     }
     const what = cause === undefined ? 'closed' : describe(cause);
@@ -331,8 +323,9 @@ export class Http3Client {
       if (error instanceof QpackError || error.scope === 'connection') this.#session.fail(error instanceof QpackError ? { code: error.code, message: error.message } : error);
       return new Http3RequestError('protocol', `HTTP/3 protocol error from ${this.#peer}: ${error.message}`, { cause: error });
     }
-    if (error instanceof H3StreamAbort && error.byPeer) {
-      return new Http3RequestError('reset', `${this.#peer} reset the request stream with ${http3ErrorCodeName(error.code)}`, { cause: error });
+    if (error instanceof QuicStreamError && error.kind === 'closed') return this.#closedError(this.#session.closeError ?? error.cause);
+    if (error instanceof QuicStreamError && error.byPeer) {
+      return new Http3RequestError('reset', `${this.#peer} reset the request stream with ${http3ErrorCodeName(error.code ?? 0)}`, { cause: error });
     }
     if (this.#session.closed) return this.#closedError(this.#session.closeError);
     return new Http3RequestError('closed', `the HTTP/3 request to ${this.#peer} failed: ${describe(error)}`, { cause: error });
@@ -343,7 +336,8 @@ export class Http3Client {
     if (this.#closed) return;
     this.#closed = true;
     this.#session.markClosed();
-    await this.#client.destroy({ isApp: true, errorCode: H3_ERROR_CODES.H3_NO_ERROR, force: true }).catch(() => undefined);
+    this.#client.close(H3_ERROR_CODES.H3_NO_ERROR);
+    await this.#client.closed;
   }
 }
 

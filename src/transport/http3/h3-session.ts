@@ -1,12 +1,13 @@
 /**
- * An HTTP/3 session (RFC 9114 §6) over one `@matrixai/quic` connection, for either role:
+ * An HTTP/3 session (RFC 9114 §6) over one QUIC connection of our driver, for either role:
  * our control stream with SETTINGS, our QPACK encoder/decoder streams (never written to: our
  * dynamic table capacity is 0), the peer's unidirectional streams read by type, GOAWAY, the
- * peer's bidirectional stream credit (requests queue instead of opening past it: the library
- * breaks a connection for good once `newStream` exceeds it), and connection errors closed
- * with their HTTP/3 code.
+ * peer's bidirectional stream credit (requests queue until MAX_STREAMS grants more, woken by
+ * the connection, never polled), and connection errors closed with their HTTP/3 code.
  */
-import { events, type QUICConnection, type QUICStream } from '@matrixai/quic';
+import type { QuicConnection } from '../../quic/connection.js';
+import { QuicStreamError, QuicStreamLimitError } from '../../quic/errors.js';
+import type { QuicStream } from '../../quic/stream.js';
 import { H3_ERROR_CODES, Http3Error } from './error-codes.js';
 import {
   concatBytes,
@@ -25,7 +26,6 @@ import {
 } from './frames.js';
 import { maxEncodedFieldSectionSize, QpackError } from './qpack/index.js';
 import { NoInsertDecoderStreamReader, ZeroCapacityEncoderStreamReader } from './qpack/instruction-streams.js';
-import { H3StreamAbort, knownStreams, peerStreamsLeftBidi } from './quic-support.js';
 import { decodeVarint, encodeVarint } from './varint.js';
 
 /** Default SETTINGS_MAX_FIELD_SECTION_SIZE we advertise and enforce: 64 KiB. */
@@ -60,7 +60,7 @@ export interface H3SessionOptions {
   readonly role: EndpointRole;
   readonly maxFieldSectionSize?: number | undefined;
   /** Server: a request stream the client opened. */
-  readonly onRequestStream?: ((stream: QUICStream) => void) | undefined;
+  readonly onRequestStream?: ((stream: QuicStream) => void) | undefined;
   /** The peer sent GOAWAY with this stream id (client) or push id (server). */
   readonly onGoaway?: ((id: bigint) => void) | undefined;
   /** The session ended (connection closed or failed); `error` is the connection error, if any. */
@@ -68,7 +68,7 @@ export interface H3SessionOptions {
 }
 
 interface Waiter {
-  resolve(stream: QUICStream): void;
+  resolve(stream: QuicStream): void;
   reject(error: unknown): void;
   signal: AbortSignal | undefined;
   onAbort: () => void;
@@ -77,30 +77,25 @@ interface Waiter {
 /** How long a reset critical stream may precede the peer's CONNECTION_CLOSE before it is a protocol error. */
 const CRITICAL_STREAM_CLOSE_GRACE_MS = 250;
 
-/** How often a queued request re-checks the peer's stream credit (MAX_STREAMS raises no event). */
-const CREDIT_POLL_MS = 2;
-
 export class H3Session {
   readonly role: EndpointRole;
   readonly maxFieldSectionSize: number;
-  readonly #connection: QUICConnection;
+  readonly #connection: QuicConnection;
   readonly #options: H3SessionOptions;
-  readonly #handled = new WeakSet<QUICStream>();
   readonly #waiters: Waiter[] = [];
-  readonly #ownStreams: QUICStream[] = [];
-  #controlWriter: WritableStreamDefaultWriter<Uint8Array> | undefined;
+  #control: QuicStream | undefined;
   #peerSettings: KnownSettings | undefined;
   #peerControlSeen = false;
   readonly #peerQpackStreams = new Set<bigint>();
   #goawayId: bigint | undefined;
   #closed = false;
   #closeError: unknown;
-  #poll: NodeJS.Timeout | undefined;
   #active = 0;
+  readonly #idleWaiters: (() => void)[] = [];
   #resolveClosed!: () => void;
   readonly #closedPromise = new Promise<void>((resolve) => (this.#resolveClosed = resolve));
 
-  constructor(connection: QUICConnection, options: H3SessionOptions) {
+  constructor(connection: QuicConnection, options: H3SessionOptions) {
     this.#connection = connection;
     this.#options = options;
     this.role = options.role;
@@ -158,34 +153,23 @@ export class H3Session {
   /** Opens our control and QPACK streams and starts reading the peer's streams. */
   start(): void {
     const connection = this.#connection;
-    connection.addEventListener(events.EventQUICConnectionStream.name, this.#onStream);
-    connection.addEventListener(events.EventQUICConnectionError.name, this.#onConnectionError);
-    connection.addEventListener(events.EventQUICConnectionStopped.name, this.#onStopped, { once: true });
-    // Streams the library announced before we could listen (see docs/http3.md).
-    for (const stream of knownStreams(connection)) {
-      if (stream.initiated === 'peer') this.#accept(stream);
-    }
-    const control = connection.newStream('uni');
-    this.#ownStreams.push(control);
-    this.#controlWriter = control.writable.getWriter();
-    this.#write(this.#controlWriter, concatBytes([encodeVarint(UNIDIRECTIONAL_STREAM_TYPE.CONTROL), encodeSettingsFrame(localSettings(this.maxFieldSectionSize))]));
+    void connection.closed.then(() => this.#finish(connection.closeError));
+    connection.onStream((stream) => this.#accept(stream));
+    this.#control = connection.openStream(false);
+    this.#write(this.#control, concatBytes([encodeVarint(UNIDIRECTIONAL_STREAM_TYPE.CONTROL), encodeSettingsFrame(localSettings(this.maxFieldSectionSize))]));
     for (const type of [UNIDIRECTIONAL_STREAM_TYPE.QPACK_ENCODER, UNIDIRECTIONAL_STREAM_TYPE.QPACK_DECODER]) {
-      const stream = connection.newStream('uni');
-      this.#ownStreams.push(stream);
-      const writer = stream.writable.getWriter();
-      this.#write(writer, encodeVarint(type));
-      writer.releaseLock();
+      this.#write(connection.openStream(false), encodeVarint(type));
     }
   }
 
-  #write(writer: WritableStreamDefaultWriter<Uint8Array>, bytes: Uint8Array): void {
-    writer.write(bytes).catch(() => undefined);
+  #write(stream: QuicStream, bytes: Uint8Array): void {
+    stream.write(bytes).catch(() => undefined);
   }
 
   /** Sends GOAWAY on our control stream (server: the first client request id we will not serve). */
   sendGoaway(id: bigint): void {
-    if (this.#closed || this.#controlWriter === undefined) return;
-    this.#write(this.#controlWriter, encodeGoawayFrame(id));
+    if (this.#closed || this.#control === undefined) return;
+    this.#write(this.#control, encodeGoawayFrame(id));
   }
 
   /**
@@ -193,7 +177,7 @@ export class H3Session {
    * queued until MAX_STREAMS grants more. Rejects with H3SessionClosedError when the session
    * closes or the peer sent GOAWAY, and with the signal's reason when it aborts.
    */
-  openRequestStream(signal?: AbortSignal): Promise<QUICStream> {
+  openRequestStream(signal?: AbortSignal): Promise<QuicStream> {
     if (this.#closed) return Promise.reject(new H3SessionClosedError('the HTTP/3 connection is closed', false, this.#closeError));
     if (this.#goawayId !== undefined) return Promise.reject(new H3SessionClosedError('the server sent GOAWAY', true));
     if (signal?.aborted === true) return Promise.reject(signal.reason as Error);
@@ -201,7 +185,7 @@ export class H3Session {
       const stream = this.#tryOpen();
       if (stream !== undefined) return Promise.resolve(stream);
     }
-    return new Promise<QUICStream>((resolve, reject) => {
+    return new Promise<QuicStream>((resolve, reject) => {
       const waiter: Waiter = {
         resolve,
         reject,
@@ -209,34 +193,53 @@ export class H3Session {
         onAbort: () => {
           const index = this.#waiters.indexOf(waiter);
           if (index >= 0) this.#waiters.splice(index, 1);
+          if (this.#waiters.length === 0) this.#connection.onCredit(undefined);
           reject(signal?.reason as Error);
         },
       };
       signal?.addEventListener('abort', waiter.onAbort, { once: true });
       this.#waiters.push(waiter);
-      this.#schedulePoll();
+      this.#connection.onCredit(this.#pump);
     });
   }
 
-  #tryOpen(): QUICStream | undefined {
-    if (peerStreamsLeftBidi(this.#connection) <= 0) return undefined;
-    const stream = this.#connection.newStream('bidi');
+  #tryOpen(): QuicStream | undefined {
+    if (this.#connection.peerStreamsLeftBidi() <= 0) return undefined;
+    let stream: QuicStream;
+    try {
+      stream = this.#connection.openStream(true);
+    } catch (error) {
+      if (error instanceof QuicStreamLimitError) return undefined;
+      throw error;
+    }
     this.#track(stream);
     return stream;
   }
 
   /** Counts a request stream until it closes, then hands its credit to the queue. */
-  #track(stream: QUICStream): void {
+  #track(stream: QuicStream): void {
     this.#active++;
-    void stream.closedP.then(() => {
+    void stream.closed.then(() => {
       this.#active--;
-      this.#pump();
+      if (this.#waiters.length > 0) this.#pump();
+      else if (this.#active === 0) this.#wakeIdle();
     });
   }
 
-  #pump(): void {
+  /** Resolves once no request stream is open or queued (or the session closed). */
+  whenIdle(): Promise<void> {
+    if (this.#closed || (this.#active === 0 && this.#waiters.length === 0)) return Promise.resolve();
+    return new Promise((resolve) => this.#idleWaiters.push(resolve));
+  }
+
+  #wakeIdle(): void {
+    for (const wake of this.#idleWaiters.splice(0)) wake();
+  }
+
+  /** Hands streams to queued requests while the peer's credit allows (the connection calls it after packets arrive). */
+  readonly #pump = (): void => {
     while (this.#waiters.length > 0 && !this.#closed) {
-      let stream: QUICStream | undefined;
+      let stream: QuicStream | undefined;
       try {
         stream = this.#tryOpen();
       } catch (error) {
@@ -248,16 +251,8 @@ export class H3Session {
       waiter.signal?.removeEventListener('abort', waiter.onAbort);
       waiter.resolve(stream);
     }
-    if (this.#waiters.length > 0) this.#schedulePoll();
-  }
-
-  #schedulePoll(): void {
-    if (this.#poll !== undefined || this.#closed) return;
-    this.#poll = setTimeout(() => {
-      this.#poll = undefined;
-      this.#pump();
-    }, CREDIT_POLL_MS);
-  }
+    if (this.#waiters.length === 0) this.#connection.onCredit(undefined);
+  };
 
   #rejectWaiters(error: unknown): void {
     for (const waiter of this.#waiters.splice(0)) {
@@ -269,15 +264,17 @@ export class H3Session {
   /** A connection error (RFC 9114 §8): closes the connection with the error's code. */
   fail(error: Http3Error | { code: number; message: string }): void {
     if (this.#closed) return;
-    // Calls that die with the connection report the code through closeError.
+    // The connection closes with this code before anyone hears of the end (an onClosed
+    // handler closes it too, with H3_NO_ERROR); calls that die with it report the code
+    // through closeError, set before their rejections run.
+    this.#connection.close(error.code, error.message);
     this.#finish(error instanceof Http3Error ? error : Http3Error.connection(error.code, error.message));
-    void this.#connection.stop({ isApp: true, errorCode: error.code, reason: Buffer.from(error.message.slice(0, 200)), force: true }).catch(() => undefined);
   }
 
   /** Closes the connection at once (H3_NO_ERROR, streams cancelled). */
-  async close(errorCode: number = H3_ERROR_CODES.H3_NO_ERROR): Promise<void> {
+  close(errorCode: number = H3_ERROR_CODES.H3_NO_ERROR): void {
     this.#finish(undefined);
-    await this.#connection.stop({ isApp: true, errorCode, force: true }).catch(() => undefined);
+    this.#connection.close(errorCode);
   }
 
   /** Marks the session closed (the caller closes the QUIC connection itself). */
@@ -290,38 +287,25 @@ export class H3Session {
     this.#closed = true;
     this.#closeError = error;
     this.#resolveClosed();
-    if (this.#poll !== undefined) clearTimeout(this.#poll);
-    this.#poll = undefined;
     this.#rejectWaiters(new H3SessionClosedError('the HTTP/3 connection closed', false, error));
-    this.#connection.removeEventListener(events.EventQUICConnectionStream.name, this.#onStream);
-    this.#connection.removeEventListener(events.EventQUICConnectionError.name, this.#onConnectionError);
+    this.#connection.onCredit(undefined);
+    this.#wakeIdle();
     this.#options.onClosed?.(error);
   }
 
-  readonly #onConnectionError = (event: Event): void => {
-    const detail = (event as events.EventQUICConnectionError).detail;
-    this.#finish(detail);
-  };
-
-  readonly #onStopped = (): void => {
-    this.#finish(this.#closeError);
-  };
-
-  readonly #onStream = (event: Event): void => {
-    this.#accept((event as events.EventQUICConnectionStream).detail);
-  };
-
-  #accept(stream: QUICStream): void {
-    if (this.#handled.has(stream) || this.#closed) return;
-    this.#handled.add(stream);
-    if (stream.type === 'bidi') {
+  #accept(stream: QuicStream): void {
+    if (this.#closed) {
+      stream.reset(H3_ERROR_CODES.H3_REQUEST_REJECTED);
+      return;
+    }
+    if (stream.bidi) {
       if (this.role === 'client') {
         // RFC 9114 §6.1: servers never open bidirectional streams.
         this.fail(Http3Error.connection(H3_ERROR_CODES.H3_STREAM_CREATION_ERROR, 'the server opened a bidirectional stream'));
         return;
       }
       if (this.#options.onRequestStream === undefined) {
-        stream.cancel(new H3StreamAbort(H3_ERROR_CODES.H3_REQUEST_REJECTED, 'no request handler'));
+        stream.reset(H3_ERROR_CODES.H3_REQUEST_REJECTED);
         return;
       }
       this.#track(stream);
@@ -334,14 +318,13 @@ export class H3Session {
   }
 
   /** Reads a peer unidirectional stream: its type first (RFC 9114 §6.2), then by type. */
-  async #readUni(stream: QUICStream): Promise<void> {
-    const reader = stream.readable.getReader();
+  async #readUni(stream: QuicStream): Promise<void> {
     let buffered: Uint8Array = new Uint8Array(0);
     let type: bigint | undefined;
     while (type === undefined) {
-      const chunk = await reader.read().catch(() => ({ done: true as const, value: undefined }));
-      if (chunk.done) return; // closed before its type: ignore
-      buffered = concatBytes([buffered, chunk.value]);
+      const chunk = await stream.read().catch(() => null);
+      if (chunk === null) return; // closed before its type: ignore
+      buffered = concatBytes([buffered, chunk]);
       const decoded = decodeVarint(buffered);
       if (decoded === undefined) continue;
       type = decoded.value;
@@ -351,25 +334,25 @@ export class H3Session {
       case UNIDIRECTIONAL_STREAM_TYPE.CONTROL:
         if (this.#peerControlSeen) throw Http3Error.connection(H3_ERROR_CODES.H3_STREAM_CREATION_ERROR, 'a second control stream');
         this.#peerControlSeen = true;
-        return this.#readControl(reader, buffered);
+        return this.#readControl(stream, buffered);
       case UNIDIRECTIONAL_STREAM_TYPE.QPACK_ENCODER:
       case UNIDIRECTIONAL_STREAM_TYPE.QPACK_DECODER:
         // RFC 9204 §4.2: at most one of each.
         if (this.#peerQpackStreams.has(type)) throw Http3Error.connection(H3_ERROR_CODES.H3_STREAM_CREATION_ERROR, `a second QPACK ${type === UNIDIRECTIONAL_STREAM_TYPE.QPACK_ENCODER ? 'encoder' : 'decoder'} stream`);
         this.#peerQpackStreams.add(type);
-        return this.#readQpack(reader, buffered, type);
+        return this.#readQpack(stream, buffered, type);
       case UNIDIRECTIONAL_STREAM_TYPE.PUSH:
         if (this.role === 'server') throw Http3Error.connection(H3_ERROR_CODES.H3_STREAM_CREATION_ERROR, 'a client opened a push stream');
         // We never send MAX_PUSH_ID, so any push id is beyond the limit (RFC 9114 §4.6).
         throw Http3Error.connection(H3_ERROR_CODES.H3_ID_ERROR, 'a push stream without MAX_PUSH_ID');
       default:
         // Unknown or reserved type: abort reading, no connection error (RFC 9114 §6.2, §9).
-        await reader.cancel(new H3StreamAbort(H3_ERROR_CODES.H3_STREAM_CREATION_ERROR, `unknown stream type 0x${type.toString(16)}`)).catch(() => undefined);
+        stream.stopReading(H3_ERROR_CODES.H3_STREAM_CREATION_ERROR);
         return;
     }
   }
 
-  async #readControl(reader: ReadableStreamDefaultReader<Uint8Array>, initial: Uint8Array): Promise<void> {
+  async #readControl(stream: QuicStream, initial: Uint8Array): Promise<void> {
     const validator = new ControlStreamFrameValidator(this.role === 'client' ? 'client' : 'server');
     const parser = new FrameParser({ maxFramePayloadBytes: CONTROL_FRAME_LIMIT, onSkippedFrame: (type) => validator.accept(type) });
     const handle = (bytes: Uint8Array): void => {
@@ -387,36 +370,36 @@ export class H3Session {
       }
     };
     handle(initial);
-    return this.#readCritical(reader, 'control stream', handle);
+    return this.#readCritical(stream, 'control stream', handle);
   }
 
   /**
    * Feeds every chunk of a critical stream (control, QPACK) to `handle` until it ends; the
    * peer closing or resetting it while the connection lives is a connection error.
    */
-  async #readCritical(reader: ReadableStreamDefaultReader<Uint8Array>, name: string, handle: (bytes: Uint8Array) => void): Promise<void> {
+  async #readCritical(stream: QuicStream, name: string, handle: (bytes: Uint8Array) => void): Promise<void> {
     for (;;) {
-      let chunk: { done: boolean; value?: Uint8Array | undefined };
+      let chunk: Uint8Array | null;
       try {
-        chunk = await reader.read();
+        chunk = await stream.read();
       } catch (error) {
         if (this.#closed) return;
-        if (error instanceof H3StreamAbort && error.byPeer) await this.#criticalStreamEnded(`the peer reset its ${name}`);
+        if (error instanceof QuicStreamError && error.byPeer) await this.#criticalStreamEnded(`the peer reset its ${name}`);
         return;
       }
-      if (chunk.done || chunk.value === undefined) {
+      if (chunk === null) {
         if (this.#closed) return;
         return this.#criticalStreamEnded(`the peer closed its ${name}`);
       }
-      handle(chunk.value);
+      handle(chunk);
     }
   }
 
   /**
    * The peer closed or reset a critical stream: a connection error H3_CLOSED_CRITICAL_STREAM
-   * (RFC 9114 §6.2.1), unless the peer is closing the whole connection. `@matrixai/quic` (ours
-   * and other peers' stacks alike) resets every stream just before it sends CONNECTION_CLOSE, so
-   * the reset can arrive first: wait up to {@link CRITICAL_STREAM_CLOSE_GRACE_MS} for the
+   * (RFC 9114 §6.2.1), unless the peer is closing the whole connection. Some stacks (e.g.
+   * `@matrixai/quic`) reset every stream just before they send CONNECTION_CLOSE, so the reset
+   * can arrive first: wait up to {@link CRITICAL_STREAM_CLOSE_GRACE_MS} for the
    * connection to end before calling it a protocol error.
    */
   async #criticalStreamEnded(what: string): Promise<void> {
@@ -438,11 +421,11 @@ export class H3Session {
    * ours, nearly every instruction is a connection error (RFC 9204 §4.3, §4.4); the readers
    * keep O(1) state, so a long-lived connection may carry any number of valid instructions.
    */
-  async #readQpack(reader: ReadableStreamDefaultReader<Uint8Array>, initial: Uint8Array, type: bigint): Promise<void> {
+  async #readQpack(stream: QuicStream, initial: Uint8Array, type: bigint): Promise<void> {
     const encoder = type === UNIDIRECTIONAL_STREAM_TYPE.QPACK_ENCODER;
     const instructions = encoder ? new ZeroCapacityEncoderStreamReader() : new NoInsertDecoderStreamReader();
     instructions.push(initial);
-    return this.#readCritical(reader, `QPACK ${encoder ? 'encoder' : 'decoder'} stream`, (bytes) => instructions.push(bytes));
+    return this.#readCritical(stream, `QPACK ${encoder ? 'encoder' : 'decoder'} stream`, (bytes) => instructions.push(bytes));
   }
 
 }

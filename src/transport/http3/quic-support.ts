@@ -1,114 +1,29 @@
 /**
- * What both HTTP/3 roles need from `@matrixai/quic` besides streams: a WARN-level logger,
- * crypto ops (a real HMAC for the server), the mapping between stream cancellation reasons
- * and HTTP/3 error codes, access to the few native-handle facts the typings hide, and the
- * certificate checks we run in `verifyCallback` (the library turns BoringSSL's own chain
- * verification off as soon as a callback is set, so the callback does all of it).
+ * What both HTTP/3 roles need besides the QUIC driver: the certificate checks our driver runs
+ * once a handshake completes (BoringSSL's own verdict is allowed to fail, so these checks do all
+ * of it), and the typed errors for TLS alerts.
  */
 // @peculiar/x509 resolves its algorithm providers through tsyringe, which needs the Reflect
 // metadata polyfill loaded before it is evaluated.
 import 'reflect-metadata';
-import { createHmac, randomFillSync, randomBytes, timingSafeEqual, X509Certificate } from 'node:crypto';
+import { X509Certificate } from 'node:crypto';
 import { isIP } from 'node:net';
 import { rootCertificates } from 'node:tls';
-import Logger, { LogLevel } from '@matrixai/logger';
-import { native, type QUICConnection, type QUICStream } from '@matrixai/quic';
 import * as x509 from '@peculiar/x509';
 import { TlsError, type TlsErrorCode } from '../../errors.js';
-import { H3_ERROR_CODES, http3ErrorCodeName } from './error-codes.js';
-
-/** A logger for the library at WARN: its default logs every connection event at INFO. */
-export function quicLogger(name: string): Logger {
-  return new Logger(name, LogLevel.WARN);
-}
-
-function toArrayBuffer(bytes: Buffer): ArrayBuffer {
-  return bytes.buffer.slice(bytes.byteOffset, bytes.byteOffset + bytes.byteLength) as ArrayBuffer;
-}
-
-/** Client crypto ops: random connection ids. */
-export const clientCrypto = {
-  ops: {
-    randomBytes: (data: ArrayBuffer): Promise<void> => {
-      randomFillSync(new Uint8Array(data));
-      return Promise.resolve();
-    },
-  },
-};
-
-/**
- * Server crypto ops: HMAC-SHA256 under a fresh random key. The server derives connection ids
- * and signs Retry tokens with it, so it must be a real MAC (a constant would give every
- * connection the same id).
- */
-export function serverCrypto(): { key: ArrayBuffer; ops: { sign(key: ArrayBuffer, data: ArrayBuffer): Promise<ArrayBuffer>; verify(key: ArrayBuffer, data: ArrayBuffer, sig: ArrayBuffer): Promise<boolean> } } {
-  const mac = (key: ArrayBuffer, data: ArrayBuffer): Buffer => createHmac('sha256', Buffer.from(key)).update(Buffer.from(data)).digest();
-  return {
-    key: toArrayBuffer(randomBytes(32)),
-    ops: {
-      sign: (key, data) => Promise.resolve(toArrayBuffer(mac(key, data))),
-      verify: (key, data, sig) => {
-        const expected = mac(key, data);
-        const given = Buffer.from(sig);
-        return Promise.resolve(given.length === expected.length && timingSafeEqual(given, expected));
-      },
-    },
-  };
-}
-
-/**
- * The reason a stream was cancelled or reset, with its HTTP/3 error code: what we pass to
- * `QUICStream.cancel` and what the library hands us (through `codeToReason`) when the peer
- * resets or stops a stream.
- */
-export class H3StreamAbort extends Error {
-  override readonly name = 'H3StreamAbort';
-  constructor(
-    readonly code: number,
-    message: string,
-    readonly byPeer = false,
-  ) {
-    super(message);
-  }
-}
-
-/** `reasonToCode` for the library: our H3StreamAbort code, else H3_REQUEST_CANCELLED. */
-export function reasonToCode(_type: 'read' | 'write', reason?: unknown): number {
-  return reason instanceof H3StreamAbort ? reason.code : H3_ERROR_CODES.H3_REQUEST_CANCELLED;
-}
-
-/** `codeToReason` for the library: the peer's code as an H3StreamAbort. */
-export function codeToReason(type: 'read' | 'write', code: number): H3StreamAbort {
-  return new H3StreamAbort(code, `the peer ${type === 'read' ? 'reset' : 'stopped'} the stream with ${http3ErrorCodeName(code)}`, true);
-}
-
-/** The native quiche connection behind a QUICConnection (typed internal by the library). */
-interface NativeConnection {
-  peerStreamsLeftBidi(): number;
-}
-
-/** Bidirectional streams the peer still lets us open (its MAX_STREAMS credit). */
-export function peerStreamsLeftBidi(connection: QUICConnection): number {
-  return (connection as unknown as { conn: NativeConnection }).conn.peerStreamsLeftBidi();
-}
-
-/** Every stream the library has created for the connection (including ones announced before we listened). */
-export function knownStreams(connection: QUICConnection): Iterable<QUICStream> {
-  return (connection as unknown as { streamMap: Map<number, QUICStream> }).streamMap.values();
-}
 
 // ---------------------------------------------------------------------------------------------
 // Certificate verification
 // ---------------------------------------------------------------------------------------------
 
-/** TLS alerts as QUIC crypto errors (0x100 + alert), what a verifyCallback returns to refuse. */
-export const CRYPTO_ALERT = {
-  BAD_CERTIFICATE: native.CryptoError.BadCertificate,
-  CERTIFICATE_REVOKED: native.CryptoError.CertificateRevoked,
-  CERTIFICATE_EXPIRED: native.CryptoError.CertificateExpired,
-  UNKNOWN_CA: native.CryptoError.UnknownCA,
-  ACCESS_DENIED: native.CryptoError.AccessDenied,
-  HANDSHAKE_FAILURE: native.CryptoError.HandshakeFailure,
+/** TLS alerts (RFC 8446 §6.2) a verify function refuses a chain with (QUIC sends 0x100 + alert). */
+export const TLS_ALERT = {
+  HANDSHAKE_FAILURE: 40,
+  BAD_CERTIFICATE: 42,
+  CERTIFICATE_REVOKED: 44,
+  CERTIFICATE_EXPIRED: 45,
+  UNKNOWN_CA: 48,
+  ACCESS_DENIED: 49,
 } as const;
 
 /** Trust inputs parsed once: CA certificates and CRLs. */
@@ -154,8 +69,8 @@ function issuedBy(cert: X509Certificate, issuer: X509Certificate): boolean {
 function expiry(cert: X509Certificate, now: Date, what: string): ChainRejection | undefined {
   const from = new Date(cert.validFrom);
   const to = new Date(cert.validTo);
-  if (now < from) return { code: 'TLS_PEER_EXPIRED', reason: `the ${what} certificate is not valid before ${from.toISOString()}`, alert: CRYPTO_ALERT.CERTIFICATE_EXPIRED };
-  if (now > to) return { code: 'TLS_PEER_EXPIRED', reason: `the ${what} certificate expired on ${to.toISOString()}`, alert: CRYPTO_ALERT.CERTIFICATE_EXPIRED };
+  if (now < from) return { code: 'TLS_PEER_EXPIRED', reason: `the ${what} certificate is not valid before ${from.toISOString()}`, alert: TLS_ALERT.CERTIFICATE_EXPIRED };
+  if (now > to) return { code: 'TLS_PEER_EXPIRED', reason: `the ${what} certificate expired on ${to.toISOString()}`, alert: TLS_ALERT.CERTIFICATE_EXPIRED };
   return undefined;
 }
 
@@ -168,12 +83,12 @@ function expiry(cert: X509Certificate, now: Date, what: string): ChainRejection 
 export function verifyChain(chainDer: readonly Uint8Array[], trust: TrustStore, options: { name?: string | undefined; now?: Date } = {}): ChainRejection | undefined {
   const now = options.now ?? new Date();
   const first = chainDer[0];
-  if (first === undefined) return { code: 'TLS_PEER_UNTRUSTED', reason: 'no certificate was presented', alert: CRYPTO_ALERT.BAD_CERTIFICATE };
+  if (first === undefined) return { code: 'TLS_PEER_UNTRUSTED', reason: 'no certificate was presented', alert: TLS_ALERT.BAD_CERTIFICATE };
   let chain: X509Certificate[];
   try {
     chain = chainDer.map((der) => new X509Certificate(Buffer.from(der)));
   } catch (error) {
-    return { code: 'TLS_HANDSHAKE_FAILED', reason: `an unparsable certificate was presented (${(error as Error).message})`, alert: CRYPTO_ALERT.BAD_CERTIFICATE };
+    return { code: 'TLS_HANDSHAKE_FAILED', reason: `an unparsable certificate was presented (${(error as Error).message})`, alert: TLS_ALERT.BAD_CERTIFICATE };
   }
   const leaf = chain[0] as X509Certificate;
   const expired = expiry(leaf, now, 'peer');
@@ -189,22 +104,22 @@ export function verifyChain(chainDer: readonly Uint8Array[], trust: TrustStore, 
     }
     const intermediate = chain.slice(1).find((c) => c !== current && c.ca && issuedBy(current, c));
     if (intermediate === undefined) {
-      return { code: 'TLS_PEER_UNTRUSTED', reason: `unable to get local issuer certificate for "${current.subject.replace(/\n/g, ', ')}"`, alert: CRYPTO_ALERT.UNKNOWN_CA };
+      return { code: 'TLS_PEER_UNTRUSTED', reason: `unable to get local issuer certificate for "${current.subject.replace(/\n/g, ', ')}"`, alert: TLS_ALERT.UNKNOWN_CA };
     }
     const intermediateExpired = expiry(intermediate, now, 'intermediate');
     if (intermediateExpired !== undefined) return intermediateExpired;
     issuer ??= intermediate;
     current = intermediate;
-    if (depth === 9) return { code: 'TLS_PEER_UNTRUSTED', reason: 'certificate chain too long', alert: CRYPTO_ALERT.UNKNOWN_CA };
+    if (depth === 9) return { code: 'TLS_PEER_UNTRUSTED', reason: 'certificate chain too long', alert: TLS_ALERT.UNKNOWN_CA };
   }
 
   if (trust.crls.length > 0 && issuer !== undefined) {
     const issuerName = new x509.X509Certificate(issuer.raw).subjectName.toString();
     const crls = trust.crls.filter((crl) => crl.issuerName.toString() === issuerName);
-    if (crls.length === 0) return { code: 'TLS_HANDSHAKE_FAILED', reason: 'unable to get certificate CRL for the issuer of the peer certificate', alert: CRYPTO_ALERT.HANDSHAKE_FAILURE };
+    if (crls.length === 0) return { code: 'TLS_HANDSHAKE_FAILED', reason: 'unable to get certificate CRL for the issuer of the peer certificate', alert: TLS_ALERT.HANDSHAKE_FAILURE };
     const peculiarLeaf = new x509.X509Certificate(leaf.raw);
     if (crls.some((crl) => crl.findRevoked(peculiarLeaf) !== null)) {
-      return { code: 'TLS_REVOKED', reason: `certificate revoked (serial ${leaf.serialNumber})`, alert: CRYPTO_ALERT.CERTIFICATE_REVOKED };
+      return { code: 'TLS_REVOKED', reason: `certificate revoked (serial ${leaf.serialNumber})`, alert: TLS_ALERT.CERTIFICATE_REVOKED };
     }
   }
 
@@ -212,7 +127,7 @@ export function verifyChain(chainDer: readonly Uint8Array[], trust: TrustStore, 
     const name = options.name;
     const matched = isIP(name) !== 0 ? leaf.checkIP(name) : leaf.checkHost(name);
     if (matched === undefined) {
-      return { code: 'TLS_PEER_NAME_MISMATCH', reason: `the certificate is not valid for "${name}" (subject alternative names: ${leaf.subjectAltName ?? 'none'})`, alert: CRYPTO_ALERT.BAD_CERTIFICATE };
+      return { code: 'TLS_PEER_NAME_MISMATCH', reason: `the certificate is not valid for "${name}" (subject alternative names: ${leaf.subjectAltName ?? 'none'})`, alert: TLS_ALERT.BAD_CERTIFICATE };
     }
   }
   return undefined;

@@ -1,10 +1,9 @@
 import { X509Certificate } from 'node:crypto';
 import { beforeAll, describe, expect, it } from '@jest/globals';
 import { createDevCertificateAuthority, type DevCertificateAuthority } from '../../../src/tls/dev-pki.js';
-import { H3_ERROR_CODES } from '../../../src/transport/http3/error-codes.js';
 import { localSettings } from '../../../src/transport/http3/h3-session.js';
 import { SETTINGS_ID } from '../../../src/transport/http3/frames.js';
-import { codeToReason, CRYPTO_ALERT, H3StreamAbort, reasonToCode, serverCrypto, trustStoreOf, verifyChain } from '../../../src/transport/http3/quic-support.js';
+import { TLS_ALERT, trustStoreOf, verifyChain } from '../../../src/transport/http3/quic-support.js';
 
 const DAY = 24 * 60 * 60 * 1000;
 
@@ -12,7 +11,7 @@ function der(pem: string): Uint8Array {
   return new X509Certificate(pem).raw;
 }
 
-describe('verifyChain (the checks our QUIC verifyCallback runs)', () => {
+describe('verifyChain (the checks our QUIC driver runs once a handshake completes)', () => {
   let ca: DevCertificateAuthority;
   let other: DevCertificateAuthority;
   let good: string;
@@ -39,9 +38,9 @@ describe('verifyChain (the checks our QUIC verifyCallback runs)', () => {
 
   it('names each failure like the HTTP/2 transport and picks the TLS alert', () => {
     const trust = trustStoreOf(ca.certPem, [crl]);
-    expect(verifyChain([der(rogue)], trust)).toMatchObject({ code: 'TLS_PEER_UNTRUSTED', alert: CRYPTO_ALERT.UNKNOWN_CA });
-    expect(verifyChain([der(expired)], trust)).toMatchObject({ code: 'TLS_PEER_EXPIRED', alert: CRYPTO_ALERT.CERTIFICATE_EXPIRED });
-    expect(verifyChain([der(revoked.certPem)], trust)).toMatchObject({ code: 'TLS_REVOKED', alert: CRYPTO_ALERT.CERTIFICATE_REVOKED });
+    expect(verifyChain([der(rogue)], trust)).toMatchObject({ code: 'TLS_PEER_UNTRUSTED', alert: TLS_ALERT.UNKNOWN_CA });
+    expect(verifyChain([der(expired)], trust)).toMatchObject({ code: 'TLS_PEER_EXPIRED', alert: TLS_ALERT.CERTIFICATE_EXPIRED });
+    expect(verifyChain([der(revoked.certPem)], trust)).toMatchObject({ code: 'TLS_REVOKED', alert: TLS_ALERT.CERTIFICATE_REVOKED });
     expect(verifyChain([der(good)], trust, { name: 'wrong.example' })).toMatchObject({ code: 'TLS_PEER_NAME_MISMATCH' });
     expect(verifyChain([], trust)).toMatchObject({ code: 'TLS_PEER_UNTRUSTED' });
   });
@@ -53,25 +52,7 @@ describe('verifyChain (the checks our QUIC verifyCallback runs)', () => {
   });
 });
 
-describe('QUIC helpers', () => {
-  it('maps stream reasons to HTTP/3 codes and back', () => {
-    expect(reasonToCode('write', new H3StreamAbort(H3_ERROR_CODES.H3_REQUEST_REJECTED, 'x'))).toBe(0x10b);
-    expect(reasonToCode('read', new Error('anything'))).toBe(H3_ERROR_CODES.H3_REQUEST_CANCELLED);
-    const reason = codeToReason('read', 0x10c);
-    expect(reason).toMatchObject({ code: 0x10c, byPeer: true });
-    expect(reason.message).toContain('H3_REQUEST_CANCELLED');
-  });
-
-  it('signs with a real MAC: different data, different signatures; verify checks them', async () => {
-    const crypto = serverCrypto();
-    const a = await crypto.ops.sign(crypto.key, new Uint8Array([1, 2, 3]).buffer);
-    const b = await crypto.ops.sign(crypto.key, new Uint8Array([1, 2, 4]).buffer);
-    expect(a.byteLength).toBeGreaterThanOrEqual(20);
-    expect(Buffer.from(a).equals(Buffer.from(b))).toBe(false);
-    expect(await crypto.ops.verify(crypto.key, new Uint8Array([1, 2, 3]).buffer, a)).toBe(true);
-    expect(await crypto.ops.verify(crypto.key, new Uint8Array([1, 2, 3]).buffer, b)).toBe(false);
-  });
-
+describe('HTTP/3 settings', () => {
   it('advertises no QPACK dynamic table and our field section limit', () => {
     expect([...localSettings(65_536)]).toEqual([
       [SETTINGS_ID.QPACK_MAX_TABLE_CAPACITY, 0n],
