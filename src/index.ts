@@ -20,6 +20,7 @@ export type {
   TlsOptions,
   TlsMode,
   Http3Preference,
+  Http3Hint,
   RetryOptions,
   KeepaliveOptions,
   LimitsOptions,

@@ -3,7 +3,7 @@ import type { Dispatcher } from 'undici';
 import { systemClock, type Clock } from '../clock.js';
 import type { OptionsMonitor } from '../config/options-monitor.js';
 import type { ControlPlaneOptions, ProfileOptions } from '../config/types.js';
-import { DisposedError, EndpointError, OmniRelayError, PeerUnavailableError, RpcError, TlsError, UnknownProfileError } from '../errors.js';
+import { ConfigError, DisposedError, EndpointError, OmniRelayError, PeerUnavailableError, RpcError, TlsError, UnknownProfileError, type ConfigIssue } from '../errors.js';
 import type { EndpointHintStore } from '../hints/endpoint-hints.js';
 import type { Http3FailureReason, Http3Health } from '../hints/http3-health.js';
 import type { IPeerChooser, PeerCandidate } from '../peers/peer-chooser.js';
@@ -14,7 +14,8 @@ import type { ITlsProvider } from '../tls/tls-provider.js';
 import { connectionSettingsOf, type ChannelCache, type CacheEntryInfo, type Lease } from '../transport/channel-cache.js';
 import { parseEndpoint } from '../transport/endpoint.js';
 import { GRPC_STATUS } from '../transport/grpc-status.js';
-import { chooseProtocol } from '../transport/protocol-selection.js';
+import { ATTR_PROTOCOL_REASON } from '../telemetry/names.js';
+import { chooseProtocol, type Http3Requirement, type ProtocolChoice } from '../transport/protocol-selection.js';
 import type { CallMetadata, DialTarget, ParsedEndpoint, WireCall, WireProtocol, WireUnaryResult } from '../transport/types.js';
 import { callerOf } from './caller.js';
 import type { HttpDispatcherPool } from './http-dispatchers.js';
@@ -166,6 +167,8 @@ export class ControlPlaneClientFactory implements IGrpcControlPlaneClientFactory
           return;
         }
         if (change.current.http3 === 'deny') deps.cache.retire((e) => e.authority === change.authority && e.protocol === 'h3', graceOf);
+        // Requiring HTTP/3 drains the endpoint's HTTP/2 connections: new calls use HTTP/3 only.
+        if (change.current.http3 === 'require') deps.cache.retire((e) => e.authority === change.authority && e.protocol === 'h2', graceOf);
       }),
     );
     // New options: connections of profiles that are gone, or whose connection settings
@@ -178,7 +181,9 @@ export class ControlPlaneClientFactory implements IGrpcControlPlaneClientFactory
         const stale = (e: CacheEntryInfo): boolean => {
           const now = snapshot.profiles[e.profile];
           const then = before.profiles[e.profile];
-          return now === undefined || then === undefined || connectionSettingsOf(now) !== connectionSettingsOf(then);
+          if (now === undefined || then === undefined || connectionSettingsOf(now) !== connectionSettingsOf(then)) return true;
+          // A profile that now requires (disables) HTTP/3 has no use for its HTTP/2 (HTTP/3) connections.
+          return now.http3 !== then.http3 && ((now.http3 === 'require' && e.protocol === 'h2') || (now.http3 === 'disable' && e.protocol === 'h3'));
         };
         deps.cache.retire(stale, (e) => before.profiles[e.profile]?.drainGraceMs ?? 30_000);
       }),
@@ -521,8 +526,16 @@ export class ControlPlaneClientFactory implements IGrpcControlPlaneClientFactory
    */
   async #openStream(resolved: ResolvedTarget, peer: PeerCandidate, observation: RpcObservation, wireCall: WireCall): Promise<{ opened: OpenedStream; protocol: WireProtocol }> {
     const target = this.#dialTarget(resolved, peer);
-    let protocol = this.#protocolFor(resolved, peer).protocol;
-    if (protocol === 'h3') protocol = await this.#raceHttp3(resolved, peer, target, observation, wireCall);
+    const choice = this.#protocolFor(resolved, peer);
+    const required = choice.required;
+    if (required !== undefined) {
+      this.#checkRequirement(resolved, peer, choice);
+      observation.span.setAttribute(ATTR_PROTOCOL_REASON, 'required');
+    } else if (choice.reason !== undefined && resolved.profile.http3 === 'prefer') {
+      observation.span.setAttribute(ATTR_PROTOCOL_REASON, choice.reason);
+    }
+    let protocol = choice.protocol;
+    if (protocol === 'h3' && required === undefined) protocol = await this.#raceHttp3(resolved, peer, target, observation, wireCall);
     observation.setProtocol(protocol);
     const open = async (): Promise<OpenedStream> => {
       for (;;) {
@@ -532,6 +545,7 @@ export class ControlPlaneClientFactory implements IGrpcControlPlaneClientFactory
           return { lease, iterator, first: await iterator.next() };
         } catch (error) {
           lease.release();
+          if (required !== undefined) throw this.#requiredFailure(resolved, peer, required, error);
           const reason = protocol === 'h3' ? http3FailureReason(error) : undefined;
           if (reason === undefined || reason === 'idle-timeout') {
             if (protocol === 'h3' && reason !== undefined) this.#deps.health.markBroken(peer.authority, reason, resolved.profile.http3Health);
@@ -809,6 +823,21 @@ export class ControlPlaneClientFactory implements IGrpcControlPlaneClientFactory
   ): Promise<AttemptOutcome<T>> {
     const target = this.#dialTarget(resolved, peer);
     const choice = this.#protocolFor(resolved, peer);
+    if (choice.required !== undefined) {
+      this.#checkRequirement(resolved, peer, choice);
+      observation.span.setAttribute(ATTR_PROTOCOL_REASON, 'required');
+      observation.setProtocol('h3');
+      const lease = this.#deps.cache.acquire(target, 'h3');
+      try {
+        const value = await send(lease.connection);
+        this.#deps.health.markHealthy(peer.authority);
+        return { value, protocol: 'h3' };
+      } catch (error) {
+        throw this.#requiredFailure(resolved, peer, choice.required, error);
+      } finally {
+        lease.release();
+      }
+    }
     if (choice.protocol === 'h3' && (await this.#raceHttp3(resolved, peer, target, observation, call)) === 'h3') {
       observation.setProtocol('h3');
       const lease = this.#deps.cache.acquire(target, 'h3');
@@ -825,7 +854,7 @@ export class ControlPlaneClientFactory implements IGrpcControlPlaneClientFactory
         lease.release();
       }
     } else if (choice.reason !== undefined && resolved.profile.http3 === 'prefer') {
-      observation.span.setAttribute('omnirelay.protocol.reason', choice.reason);
+      observation.span.setAttribute(ATTR_PROTOCOL_REASON, choice.reason);
     }
     observation.setProtocol('h2');
     const lease = this.#deps.cache.acquire(target, 'h2');
@@ -834,6 +863,60 @@ export class ControlPlaneClientFactory implements IGrpcControlPlaneClientFactory
     } finally {
       lease.release();
     }
+  }
+
+  /**
+   * HTTP/3 is required but ruled out (the profile disables it or is insecure, the endpoint's
+   * hint denies it, or no HTTP/3 transport is registered): a ConfigError naming both sides.
+   * Configured hints cannot get here (validation refuses them); live hints and a null
+   * `TOKENS.Http3Transport` can. Not retried, not counted by the breaker.
+   */
+  #checkRequirement(resolved: ResolvedTarget, peer: PeerCandidate, choice: ProtocolChoice): void {
+    if (choice.conflict === undefined) return;
+    const profileKey = `profiles.${resolved.profileName}.http3`;
+    const configured = Object.keys(this.#deps.options.current.endpoints).find((name) => this.#authorityOf(name)[0] === peer.authority);
+    const hintKey = configured !== undefined ? `endpoints.${configured}.hints.http3` : `EndpointHints[${peer.authority}].http3`;
+    const hint = this.#deps.hints.get(peer.authority).http3;
+    const requiredBy = choice.required === 'profile' ? `profile "${resolved.profileName}" requires HTTP/3 (http3 "require")` : `the hint for ${peer.authority} requires HTTP/3 (http3 "require")`;
+    const issues: ConfigIssue[] = [];
+    switch (choice.conflict) {
+      case 'profile-disabled':
+        issues.push({ key: profileKey, message: `is "disable" (HTTP/2 only), but ${requiredBy}: no protocol is left for the call` });
+        issues.push({ key: hintKey, message: `"require" (HTTP/3 only) contradicts profile "${resolved.profileName}", which disables HTTP/3; remove the hint or allow HTTP/3 in the profile` });
+        break;
+      case 'insecure':
+        issues.push({ key: hintKey, message: `"require" (HTTP/3 only) needs TLS, but profile "${resolved.profileName}" has tls.mode "insecure"` });
+        break;
+      case 'hint-denied':
+        issues.push({ key: hintKey, message: `"${String(hint)}" (HTTP/2 only), but ${requiredBy}: no protocol is left for the call` });
+        issues.push({ key: profileKey, message: `is "require" (HTTP/3 only), but the hint for ${peer.authority} denies HTTP/3; remove the hint or use a profile that allows HTTP/2` });
+        break;
+      case 'no-http3-transport':
+        issues.push({
+          key: choice.required === 'profile' ? profileKey : hintKey,
+          message: `"require" (HTTP/3 only), but no HTTP/3 transport is registered (TOKENS.Http3Transport is bound to null)`,
+        });
+        break;
+    }
+    throw new ConfigError(issues, `HTTP/3 requirement for a call to ${peer.authority}`);
+  }
+
+  /**
+   * A required HTTP/3 attempt failed. A transport failure (connect, refused UDP, handshake,
+   * idle timeout, a deadline spent connecting) becomes the call's error, saying that HTTP/3
+   * was required, by whom, and why it failed (`http3Required` set; status and failure kind
+   * kept, so the retry policy and the breaker judge it as usual). The endpoint's HTTP/3 health
+   * memory learns from it for calls that may fall back. gRPC statuses from the server, TLS
+   * errors and refusals pass through as they are.
+   */
+  #requiredFailure(resolved: ResolvedTarget, peer: PeerCandidate, required: Http3Requirement, error: unknown): unknown {
+    if (!(error instanceof RpcError)) return error;
+    const failure = error.failure;
+    if (failure !== 'connect' && failure !== 'handshake' && failure !== 'idle-timeout') return error;
+    const reason = http3FailureReason(error);
+    if (reason !== undefined) this.#deps.health.markBroken(peer.authority, reason, resolved.profile.http3Health);
+    const by = required === 'profile' ? `profile "${resolved.profileName}" has http3 "require"` : `the endpoint hint for ${peer.authority} has http3 "require"`;
+    return new RpcError(error.status, error.statusName, `HTTP/3 is required (${by}), so HTTP/2 was not tried; HTTP/3 failed (${failure}): ${error.details}`, { ...error.context, protocol: 'h3', http3Required: true });
   }
 
   /** Records a fall back from HTTP/3 to HTTP/2: health memory, the fallback counter, the span. */

@@ -98,6 +98,10 @@ export interface Harness {
   readonly breaker: ICircuitBreaker;
   readonly chooser: IPeerChooser;
   readonly options: BehaviorSubject<ControlPlaneOptionsInput>;
+  /** The endpoint hints (configured + live); `apply` is a live update. */
+  readonly hints: EndpointHintStore;
+  /** The HTTP/3 backoff memory. */
+  readonly health: Http3Health;
   dispose(): Promise<void>;
 }
 
@@ -125,11 +129,13 @@ export function harness(
   const breaker = extra.breaker ?? new PeerCircuitBreaker({ settingsFor: (p) => monitor.current.profiles[p]?.breaker, clock });
   const transports = new Map<WireProtocol, Transport>([['h2', new ScriptedTransport('h2', behaviour, seen, clock.now, streams)]]);
   if (extra.http3 !== false) transports.set('h3', new ScriptedTransport('h3', behaviour, seen, clock.now, streams));
+  const hints = new EndpointHintStore(monitor.snapshots$, undefined);
+  const health = new Http3Health(clock);
   const factory = new ControlPlaneClientFactory({
     options: monitor,
     tls,
-    hints: new EndpointHintStore(monitor.snapshots$, undefined),
-    health: new Http3Health(clock),
+    hints,
+    health,
     cache: new ChannelCache(transports),
     chooser,
     breaker,
@@ -140,7 +146,7 @@ export function harness(
     peerLists: extra.peerLists,
   });
   return {
-    factory, seen, behaviour, streams, clock, breaker, chooser, options,
+    factory, seen, behaviour, streams, clock, breaker, chooser, options, hints, health,
     dispose: async () => {
       await factory.dispose();
       tls.dispose();
