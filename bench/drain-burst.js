@@ -11,7 +11,8 @@
 // whether the three running calls finished.
 //
 // `dist` (default ../dist) is the built library to measure: point it at another build to
-// compare. DRAIN_DEBUG=1 also prints every failed call's error.
+// compare. DRAIN_DEBUG=1 also prints every failed call's error; DRAIN_SHAPE=<text> runs only
+// the shapes whose name contains it, DRAIN_HTTP3=prefer|disable only that protocol setting.
 import 'reflect-metadata';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
@@ -116,8 +117,8 @@ const shapes = [
   ['4 waves x 5, the drainer alone, presets', {}, 4, 5, 15, { endpoint: 'drainer' }],
 ];
 try {
-  for (const http3 of ['prefer', 'disable']) {
-    for (const [shape, profile, waves, perWave, gapMs, target] of shapes) {
+  for (const http3 of ['prefer', 'disable'].filter((value) => (process.env.DRAIN_HTTP3 ?? value) === value)) {
+    for (const [shape, profile, waves, perWave, gapMs, target] of shapes.filter(([name]) => name.includes(process.env.DRAIN_SHAPE ?? ''))) {
       for (let run = 1; run <= runs; run++) {
         console.log(JSON.stringify({ http3, shape, run, ...(await scenario(http3, profile, waves, perWave, gapMs, target)) }));
       }

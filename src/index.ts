@@ -70,6 +70,7 @@ export { FewestPendingPeerChooser } from './peers/fewest-pending.js';
 export { InFlightCounter } from './peers/in-flight.js';
 export { ProfilePeerChooser } from './peers/profile-peer-chooser.js';
 export type { PeerLists } from './factory/control-plane-client-factory.js';
+export { MAX_TRANSPARENT_RETRIES } from './factory/control-plane-client-factory.js';
 export {
   PeerCircuitBreaker,
   ConsecutiveFailureCircuitBreaker,
