@@ -23,7 +23,7 @@ export const METRIC_GRPC_OUTBOUND_REQUESTS = 'grpc_outbound_requests';
 export const METRIC_GRPC_OUTBOUND_REQUEST_DURATION = 'grpc_outbound_request_duration_seconds';
 /** Counter; Prometheus: `grpc_outbound_protocol_fallbacks_total`. */
 export const METRIC_GRPC_OUTBOUND_PROTOCOL_FALLBACKS = 'grpc_outbound_protocol_fallbacks';
-/** Counter, one per attempt: the peer chosen and its circuit state; Prometheus: `grpc_outbound_peer_choices_total`. */
+/** Counter, one per attempt (and per transparent retry): the peer chosen and its circuit state; Prometheus: `grpc_outbound_peer_choices_total`. */
 export const METRIC_GRPC_OUTBOUND_PEER_CHOICES = 'grpc_outbound_peer_choices';
 /** Counter; Prometheus: `omnirelay_tls_reloads_total`. */
 export const METRIC_TLS_RELOADS = 'omnirelay_tls_reloads';
