@@ -11,6 +11,7 @@ import {
 } from '@grpc/grpc-js';
 import type { MethodDefinition, ServiceDefinition } from '../factory/service-definition.js';
 import { ConfigError, TlsError } from '../errors.js';
+import { commonNameOf } from '../grpc/peer-identity.js';
 import { CertificateCache } from '../tls/certificate-cache.js';
 import { quicAvailable, quiche } from '../quic/native.js';
 import { GrpcH3Host } from './grpc-h3-host.js';
@@ -131,7 +132,7 @@ function callInfo(call: ServerUnaryCall<unknown, unknown> | ServerWritableStream
       return readCertificate();
     },
     get clientIdentity() {
-      identity ??= /(?:^|\n)CN=([^\n]*)/.exec(readCertificate()?.subject ?? '')?.[1] ?? '';
+      identity ??= commonNameOf(readCertificate()?.subject);
       return identity;
     },
     get metadata() {

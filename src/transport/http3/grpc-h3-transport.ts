@@ -13,11 +13,11 @@ import { runPeerValidator } from '../../tls/peer-verification.js';
 import { GRPC_STATUS, statusName } from '../grpc-status.js';
 import type { DialTarget, PeerIdentity, Transport, TransportConnection, WireCall, WireUnaryResult } from '../types.js';
 import { H3_ERROR_CODES, Http3Error, http3ErrorCodeName } from './error-codes.js';
-import { concatBytes, encodeDataFrame, encodeHeadersFrame, FRAME_TYPE, RequestStreamFrameValidator } from './frames.js';
 import { frameGrpcMessage, GrpcDeframeError, GrpcMappingError, GrpcMessageDeframer, headerRecord, interpretResponseHeaders, interpretTrailers, requestHeaders, type GrpcOutcome } from './grpc-mapping.js';
 import { dialH3 } from './h3-dial.js';
 import { H3Session, H3SessionClosedError } from './h3-session.js';
-import { decodeFieldSection, encodeFieldSection, QpackError } from './qpack/index.js';
+import { QpackError } from './qpack/index.js';
+import { encodeMessage, RequestStreamReader } from './request-stream.js';
 import { abortable, serverAlertError, serverRejectionError, TLS_ALERT, trustStoreOf, verifyChain, type TrustStore } from './quic-support.js';
 
 /** One live QUIC connection with its HTTP/3 session. */
@@ -334,41 +334,30 @@ class GrpcH3Connection implements TransportConnection {
         timeoutMs: Math.max(1, remaining),
         metadata: call.metadata,
       });
-      const request = concatBytes([encodeHeadersFrame(encodeFieldSection(fields)), encodeDataFrame(frameGrpcMessage(call.message))]);
-      await opened.end(request);
+      await opened.end(encodeMessage({ headers: fields, data: [frameGrpcMessage(call.message)] }));
 
       const maxReceive = profile.limits.maxReceiveMessageBytes;
-      const session = live.session;
-      const parser = session.requestStreamParser(maxReceive);
-      const validator = new RequestStreamFrameValidator('client');
+      const response = new RequestStreamReader(opened, live.session, 'client', maxReceive);
       const deframer = new GrpcMessageDeframer(maxReceive);
       let headers: Record<string, string> | undefined;
       let trailers: Record<string, string> = {};
       let outcome: GrpcOutcome | undefined;
-      for (;;) {
-        const chunk = await opened.read();
-        const frames = chunk === null ? parser.end() : (parser.push(chunk), parser.pullAll());
-        for (const frame of frames) {
-          validator.accept(frame.type);
-          if (frame.type === FRAME_TYPE.HEADERS) {
-            const section = decodeFieldSection(frame.payload, { maxFieldSectionSize: session.maxFieldSectionSize }).headers;
-            if (headers === undefined) {
-              headers = headerRecord(section);
-              const interpreted = interpretResponseHeaders(section);
-              if (interpreted.outcome !== undefined) {
-                outcome = interpreted.outcome;
-                if (interpreted.trailersOnly) trailers = headers;
-              }
-            } else {
-              trailers = headerRecord(section);
-              outcome = interpretTrailers(section);
+      for (let event = await response.next(); event !== null; event = await response.next()) {
+        if (event.kind === 'headers') {
+          if (headers === undefined) {
+            headers = headerRecord(event.fields);
+            const interpreted = interpretResponseHeaders(event.fields);
+            if (interpreted.outcome !== undefined) {
+              outcome = interpreted.outcome;
+              if (interpreted.trailersOnly) trailers = headers;
             }
-          } else if (frame.type === FRAME_TYPE.DATA) {
-            if (outcome !== undefined) continue;
-            for (const message of deframer.push(frame.payload)) yield message;
+          } else {
+            trailers = headerRecord(event.fields);
+            outcome = interpretTrailers(event.fields);
           }
+        } else if (outcome === undefined) {
+          for (const message of deframer.push(event.payload)) yield message;
         }
-        if (chunk === null) break;
       }
       finished = true;
       outcome ??= { status: GRPC_STATUS.INTERNAL, statusName: 'INTERNAL', message: headers === undefined ? 'the stream ended without a response' : 'the stream ended without trailers' };
