@@ -1,7 +1,8 @@
 /**
  * gRPC over HTTP/3 through our QUIC driver (quiche) and our own HTTP/3 framing and QPACK: one QUIC
  * connection per endpoint (and TLS generation), dialled lazily on the first call, verified by
- * our own chain, CRL, name and custom checks, requests queued for the peer's stream credit.
+ * the verifier HTTP/2's OpenSSL verdict is matched with (`src/tls/chain-verifier.ts`) and the
+ * custom check, requests queued for the peer's stream credit.
  */
 import { X509Certificate } from 'node:crypto';
 import type { QuicConnection } from '../../quic/connection.js';
@@ -9,6 +10,7 @@ import { QuicConnectionError, QuicDialError, QuicStreamError, QuicStreamLimitErr
 import { QuicUnavailableError } from '../../quic/native.js';
 import type { QuicStream } from '../../quic/stream.js';
 import { RpcError, TlsError, type TransportFailureKind } from '../../errors.js';
+import { trustStoreOf, verifyChain, TLS_ALERT, type TrustStore } from '../../tls/chain-verifier.js';
 import { runPeerValidator } from '../../tls/peer-verification.js';
 import { GRPC_STATUS, statusName } from '../grpc-status.js';
 import type { DialTarget, PeerIdentity, Transport, TransportConnection, WireCall, WireUnaryResult } from '../types.js';
@@ -18,7 +20,7 @@ import { frameGrpcMessage, GrpcDeframeError, GrpcMappingError, GrpcMessageDefram
 import { dialH3 } from './h3-dial.js';
 import { H3Session, H3SessionClosedError } from './h3-session.js';
 import { decodeFieldSection, encodeFieldSection, QpackError } from './qpack/index.js';
-import { abortable, serverAlertError, serverRejectionError, TLS_ALERT, trustStoreOf, verifyChain, type TrustStore } from './quic-support.js';
+import { abortable, serverAlertError, serverRejectionError } from './quic-support.js';
 
 /** One live QUIC connection with its HTTP/3 session. */
 interface Live {
@@ -159,7 +161,7 @@ class GrpcH3Connection implements TransportConnection {
         keepAliveIntervalTime,
         connectTimeoutMs: connectTimeout,
         verify: (certs) => {
-          const rejection = verifyChain(certs, trust, { name });
+          const rejection = verifyChain(certs, trust, { peer: 'server', name });
           if (rejection !== undefined) {
             verificationFailure = serverRejectionError(rejection, this.#context);
             return rejection.alert;
