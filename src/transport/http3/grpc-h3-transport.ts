@@ -12,6 +12,7 @@ import type { QuicStream } from '../../quic/stream.js';
 import { RpcError, TlsError, type TransportFailureKind } from '../../errors.js';
 import { trustStoreOf, verifyChain, TLS_ALERT, type TrustStore } from '../../tls/chain-verifier.js';
 import { runPeerValidator } from '../../tls/peer-verification.js';
+import { pemIdentityOf, type PemIdentity } from '../../tls/pkcs12.js';
 import { GRPC_STATUS, statusName } from '../grpc-status.js';
 import type { DialTarget, PeerIdentity, Transport, TransportConnection, WireCall, WireUnaryResult } from '../types.js';
 import { H3_ERROR_CODES, Http3Error, http3ErrorCodeName } from './error-codes.js';
@@ -139,10 +140,17 @@ class GrpcH3Connection implements TransportConnection {
   async #dial(): Promise<Live> {
     const { endpoint, profile, tls } = this.#target;
     if (tls.mode === 'insecure') throw this.#rpcError(GRPC_STATUS.UNAVAILABLE, 'HTTP/3 needs TLS', 'connect');
+    // A PKCS#12 identity goes to QUIC as PEM (extracted once per TLS generation); its CA
+    // certificates join the trust store, as Node's OpenSSL adds them to HTTP/2's.
+    let identity: PemIdentity | undefined;
     if (tls.pfx !== undefined && tls.cert === undefined) {
-      throw this.#rpcError(GRPC_STATUS.UNAVAILABLE, 'the HTTP/3 transport takes PEM client certificates, not PKCS#12', 'handshake');
+      try {
+        identity = await pemIdentityOf(tls);
+      } catch (error) {
+        throw this.#rpcError(GRPC_STATUS.UNAVAILABLE, `HTTP/3 cannot use the PKCS#12 client certificate: ${error instanceof Error ? error.message : String(error)}`, 'handshake');
+      }
     }
-    this.#trust ??= trustStoreOf(tls.ca, tls.crl);
+    this.#trust ??= trustStoreOf(tls.ca, tls.crl, identity?.caPems);
     const trust = this.#trust;
     const name = tls.serverNameOverride ?? endpoint.host;
     let verificationFailure: TlsError | undefined;
@@ -155,8 +163,8 @@ class GrpcH3Connection implements TransportConnection {
         port: endpoint.port,
         serverName: name,
         ca: tls.ca?.toString('utf8'),
-        cert: tls.cert?.toString('utf8'),
-        key: tls.key?.toString('utf8'),
+        cert: identity?.certPem ?? tls.cert?.toString('utf8'),
+        key: identity?.keyPem ?? tls.key?.toString('utf8'),
         maxIdleTimeout,
         keepAliveIntervalTime,
         connectTimeoutMs: connectTimeout,
