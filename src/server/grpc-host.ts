@@ -14,6 +14,7 @@ import { ConfigError, TlsError } from '../errors.js';
 import { commonNameOf } from '../grpc/peer-identity.js';
 import { CertificateCache } from '../tls/certificate-cache.js';
 import { quicAvailable, quiche } from '../quic/native.js';
+import { splitCrlFile } from '../tls/pem.js';
 import { GrpcH3Host } from './grpc-h3-host.js';
 import { builtInHealthService } from './health-service.js';
 import { toServiceError, type ServerCallInfo, type ServerStreamHandler, type ServiceImplementation, type UnaryHandler } from './service-handlers.js';
@@ -64,7 +65,7 @@ const SAME_PORT_ATTEMPTS = 8;
 class SecureContextServerCredentials extends ServerCredentials {
   constructor(tls: GrpcHostTls) {
     const ca = tls.caFile !== undefined ? readFileSync(tls.caFile) : undefined;
-    const crl = (tls.crlFiles ?? []).map((f) => readFileSync(f));
+    const crl = (tls.crlFiles ?? []).flatMap((f) => splitCrlFile(readFileSync(f)));
     const require = tls.requireClientCertificate ?? true;
     super(
       { requestCert: ca !== undefined, rejectUnauthorized: require && ca !== undefined },

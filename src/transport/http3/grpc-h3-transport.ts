@@ -1,7 +1,8 @@
 /**
  * gRPC over HTTP/3 through our QUIC driver (quiche) and our own HTTP/3 framing and QPACK: one QUIC
  * connection per endpoint (and TLS generation), dialled lazily on the first call, verified by
- * our own chain, CRL, name and custom checks, requests queued for the peer's stream credit.
+ * the verifier HTTP/2's OpenSSL verdict is matched with (`src/tls/chain-verifier.ts`) and the
+ * custom check, requests queued for the peer's stream credit.
  */
 import { X509Certificate } from 'node:crypto';
 import type { QuicConnection } from '../../quic/connection.js';
@@ -9,7 +10,9 @@ import { QuicConnectionError, QuicDialError, QuicStreamError, QuicStreamLimitErr
 import { QuicUnavailableError } from '../../quic/native.js';
 import type { QuicStream } from '../../quic/stream.js';
 import { RpcError, TlsError, type TransportFailureKind } from '../../errors.js';
+import { trustStoreOf, verifyChain, TLS_ALERT, type TrustStore } from '../../tls/chain-verifier.js';
 import { runPeerValidator } from '../../tls/peer-verification.js';
+import { pemIdentityOf, type PemIdentity } from '../../tls/pkcs12.js';
 import { GRPC_STATUS, statusName } from '../grpc-status.js';
 import type { DialTarget, PeerIdentity, Transport, TransportConnection, WireCall, WireUnaryResult } from '../types.js';
 import { H3_ERROR_CODES, Http3Error, http3ErrorCodeName } from './error-codes.js';
@@ -18,7 +21,7 @@ import { dialH3 } from './h3-dial.js';
 import { H3Session, H3SessionClosedError } from './h3-session.js';
 import { QpackError } from './qpack/index.js';
 import { encodeMessage, RequestStreamReader } from './request-stream.js';
-import { abortable, serverAlertError, serverRejectionError, TLS_ALERT, trustStoreOf, verifyChain, type TrustStore } from './quic-support.js';
+import { abortable, serverAlertError, serverRejectionError } from './quic-support.js';
 
 /** One live QUIC connection with its HTTP/3 session. */
 interface Live {
@@ -137,10 +140,17 @@ class GrpcH3Connection implements TransportConnection {
   async #dial(): Promise<Live> {
     const { endpoint, profile, tls } = this.#target;
     if (tls.mode === 'insecure') throw this.#rpcError(GRPC_STATUS.UNAVAILABLE, 'HTTP/3 needs TLS', 'connect');
+    // A PKCS#12 identity goes to QUIC as PEM (extracted once per TLS generation); its CA
+    // certificates join the trust store, as Node's OpenSSL adds them to HTTP/2's.
+    let identity: PemIdentity | undefined;
     if (tls.pfx !== undefined && tls.cert === undefined) {
-      throw this.#rpcError(GRPC_STATUS.UNAVAILABLE, 'the HTTP/3 transport takes PEM client certificates, not PKCS#12', 'handshake');
+      try {
+        identity = await pemIdentityOf(tls);
+      } catch (error) {
+        throw this.#rpcError(GRPC_STATUS.UNAVAILABLE, `HTTP/3 cannot use the PKCS#12 client certificate: ${error instanceof Error ? error.message : String(error)}`, 'handshake');
+      }
     }
-    this.#trust ??= trustStoreOf(tls.ca, tls.crl);
+    this.#trust ??= trustStoreOf(tls.ca, tls.crl, identity?.caPems);
     const trust = this.#trust;
     const name = tls.serverNameOverride ?? endpoint.host;
     let verificationFailure: TlsError | undefined;
@@ -153,13 +163,13 @@ class GrpcH3Connection implements TransportConnection {
         port: endpoint.port,
         serverName: name,
         ca: tls.ca?.toString('utf8'),
-        cert: tls.cert?.toString('utf8'),
-        key: tls.key?.toString('utf8'),
+        cert: identity?.certPem ?? tls.cert?.toString('utf8'),
+        key: identity?.keyPem ?? tls.key?.toString('utf8'),
         maxIdleTimeout,
         keepAliveIntervalTime,
         connectTimeoutMs: connectTimeout,
         verify: (certs) => {
-          const rejection = verifyChain(certs, trust, { name });
+          const rejection = verifyChain(certs, trust, { peer: 'server', name });
           if (rejection !== undefined) {
             verificationFailure = serverRejectionError(rejection, this.#context);
             return rejection.alert;

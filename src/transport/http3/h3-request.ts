@@ -16,7 +16,8 @@ import { dialH3 } from './h3-dial.js';
 import { H3Session, H3SessionClosedError } from './h3-session.js';
 import { QpackError, type HeaderField } from './qpack/index.js';
 import { encodeMessage, RequestStreamReader } from './request-stream.js';
-import { abortable, serverAlertError, serverRejectionError, trustStoreOf, verifyChain } from './quic-support.js';
+import { trustStoreOf, verifyChain } from '../../tls/chain-verifier.js';
+import { abortable, serverAlertError, serverRejectionError } from './quic-support.js';
 
 export interface Http3ClientTls {
   /** PEM CA bundle the server certificate must chain to. Default: Node's bundled root CAs. */
@@ -169,7 +170,7 @@ export class Http3Client {
       maxIdleTimeout: options.idleTimeoutMs ?? DEFAULT_IDLE_TIMEOUT_MS,
       connectTimeoutMs,
       verify: (certs) => {
-        const rejection = verifyChain(certs, trust, { name: serverName });
+        const rejection = verifyChain(certs, trust, { peer: 'server', name: serverName });
         if (rejection === undefined) return undefined;
         rejected = serverRejectionError(rejection, { peer: authority, profile: 'fetchHttp3' });
         return rejection.alert;
