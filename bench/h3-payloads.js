@@ -5,13 +5,14 @@
 // batch, and h3/h2 ratios. Asserts nothing about time.
 //   - 50 concurrent unary calls with 64 KiB requests (the server echoes nothing back)
 //   - one unary call with a 1 MiB request
+//   - one server stream of 8 MiB (128 messages of 64 KiB; a raw-bytes bench service): MB/s
 // BENCH_PAYLOAD_ROUNDS (default 5) batches per protocol, interleaved.
 import 'reflect-metadata';
 import { readFile, mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { controlPlaneV1, writeDevPki } from '../dist/index.js';
-import { expectProtocol, pingVia, startSamePortHosts, twoProtocolFactory } from './h3-setup.js';
+import { controlPlaneV1, GrpcHost, writeDevPki } from '../dist/index.js';
+import { expectProtocol, pingService, pingVia, twoProtocolFactory } from './h3-setup.js';
 
 const ROUNDS = Number(process.env.BENCH_PAYLOAD_ROUNDS ?? 5);
 
@@ -44,10 +45,39 @@ async function batch(factory, endpoint, count, bytes) {
   return { ms, failed: failed.length, firstFailure: failed[0]?.reason?.message, protocols: [...protocols].join(','), datagramsIn: delta('InDatagrams'), datagramsOut: delta('OutDatagrams'), drops: delta('RcvbufErrors') };
 }
 
+/** Raw bytes as a message: the bench measures transport, not protobuf. */
+const bytesCodec = { encode: (message) => ({ finish: () => message }), decode: (input) => input };
+const STREAM_CHUNK = 64 * 1024;
+const STREAM_CHUNKS = 128;
+const BulkDefinition = {
+  name: 'Bulk',
+  fullName: 'omnirelay.bench.v1.Bulk',
+  methods: { download: { name: 'Download', requestType: bytesCodec, requestStream: false, responseType: bytesCodec, responseStream: true } },
+};
+const chunk = new Uint8Array(STREAM_CHUNK).fill(5);
+const bulkService = [
+  BulkDefinition,
+  {
+    download: async function* () {
+      for (let i = 0; i < STREAM_CHUNKS; i++) yield chunk;
+    },
+  },
+];
+
+async function download(factory, endpoint) {
+  const started = performance.now();
+  let bytes = 0;
+  for await (const message of factory.serverStream(BulkDefinition, 'download', new Uint8Array(0), { endpoint, deadlineMs: 60_000 })) bytes += message.byteLength;
+  if (bytes !== STREAM_CHUNK * STREAM_CHUNKS) throw new Error(`the stream carried ${bytes} bytes, expected ${STREAM_CHUNK * STREAM_CHUNKS}`);
+  return performance.now() - started;
+}
+
 async function main() {
   const dir = await mkdtemp(join(tmpdir(), 'omnirelay-bench-payloads-'));
   const pki = await writeDevPki(dir, ['server', 'client']);
-  const host = await startSamePortHosts(pki.files.server, pki);
+  const files = pki.files.server;
+  const grpcHost = await GrpcHost.start({ host: '127.0.0.1', tls: { certFile: files.certFile, keyFile: files.keyFile, caFile: pki.caFile } }, [pingService, bulkService]);
+  const host = { url: grpcHost.url, close: () => grpcHost.close(1000) };
   const { container, factory } = twoProtocolFactory({ pki, client: pki.files.client, url: host.url });
   try {
     await expectProtocol(pingVia(factory, 'bench-h3'), 'h3', 'HTTP/3 profile');
@@ -71,6 +101,16 @@ async function main() {
       }
       console.log(`  ratio h3/h2 (median wall time): ${(median(results.h3.map((x) => x.ms)) / median(results.h2.map((x) => x.ms))).toFixed(2)} (goal <= 2)`);
     }
+    const streams = { h3: [], h2: [] };
+    for (let round = 0; round < ROUNDS; round++) {
+      for (const protocol of round % 2 === 0 ? ['h3', 'h2'] : ['h2', 'h3']) streams[protocol].push(await download(factory, `bench-${protocol}`));
+    }
+    const mbps = (ms) => (STREAM_CHUNK * STREAM_CHUNKS) / 1e6 / (ms / 1000);
+    console.log(`server stream of 8 MiB (${STREAM_CHUNKS} x 64 KiB messages, ${ROUNDS} runs each, interleaved):`);
+    for (const protocol of ['h2', 'h3']) {
+      console.log(`  ${protocol === 'h3' ? 'HTTP/3' : 'HTTP/2'}  median ${mbps(median(streams[protocol])).toFixed(0)} MB/s  (${streams[protocol].map((ms) => mbps(ms).toFixed(0)).join(', ')})`);
+    }
+    console.log(`  ratio h3/h2 (throughput): ${(mbps(median(streams.h3)) / mbps(median(streams.h2))).toFixed(2)} (goal >= 0.5)`);
   } finally {
     await container.unbindAllAsync();
     await host.close();

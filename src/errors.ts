@@ -1,3 +1,5 @@
+import type { CertificateFailure } from './tls/verify-errors.js';
+
 /**
  * Every error this library raises on purpose is an {@link OmniRelayError} with a stable
  * `code` that callers can switch on, and a message that says what to fix.
@@ -76,22 +78,26 @@ export type TlsErrorCode = Extract<OmniRelayErrorCode, `TLS_${string}`>;
 
 /**
  * A TLS or mTLS failure. `file` names the file at fault when there is one, `peer` the
- * endpoint when the failure happened against a peer.
+ * endpoint when the failure happened against a peer, `verifyError` the exact reason when we
+ * refused the peer's certificate (OpenSSL's verify error name, e.g. `CRL_HAS_EXPIRED`, or
+ * `ERR_TLS_CERT_ALTNAME_INVALID`; the same over HTTP/2 and HTTP/3).
  */
 export class TlsError extends OmniRelayError {
   readonly file: string | undefined;
   readonly peer: string | undefined;
   readonly profile: string | undefined;
+  readonly verifyError: CertificateFailure | undefined;
 
   constructor(
     code: TlsErrorCode,
     message: string,
-    details: { file?: string | undefined; peer?: string | undefined; profile?: string | undefined; cause?: unknown } = {},
+    details: { file?: string | undefined; peer?: string | undefined; profile?: string | undefined; verifyError?: CertificateFailure | undefined; cause?: unknown } = {},
   ) {
     super(code, message, { cause: details.cause });
     this.file = details.file;
     this.peer = details.peer;
     this.profile = details.profile;
+    this.verifyError = details.verifyError;
   }
 }
 

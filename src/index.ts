@@ -57,8 +57,9 @@ export {
 export type { ITlsProvider } from './tls/tls-provider.js';
 export type { TlsMaterial } from './tls/material.js';
 export type { PeerCertificateCheck, PeerCertificateValidator } from './tls/peer-verification.js';
+export type { CertificateFailure, CertificateVerifyError } from './tls/verify-errors.js';
 export { FileTlsProvider } from './tls/file-tls-provider.js';
-export { createDevCertificateAuthority, writeDevPki, type DevCertificateAuthority, type DevCertificateAuthorityOptions, type DevPkiFiles, type IssuedCertificate, type IssueOptions } from './tls/dev-pki.js';
+export { createDevCertificateAuthority, writeDevPki, type DevCertificateAuthority, type DevCertificateAuthorityOptions, type DevPkiFiles, type IssuedCertificate, type IssueOptions, type IntermediateOptions, type CrlOptions, type CertificateUsage } from './tls/dev-pki.js';
 
 export { createEndpointHintSubject, type EndpointHintUpdate } from './hints/endpoint-hints.js';
 export { Http3Health, type Http3FailureReason, type Http3HealthState } from './hints/http3-health.js';

@@ -12,6 +12,7 @@ import { performance } from 'node:perf_hooks';
 import { Container } from 'inversify';
 import { ControlPlaneDefinition, type PingRequest, type PingResponse } from '../gen/omnirelay/controlplane/v1/gossip.js';
 import type { IGrpcControlPlaneClientFactory } from '../factory/types.js';
+import { commonNameOf } from '../grpc/peer-identity.js';
 import { createEndpointHintSubject } from '../hints/endpoint-hints.js';
 import { grpcControlPlaneModule } from '../module.js';
 import { GrpcHost, type ServerCallInfo } from '../server/grpc-host.js';
@@ -22,7 +23,7 @@ import 'reflect-metadata';
 const CALLS = 12;
 
 function subjectCn(subject: string | undefined): string {
-  return /(?:^|\n)CN=([^\n]*)/.exec(subject ?? '')?.[1] ?? '-';
+  return commonNameOf(subject) || '-';
 }
 
 async function main(): Promise<void> {

@@ -4,6 +4,7 @@ import { EndpointError } from '../errors.js';
 import { CALLER_OPTION, type CallerMarked } from '../factory/caller.js';
 import type { MethodDefinition, ServiceDefinition } from '../factory/service-definition.js';
 import type { CallOptions, CallTarget, IGrpcControlPlaneClientFactory } from '../factory/types.js';
+import { commonNameOf } from '../grpc/peer-identity.js';
 import type { CallContext } from './context.js';
 import { ONEWAY_ACK } from './oneway-ack.js';
 import type { Outbound, OutboundProcedure } from './outbound.js';
@@ -20,7 +21,7 @@ export interface GrpcOutboundOptions {
 }
 
 function identityOf(certificate: X509Certificate | undefined): string {
-  return /(?:^|\n)CN=([^\n]*)/.exec(certificate?.subject ?? '')?.[1] ?? '';
+  return commonNameOf(certificate?.subject);
 }
 
 /** The same method with the oneway acknowledgement as its response, cached per method. */

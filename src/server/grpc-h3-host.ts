@@ -1,15 +1,17 @@
 import type { X509Certificate } from 'node:crypto';
 import type { QuicConnection } from '../quic/connection.js';
+import { QuicStreamError } from '../quic/errors.js';
 import type { QuicServer } from '../quic/server.js';
 import type { QuicStream } from '../quic/stream.js';
 import type { MethodDefinition, ServiceDefinition } from '../factory/service-definition.js';
+import { commonNameOf } from '../grpc/peer-identity.js';
 import { CertificateCache } from '../tls/certificate-cache.js';
 import { GRPC_STATUS } from '../transport/grpc-status.js';
 import { H3_ERROR_CODES, Http3Error } from '../transport/http3/error-codes.js';
-import { concatBytes, encodeDataFrame, encodeHeadersFrame, FRAME_TYPE, RequestStreamFrameValidator } from '../transport/http3/frames.js';
 import { decodeGrpcTimeout, encodeGrpcMessage, frameGrpcMessage, GrpcDeframeError, GrpcMessageDeframer, headerRecord } from '../transport/http3/grpc-mapping.js';
 import { H3Session } from '../transport/http3/h3-session.js';
-import { decodeFieldSection, encodeFieldSection, QpackError, type HeaderField } from '../transport/http3/qpack/index.js';
+import { encodeMessage, RequestStreamReader, type RequestStreamEvent } from '../transport/http3/request-stream.js';
+import { QpackError, type HeaderField } from '../transport/http3/qpack/index.js';
 import { startH3QuicServer, stopH3QuicServer, type H3QuicServerOptions } from './h3-quic-server.js';
 import { toServiceError, type ServerCallInfo, type ServerStreamHandler, type ServiceImplementation, type UnaryHandler } from './service-handlers.js';
 
@@ -150,7 +152,7 @@ export class GrpcH3Host {
       const fields = responded ? statusFields(code, message) : [...RESPONSE_HEADERS, ...statusFields(code, message)];
       responded = true;
       try {
-        await stream.end(encodeHeadersFrame(encodeFieldSection(fields)));
+        await stream.end(encodeMessage({ headers: fields }));
       } catch {
         cancel();
       }
@@ -200,8 +202,7 @@ export class GrpcH3Host {
         if (route.method.responseStream) {
           for await (const message of (route.handler as ServerStreamHandler<unknown, unknown>)(decoded, info)) {
             if (done || controller.signal.aborted) return;
-            const data = encodeDataFrame(frameGrpcMessage(route.method.responseType.encode(message).finish()));
-            const bytes = responded ? data : concatBytes([encodeHeadersFrame(encodeFieldSection(RESPONSE_HEADERS)), data]);
+            const bytes = encodeMessage({ headers: responded ? undefined : RESPONSE_HEADERS, data: [frameGrpcMessage(route.method.responseType.encode(message).finish())] });
             responded = true;
             await stream.write(bytes);
           }
@@ -209,10 +210,10 @@ export class GrpcH3Host {
         } else {
           const response = await (route.handler as UnaryHandler<unknown, unknown>)(decoded, info);
           if (done || controller.signal.aborted) return;
-          const data = encodeDataFrame(frameGrpcMessage(route.method.responseType.encode(response).finish()));
+          const message = frameGrpcMessage(route.method.responseType.encode(response).finish());
           done = true;
           responded = true;
-          await stream.end(concatBytes([encodeHeadersFrame(encodeFieldSection(RESPONSE_HEADERS)), data, encodeHeadersFrame(encodeFieldSection(statusFields(GRPC_STATUS.OK, '')))]));
+          await stream.end(encodeMessage({ headers: RESPONSE_HEADERS, data: [message], trailers: statusFields(GRPC_STATUS.OK, '') }));
         }
       } catch (error) {
         if (controller.signal.aborted && !done) {
@@ -249,46 +250,32 @@ export class GrpcH3Host {
   }
 
   /** Reads the request: its header section and every message, until the client's FIN. */
-  async #readRequest(state: ConnectionState, stream: QuicStream): Promise<{ fields: Array<[string, string]>; messages: Uint8Array[] } | undefined> {
-    const maxFieldSectionSize = state.session.maxFieldSectionSize;
-    const parser = state.session.requestStreamParser(this.#maxReceive);
-    const validator = new RequestStreamFrameValidator('server');
+  async #readRequest(state: ConnectionState, stream: QuicStream): Promise<{ fields: HeaderField[]; messages: Uint8Array[] } | undefined> {
+    const request = new RequestStreamReader(stream, state.session, 'server', this.#maxReceive);
     const deframer = new GrpcMessageDeframer(this.#maxReceive);
-    let fields: Array<[string, string]> | undefined;
+    let fields: HeaderField[] | undefined;
     const messages: Uint8Array[] = [];
     for (;;) {
-      let chunk: Uint8Array | null;
+      let event: RequestStreamEvent | null;
       try {
-        chunk = await stream.read();
-      } catch {
-        return undefined; // the client reset the request
-      }
-      try {
-        const frames = chunk === null ? parser.end() : (parser.push(chunk), parser.pullAll());
-        for (const frame of frames) {
-          validator.accept(frame.type);
-          if (frame.type === FRAME_TYPE.HEADERS) {
-            const section = decodeFieldSection(frame.payload, { maxFieldSectionSize }).headers;
-            fields ??= section; // request trailers carry nothing gRPC uses
-          } else if (frame.type === FRAME_TYPE.DATA) {
-            messages.push(...deframer.push(frame.payload));
-          }
-        }
+        event = await request.next();
+        if (event === null) break;
+        if (event.kind === 'headers') fields ??= event.fields; // request trailers carry nothing gRPC uses
+        else messages.push(...deframer.push(event.payload));
       } catch (error) {
+        if (error instanceof QuicStreamError) return undefined; // the client reset the request
         // A request we refuse at the stream level: stop reading it (nothing more is buffered).
-        if ((error instanceof QpackError && error.kind === 'field-section-too-large') || error instanceof GrpcDeframeError) {
-          stream.stopReading(H3_ERROR_CODES.H3_NO_ERROR);
-        }
+        if ((error instanceof QpackError && error.kind === 'field-section-too-large') || error instanceof GrpcDeframeError) request.stop(H3_ERROR_CODES.H3_NO_ERROR);
         throw error;
       }
-      if (chunk === null) break;
     }
     if (fields === undefined) throw Http3Error.stream(H3_ERROR_CODES.H3_REQUEST_INCOMPLETE, 'request without headers');
     if (deframer.bufferedBytes > 0) throw new GrpcDeframeError(GRPC_STATUS.INTERNAL, 'the request ended inside a message');
     return { fields, messages };
   }
 
-  #callInfo(state: ConnectionState, fields: ReadonlyArray<[string, string]>, signal: AbortSignal, deadline: number | undefined): ServerCallInfo {
+
+  #callInfo(state: ConnectionState, fields: readonly HeaderField[], signal: AbortSignal, deadline: number | undefined): ServerCallInfo {
     let identity: string | undefined;
     let metadata: Record<string, string> | undefined;
     const read = (): X509Certificate | undefined => this.#clientCertificate(state);
@@ -297,7 +284,7 @@ export class GrpcH3Host {
         return read();
       },
       get clientIdentity() {
-        identity ??= /(?:^|\n)CN=([^\n]*)/.exec(read()?.subject ?? '')?.[1] ?? '';
+        identity ??= commonNameOf(read()?.subject);
         return identity;
       },
       get metadata() {

@@ -11,7 +11,10 @@ import {
 } from '@grpc/grpc-js';
 import type { MethodDefinition, ServiceDefinition } from '../factory/service-definition.js';
 import { ConfigError, TlsError } from '../errors.js';
+import { commonNameOf } from '../grpc/peer-identity.js';
 import { CertificateCache } from '../tls/certificate-cache.js';
+import { quicAvailable, quiche } from '../quic/native.js';
+import { splitCrlFile } from '../tls/pem.js';
 import { GrpcH3Host } from './grpc-h3-host.js';
 import { builtInHealthService } from './health-service.js';
 import { toServiceError, type ServerCallInfo, type ServerStreamHandler, type ServiceImplementation, type UnaryHandler } from './service-handlers.js';
@@ -62,7 +65,7 @@ const SAME_PORT_ATTEMPTS = 8;
 class SecureContextServerCredentials extends ServerCredentials {
   constructor(tls: GrpcHostTls) {
     const ca = tls.caFile !== undefined ? readFileSync(tls.caFile) : undefined;
-    const crl = (tls.crlFiles ?? []).map((f) => readFileSync(f));
+    const crl = (tls.crlFiles ?? []).flatMap((f) => splitCrlFile(readFileSync(f)));
     const require = tls.requireClientCertificate ?? true;
     super(
       { requestCert: ca !== undefined, rejectUnauthorized: require && ca !== undefined },
@@ -130,7 +133,7 @@ function callInfo(call: ServerUnaryCall<unknown, unknown> | ServerWritableStream
       return readCertificate();
     },
     get clientIdentity() {
-      identity ??= /(?:^|\n)CN=([^\n]*)/.exec(readCertificate()?.subject ?? '')?.[1] ?? '';
+      identity ??= commonNameOf(readCertificate()?.subject);
       return identity;
     },
     get metadata() {
@@ -258,9 +261,21 @@ function http3Settings(options: GrpcHostOptions): GrpcHostHttp3Options | undefin
   }
   if (optionalClientCertificates(tls)) {
     throw new ConfigError(
-      [{ key: 'http3', message: 'optional client certificates (caFile with requireClientCertificate: false) are served over HTTP/2 only: over HTTP/3 the QUIC library cannot ask for a certificate without demanding it. Set http3: false, or require client certificates.' }],
+      [{ key: 'http3', message: 'optional client certificates (caFile with requireClientCertificate: false) are served over HTTP/2 only: over HTTP/3 our QUIC configuration cannot ask for a certificate without demanding it. Set http3: false, or require client certificates.' }],
       'GrpcHost options',
     );
+  }
+  if (!quicAvailable()) {
+    // The default follows what this machine can do (the load already warned once, naming why);
+    // an explicit request for HTTP/3 that cannot be met is an error.
+    if (options.http3 === undefined) return undefined;
+    let reason = 'the QUIC binding is unavailable';
+    try {
+      quiche();
+    } catch (error) {
+      reason = (error as Error).message;
+    }
+    throw new ConfigError([{ key: 'http3', message: `${reason}. Set http3: false (or leave it unset to serve HTTP/2 only where HTTP/3 cannot run).` }], 'GrpcHost options');
   }
   return wanted === true ? {} : wanted;
 }

@@ -3,7 +3,7 @@ import type { QuicConnection } from '../quic/connection.js';
 import { QuicServer } from '../quic/server.js';
 import { H3_ERROR_CODES } from '../transport/http3/error-codes.js';
 import type { H3Session } from '../transport/http3/h3-session.js';
-import { trustStoreOf, verifyChain } from '../transport/http3/quic-support.js';
+import { trustStoreOf, verifyChain } from '../tls/chain-verifier.js';
 import type { GrpcHostTls } from './grpc-host.js';
 
 /** What every HTTP/3 host (gRPC or files) configures on its QUIC server. */
@@ -23,7 +23,9 @@ export interface H3QuicServerOptions {
 /**
  * Starts a QUIC server speaking ALPN `h3` with the host's TLS: client certificates are
  * required by default when a CA is given (BoringSSL refuses a client without one, alert 116),
- * and checked by our verify function against the CA and the CRLs.
+ * and checked by the shared verifier (`verifyChain`, purpose clientAuth) against the CA and
+ * the CRLs exactly as the HTTP/2 side's OpenSSL checks them; a refusal closes the handshake
+ * with OpenSSL's alert for the reason.
  */
 export async function startH3QuicServer(options: H3QuicServerOptions, onConnection: (connection: QuicConnection) => void): Promise<QuicServer> {
   const tls = options.tls;
@@ -39,7 +41,7 @@ export async function startH3QuicServer(options: H3QuicServerOptions, onConnecti
     cert: readFileSync(tls.certFile, 'utf8'),
     ca,
     verifyPeer,
-    verify: trust !== undefined ? (certs) => verifyChain(certs, trust)?.alert : undefined,
+    verify: trust !== undefined ? (certs) => verifyChain(certs, trust, { peer: 'client' })?.alert : undefined,
     maxIdleTimeoutMs: options.maxIdleTimeoutMs ?? 30_000,
     initialMaxStreamsBidi: options.initialMaxStreamsBidi ?? 100,
     onConnection,

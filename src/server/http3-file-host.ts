@@ -7,12 +7,14 @@
 import { open, realpath, stat } from 'node:fs/promises';
 import { extname, join, resolve, sep } from 'node:path';
 import type { QuicConnection } from '../quic/connection.js';
+import { QuicStreamError } from '../quic/errors.js';
 import type { QuicServer } from '../quic/server.js';
 import type { QuicStream } from '../quic/stream.js';
 import { H3_ERROR_CODES, Http3Error } from '../transport/http3/error-codes.js';
-import { concatBytes, encodeDataFrame, encodeHeadersFrame, FRAME_TYPE, FrameParser, RequestStreamFrameValidator } from '../transport/http3/frames.js';
+import { concatBytes } from '../transport/http3/frames.js';
 import { H3Session } from '../transport/http3/h3-session.js';
-import { decodeFieldSection, encodeFieldSection, QpackError, type HeaderField } from '../transport/http3/qpack/index.js';
+import { QpackError, type HeaderField } from '../transport/http3/qpack/index.js';
+import { encodeMessage, RequestStreamReader, type RequestStreamEvent } from '../transport/http3/request-stream.js';
 import { startH3QuicServer, stopH3QuicServer, type H3QuicServerOptions } from './h3-quic-server.js';
 
 export interface Http3FileHostOptions extends H3QuicServerOptions {
@@ -126,29 +128,24 @@ export class Http3FileHost {
 
   /** Reads the request's header section, then drains the stream to the client's FIN. */
   async #readRequest(session: H3Session, stream: QuicStream): Promise<Request | undefined> {
-    const maxFieldSectionSize = session.maxFieldSectionSize;
-    const parser = new FrameParser({ maxFramePayloadBytes: Math.max(MAX_REQUEST_BODY_BYTES, maxFieldSectionSize) + 1024 });
-    const validator = new RequestStreamFrameValidator('server');
-    let fields: Array<[string, string]> | undefined;
+    const request = new RequestStreamReader(stream, session, 'server', MAX_REQUEST_BODY_BYTES);
+    let fields: HeaderField[] | undefined;
     let bodyBytes = 0;
     for (;;) {
-      let chunk: Uint8Array | null;
+      let event: RequestStreamEvent | null;
       try {
-        chunk = await stream.read();
-      } catch {
-        return undefined; // the client reset the request
+        event = await request.next();
+      } catch (error) {
+        if (error instanceof QuicStreamError) return undefined; // the client reset the request
+        throw error;
       }
-      const frames = chunk === null ? parser.end() : (parser.push(chunk), parser.pullAll());
-      for (const frame of frames) {
-        validator.accept(frame.type);
-        if (frame.type === FRAME_TYPE.HEADERS) {
-          fields ??= decodeFieldSection(frame.payload, { maxFieldSectionSize }).headers;
-        } else if (frame.type === FRAME_TYPE.DATA) {
-          bodyBytes += frame.payload.length;
-          if (bodyBytes > MAX_REQUEST_BODY_BYTES) throw Http3Error.stream(H3_ERROR_CODES.H3_EXCESSIVE_LOAD, 'request body too large');
-        }
+      if (event === null) break;
+      if (event.kind === 'headers') {
+        fields ??= event.fields;
+      } else {
+        bodyBytes += event.payload.length;
+        if (bodyBytes > MAX_REQUEST_BODY_BYTES) throw Http3Error.stream(H3_ERROR_CODES.H3_EXCESSIVE_LOAD, 'request body too large');
       }
-      if (chunk === null) break;
     }
     if (fields === undefined) throw Http3Error.stream(H3_ERROR_CODES.H3_REQUEST_INCOMPLETE, 'request without headers');
     const method = fields.find(([name]) => name === ':method')?.[1];
@@ -157,13 +154,14 @@ export class Http3FileHost {
     return { method, path };
   }
 
+
   /** Writes the whole response; its last bytes carry the FIN. */
   async #respond(stream: QuicStream, request: Request): Promise<void> {
-    const headers = (status: number, extra: HeaderField[]): Uint8Array => encodeHeadersFrame(encodeFieldSection([[':status', String(status)], ['server', 'omnirelay-h3'], ...extra]));
+    const headers = (status: number, extra: HeaderField[]): Uint8Array => encodeMessage({ headers: [[':status', String(status)], ['server', 'omnirelay-h3'], ...extra] });
     const text = async (status: number, body: string, extra: HeaderField[] = []): Promise<void> => {
       const bytes = Buffer.from(body, 'utf8');
       const head = headers(status, [['content-type', 'text/plain; charset=utf-8'], ['content-length', String(bytes.length)], ...extra]);
-      await stream.end(request.method === 'HEAD' ? head : concatBytes([head, encodeDataFrame(bytes)]));
+      await stream.end(request.method === 'HEAD' ? head : concatBytes([head, encodeMessage({ data: [bytes] })]));
     };
     if (request.method !== 'GET' && request.method !== 'HEAD') {
       await text(405, 'method not allowed\n', [['allow', 'GET, HEAD']]);
@@ -195,7 +193,7 @@ export class Http3FileHost {
         const { bytesRead } = await handle.read(buffer, 0, buffer.length, offset);
         if (bytesRead === 0) throw new Error(`${file} shrank while it was sent`);
         offset += bytesRead;
-        const data = encodeDataFrame(buffer.subarray(0, bytesRead));
+        const data = encodeMessage({ data: [buffer.subarray(0, bytesRead)] });
         await stream.write(first !== undefined ? concatBytes([first, data]) : data, offset >= size);
         first = undefined;
       }

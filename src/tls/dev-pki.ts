@@ -6,11 +6,14 @@
  *
  * - CA: basicConstraints cA=TRUE (critical), keyUsage keyCertSign+cRLSign (critical),
  *   subjectKeyIdentifier.
+ * - Intermediates ({@link DevCertificateAuthority.intermediate}): like the CA, issued by its
+ *   parent (authorityKeyIdentifier), optionally with an extendedKeyUsage; they issue leaves
+ *   and CRLs exactly like the root, and `chainPem` is what a peer presents above its leaf.
  * - Leaves: basicConstraints cA=FALSE (critical), keyUsage digitalSignature (critical),
- *   extendedKeyUsage serverAuth/clientAuth, authorityKeyIdentifier, subjectKeyIdentifier,
- *   subjectAltName (DNS and IP entries).
+ *   extendedKeyUsage serverAuth/clientAuth (or none), authorityKeyIdentifier,
+ *   subjectKeyIdentifier, subjectAltName (DNS and IP entries).
  * - CRLs: v2, with nextUpdate, authorityKeyIdentifier and a monotonically increasing
- *   cRLNumber, signed by the CA key.
+ *   cRLNumber, signed by the CA key (or, for tests, by another CA's key: `signedBy`).
  *
  * Serial numbers are 16 random bytes from `crypto.getRandomValues` with the top bit cleared
  * (always positive) and the next bit set (never a leading zero byte), so their DER encoding
@@ -42,6 +45,11 @@ export interface IssuedCertificate {
    */
   serialHex: string;
   notAfter: Date;
+  /**
+   * What a peer presents: this certificate followed by the intermediates between it and the
+   * root (the root itself is left out). Equal to `certPem` for a leaf of a root CA.
+   */
+  chainPem: string;
 }
 
 export interface IssueOptions {
@@ -50,12 +58,44 @@ export interface IssueOptions {
   dnsNames?: string[];
   /** IP subjectAltName entries, e.g. `'127.0.0.1'`, `'::1'`. */
   ipAddresses?: string[];
-  /** extendedKeyUsage: serverAuth, clientAuth, or both. */
-  usage: 'server' | 'client' | 'both';
+  /** extendedKeyUsage: serverAuth, clientAuth, or both; `none` leaves the extension out. */
+  usage: CertificateUsage;
   /** Default: one hour ago. */
   notBefore?: Date;
   /** Default: 30 days from now. */
   notAfter?: Date;
+}
+
+/** extendedKeyUsage of a certificate: serverAuth, clientAuth, both, or no extension at all. */
+export type CertificateUsage = 'server' | 'client' | 'both' | 'none';
+
+export interface IntermediateOptions {
+  commonName: string;
+  /** Default: one hour ago. */
+  notBefore?: Date;
+  /** Default: 180 days from now. */
+  notAfter?: Date;
+  /** extendedKeyUsage of the intermediate itself. Default `none` (no extension: any use). */
+  usage?: CertificateUsage;
+  /**
+   * basicConstraints cA. Default true; `false` makes a certificate that is not allowed to
+   * issue anything (for tests of verifiers: OpenSSL refuses it as INVALID_CA).
+   */
+  ca?: boolean;
+  /** basicConstraints pathLenConstraint: how many intermediates may follow this one. Default: none. */
+  pathLength?: number;
+}
+
+export interface CrlOptions {
+  /** Default: one hour ago. */
+  thisUpdate?: Date;
+  /** Default: 30 days from now. */
+  nextUpdate?: Date;
+  /**
+   * Sign with this other authority's key while keeping this authority's issuer name and key
+   * identifier: a CRL whose signature does not verify (for tests of verifiers).
+   */
+  signedBy?: DevCertificateAuthority;
 }
 
 export interface DevCertificateAuthority {
@@ -63,12 +103,21 @@ export interface DevCertificateAuthority {
   /** The CA private key, PKCS#8 PEM. */
   readonly keyPem: string;
   readonly commonName: string;
+  /** The serial number of the CA's own certificate (lowercase hex), e.g. to revoke an intermediate. */
+  readonly serialHex: string;
+  /**
+   * The intermediates a peer presents above a leaf of this authority, PEM: empty for a root,
+   * this certificate followed by its parent's `chainPem` for an intermediate.
+   */
+  readonly chainPem: string;
   issue(options: IssueOptions): Promise<IssuedCertificate>;
+  /** An intermediate CA issued by this authority (it can issue leaves, intermediates and CRLs itself). */
+  intermediate(options: IntermediateOptions): Promise<DevCertificateAuthority>;
   /**
    * A PEM CRL (v2, with nextUpdate) revoking the given serials (as returned in serialHex;
    * either case is accepted). Defaults: thisUpdate one hour ago, nextUpdate 30 days from now.
    */
-  crl(revokedSerialHex: readonly string[], options?: { thisUpdate?: Date; nextUpdate?: Date }): Promise<string>;
+  crl(revokedSerialHex: readonly string[], options?: CrlOptions): Promise<string>;
 }
 
 export interface DevCertificateAuthorityOptions {
@@ -79,12 +128,15 @@ export interface DevCertificateAuthorityOptions {
   /** Default: one hour ago. */
   notBefore?: Date;
   notAfter?: Date;
+  /** extendedKeyUsage of the CA certificate itself. Default `none` (no extension: any use). */
+  usage?: CertificateUsage;
 }
 
 const HOUR_MS = 60 * 60 * 1000;
 const DAY_MS = 24 * HOUR_MS;
 const DEFAULT_LEAF_DAYS = 30;
 const DEFAULT_CA_DAYS = 365;
+const DEFAULT_INTERMEDIATE_DAYS = 180;
 const DEFAULT_CRL_DAYS = 30;
 const SERIAL_BYTES = 16;
 
@@ -154,8 +206,10 @@ function checkValidity(notBefore: Date, notAfter: Date, what: string): void {
   }
 }
 
-function extendedKeyUsages(usage: IssueOptions['usage']): string[] {
+function extendedKeyUsages(usage: CertificateUsage): string[] {
   switch (usage) {
+    case 'none':
+      return [];
     case 'server':
       return [x509.ExtendedKeyUsage.serverAuth];
     case 'client':
@@ -179,7 +233,8 @@ class InMemoryCertificateAuthority implements DevCertificateAuthority {
     readonly keyPem: string,
     private readonly keys: webcrypto.CryptoKeyPair,
     private readonly keyId: string,
-    serialHex: string,
+    readonly serialHex: string,
+    readonly chainPem: string,
   ) {
     this.issuedSerials.add(serialHex);
   }
@@ -200,10 +255,11 @@ class InMemoryCertificateAuthority implements DevCertificateAuthority {
     const extensions: x509.Extension[] = [
       new x509.BasicConstraintsExtension(false, undefined, true),
       new x509.KeyUsagesExtension(x509.KeyUsageFlags.digitalSignature, true),
-      new x509.ExtendedKeyUsageExtension(extendedKeyUsages(options.usage), false),
       new x509.AuthorityKeyIdentifierExtension(this.keyId, false),
       await x509.SubjectKeyIdentifierExtension.create(leafKeys.publicKey, false),
     ];
+    const usages = extendedKeyUsages(options.usage);
+    if (usages.length > 0) extensions.push(new x509.ExtendedKeyUsageExtension(usages, false));
     if (sans.length > 0) extensions.push(new x509.SubjectAlternativeNameExtension(sans, false));
 
     const cert = await x509.X509CertificateGenerator.create({
@@ -217,22 +273,59 @@ class InMemoryCertificateAuthority implements DevCertificateAuthority {
       signingAlgorithm: SIGNING_ALGORITHM,
       extensions,
     });
-    return { certPem: toPem(cert.rawData, 'CERTIFICATE'), keyPem: privateKeyPem(leafKeys.privateKey), serialHex, notAfter };
+    const certPem = toPem(cert.rawData, 'CERTIFICATE');
+    return { certPem, keyPem: privateKeyPem(leafKeys.privateKey), serialHex, notAfter, chainPem: certPem + this.chainPem };
   }
 
-  async crl(revokedSerialHex: readonly string[], options?: { thisUpdate?: Date; nextUpdate?: Date }): Promise<string> {
+  async intermediate(options: IntermediateOptions): Promise<DevCertificateAuthority> {
+    const now = Date.now();
+    const notBefore = options.notBefore ?? new Date(now - HOUR_MS);
+    const notAfter = options.notAfter ?? new Date(now + DEFAULT_INTERMEDIATE_DAYS * DAY_MS);
+    checkValidity(notBefore, notAfter, `intermediate ${options.commonName}`);
+    const keys = await generateKeyPair();
+    const serialHex = this.nextSerial();
+    const ski = await x509.SubjectKeyIdentifierExtension.create(keys.publicKey, false);
+    const extensions: x509.Extension[] = [
+      new x509.BasicConstraintsExtension(options.ca ?? true, options.pathLength, true),
+      new x509.KeyUsagesExtension(x509.KeyUsageFlags.keyCertSign | x509.KeyUsageFlags.cRLSign, true),
+      ski,
+      new x509.AuthorityKeyIdentifierExtension(this.keyId, false),
+    ];
+    const usages = extendedKeyUsages(options.usage ?? 'none');
+    if (usages.length > 0) extensions.push(new x509.ExtendedKeyUsageExtension(usages, false));
+    const cert = await x509.X509CertificateGenerator.create({
+      serialNumber: serialHex,
+      subject: dnName(options.commonName),
+      issuer: dnName(this.commonName),
+      notBefore,
+      notAfter,
+      publicKey: keys.publicKey,
+      signingKey: this.keys.privateKey,
+      signingAlgorithm: SIGNING_ALGORITHM,
+      extensions,
+    });
+    const certPem = toPem(cert.rawData, 'CERTIFICATE');
+    return new InMemoryCertificateAuthority(options.commonName, certPem, privateKeyPem(keys.privateKey), keys, ski.keyId, serialHex, certPem + this.chainPem);
+  }
+
+  async crl(revokedSerialHex: readonly string[], options?: CrlOptions): Promise<string> {
     const now = Date.now();
     const thisUpdate = options?.thisUpdate ?? new Date(now - HOUR_MS);
     const nextUpdate = options?.nextUpdate ?? new Date(now + DEFAULT_CRL_DAYS * DAY_MS);
     checkValidity(thisUpdate, nextUpdate, 'CRL');
 
     const serials = [...new Set(revokedSerialHex.map(normalizeSerialHex))];
+    let signingKey = this.keys.privateKey;
+    if (options?.signedBy !== undefined) {
+      if (!(options.signedBy instanceof InMemoryCertificateAuthority)) throw new TypeError('signedBy must come from createDevCertificateAuthority');
+      signingKey = options.signedBy.keys.privateKey;
+    }
     this.crlNumber += 1;
     const crl = await x509.X509CrlGenerator.create({
       issuer: dnName(this.commonName),
       thisUpdate,
       nextUpdate,
-      signingKey: this.keys.privateKey,
+      signingKey,
       signingAlgorithm: SIGNING_ALGORITHM,
       extensions: [
         new x509.AuthorityKeyIdentifierExtension(this.keyId, false),
@@ -286,6 +379,7 @@ export async function createDevCertificateAuthority(
       new x509.KeyUsagesExtension(x509.KeyUsageFlags.keyCertSign | x509.KeyUsageFlags.cRLSign, true),
       ski,
       new x509.AuthorityKeyIdentifierExtension(ski.keyId, false),
+      ...(options.usage !== undefined && options.usage !== 'none' ? [new x509.ExtendedKeyUsageExtension(extendedKeyUsages(options.usage), false)] : []),
     ],
   });
   return new InMemoryCertificateAuthority(
@@ -295,6 +389,7 @@ export async function createDevCertificateAuthority(
     keys,
     ski.keyId,
     serialHex,
+    '',
   );
 }
 

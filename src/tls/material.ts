@@ -3,6 +3,7 @@ import { readFileSync } from 'node:fs';
 import { createSecureContext, type SecureContext } from 'node:tls';
 import type { TlsMode, TlsOptions } from '../config/types.js';
 import { TlsError, type TlsErrorCode } from '../errors.js';
+import { splitCrlFile } from './pem.js';
 
 /**
  * One generation of TLS material for one profile: the bytes every transport (HTTP/2,
@@ -22,7 +23,7 @@ export interface TlsMaterial {
   /** PKCS#12 bundle (mtls with pfxFile). */
   readonly pfx: Buffer | undefined;
   readonly passphrase: string | undefined;
-  /** PEM CRLs enforced during the handshake. */
+  /** PEM CRLs enforced during the handshake, one per entry (a file holding several is split). */
   readonly crl: readonly Buffer[];
   readonly checkRevocation: boolean;
   readonly serverNameOverride: string | undefined;
@@ -113,7 +114,7 @@ export function loadTlsMaterial(profile: string, options: TlsOptions, now: Date)
   const crl: Buffer[] = [];
   for (const file of options.crlFiles) {
     const bytes = readFile(file, profile, 'TLS_CRL_UNREADABLE', 'TLS_CRL_UNREADABLE', 'CRL');
-    crl.push(bytes);
+    crl.push(...splitCrlFile(bytes));
     hash.update('crl').update(bytes);
   }
 

@@ -63,7 +63,7 @@ export function serverIdentityCheck(options: {
   return (host, cert) => {
     const nameError = checkServerIdentity(host, cert);
     if (nameError !== undefined) {
-      const failure = new TlsError('TLS_PEER_NAME_MISMATCH', `Peer ${options.endpoint} presented a certificate that is not valid for "${host}" (${nameError.message}). Dial it by a name in its certificate or set tls.serverNameOverride of profile "${options.profile}".`, { peer: options.endpoint, profile: options.profile, cause: nameError });
+      const failure = new TlsError('TLS_PEER_NAME_MISMATCH', `Peer ${options.endpoint} presented a certificate that is not valid for "${host}" (${nameError.message}). Dial it by a name in its certificate or set tls.serverNameOverride of profile "${options.profile}".`, { peer: options.endpoint, profile: options.profile, verifyError: 'ERR_TLS_CERT_ALTNAME_INVALID', cause: nameError });
       options.onFailure(failure);
       return failure;
     }

@@ -1,18 +1,20 @@
 /**
  * Every way mTLS can go wrong, against real gRPC servers on 127.0.0.1: each failure must be
  * the library's typed error (stable code, message naming the file or peer) and must never
- * reach a server in plaintext or unverified.
+ * reach a server in plaintext or unverified. The failures about the server's certificate and
+ * about our client certificate run over HTTP/2 and over HTTP/3 (GrpcHost serves both on one
+ * port) and must give the same TlsError code and `verifyError` on both.
  */
 import 'reflect-metadata';
 import { X509Certificate } from 'node:crypto';
-import { mkdir, writeFile } from 'node:fs/promises';
+import { chmod, mkdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import type { Container } from 'inversify';
 import { controlPlaneV1, EndpointError, OmniRelayError, TlsError, TOKENS } from 'omnirelay';
-import type { PeerCertificateCheck, PeerCertificateValidator, ProfileOptionsInput } from 'omnirelay';
+import type { DevCertificateAuthority, IssuedCertificate, IssueOptions, PeerCertificateCheck, PeerCertificateValidator, ProfileOptionsInput } from 'omnirelay';
 import { createTestPki, type Files, type TestPki } from '../support/pki-files.js';
-import { createContainer, factoryOf, fastProfile, hostTls, issueToFiles, ping, startOpenSslServer, startTestHost, type OpenSslServer, type TestHost } from '../support/hosts.js';
+import { createContainer, FAST_PROFILE, factoryOf, fastProfile, hostTls, issueToFiles, ping, startOpenSslServer, startTestHost, type OpenSslServer, type TestHost } from '../support/hosts.js';
 
 const Ping = controlPlaneV1.ControlPlaneDefinition;
 const SERVER_SANS = { dnsNames: ['localhost'], ipAddresses: ['127.0.0.1', '::1'] };
@@ -346,6 +348,196 @@ describe('the server rejects the client', () => {
       expect(['TLS_REVOKED', 'TLS_CLIENT_CERT_REJECTED']).toContain(error.code);
       expect(error.peer).toBe(authority(good));
     });
+  });
+});
+
+// ---------------------------------------------------------------------------------------------
+// The same failures over HTTP/2 and HTTP/3
+// ---------------------------------------------------------------------------------------------
+
+type Protocol = 'h2' | 'h3';
+const PROTOCOLS: readonly Protocol[] = ['h2', 'h3'];
+
+/**
+ * A profile that uses only `protocol`: HTTP/2 (`http3: 'disable'`), or HTTP/3 with a race delay
+ * as long as the connect timeout, so HTTP/3 decides (a certificate refused over HTTP/3 never
+ * falls back to HTTP/2).
+ */
+function over(protocol: Protocol, profile: ProfileOptionsInput): ProfileOptionsInput {
+  return protocol === 'h2' ? profile : { ...profile, http3: 'prefer', http3RaceDelayMs: 2_000, connectTimeoutMs: 2_000 };
+}
+
+/** A leaf written with its chain (`chainPem`) as the certificate file, as a peer presents it. */
+async function chainFiles(ca: DevCertificateAuthority, name: string, options: IssueOptions): Promise<Files> {
+  const issued: IssuedCertificate = await ca.issue(options);
+  const certFile = join(pki.dir, `${name}.pem`);
+  const keyFile = join(pki.dir, `${name}.key`);
+  await writeFile(certFile, issued.chainPem);
+  await writeFile(keyFile, issued.keyPem, { mode: 0o600 });
+  await chmod(keyFile, 0o600);
+  return { certFile, keyFile, certPem: issued.certPem, keyPem: issued.keyPem, serialHex: issued.serialHex };
+}
+
+async function writeCrl(name: string, pem: string): Promise<string> {
+  const file = join(pki.dir, name);
+  await writeFile(file, pem);
+  return file;
+}
+
+describe('the same failures over HTTP/2 and HTTP/3: same TlsError code, same verifyError', () => {
+  const DAY = 24 * 60 * 60 * 1000;
+  let intermediate: DevCertificateAuthority;
+  /** Server certificate from an intermediate (chain presented); CA = the root; both CRLs in ONE file; client certificates required. */
+  let chainHost: TestHost;
+  /** Serves with a certificate whose EKU is clientAuth only. */
+  let clientEkuHost: TestHost;
+  let chainClient: Files;
+  let serverOnlyClient: Files;
+  /** The root's CRL and the intermediate's CRL, in one file. */
+  let bothCrlsFile: string;
+  let expiredCrlFile: string;
+  let forgedCrlFile: string;
+  let revokedIntermediateCrlFile: string;
+
+  beforeAll(async () => {
+    intermediate = await pki.ca.intermediate({ commonName: 'OmniRelay Test Intermediate' });
+    const chainServer = await chainFiles(intermediate, 'chain-server', { commonName: 'chain-server', ...SERVER_SANS, usage: 'server' });
+    chainClient = await chainFiles(intermediate, 'chain-client', { commonName: 'chain-client', usage: 'client' });
+    serverOnlyClient = await chainFiles(pki.ca, 'server-only', { commonName: 'server-only', ...SERVER_SANS, usage: 'server' });
+    const rootCrl = await pki.ca.crl([]);
+    const intermediateCrl = await intermediate.crl([]);
+    bothCrlsFile = await writeCrl('both.crl.pem', rootCrl + intermediateCrl);
+    expiredCrlFile = await writeCrl('expired.crl.pem', await pki.ca.crl([], { thisUpdate: new Date(Date.now() - 10 * DAY), nextUpdate: new Date(Date.now() - DAY) }));
+    forgedCrlFile = await writeCrl('forged.crl.pem', await pki.ca.crl([], { signedBy: pki.otherCa }));
+    revokedIntermediateCrlFile = await writeCrl('revoked-intermediate.crl.pem', (await pki.ca.crl([intermediate.serialHex])) + intermediateCrl);
+    chainHost = await startTestHost('chain', hostTls(chainServer, pki.caFile, { crlFiles: [bothCrlsFile] }));
+    clientEkuHost = await startTestHost('client-eku', hostTls(pki.client, pki.caFile, { crlFiles: [pki.crlFile] }));
+    hosts.push(chainHost, clientEkuHost);
+  });
+
+  /** The call's TlsError over `protocol`; over HTTP/3 it must be HTTP/3's own verdict (no fall back). */
+  async function failureOver(protocol: Protocol, profile: ProfileOptionsInput, target: TestHost): Promise<TlsError> {
+    const error = await pingFailure(over(protocol, profile), target);
+    if (protocol === 'h3') expect(error.message).toContain('over HTTP/3');
+    else expect(error.message).not.toContain('over HTTP/3');
+    return error;
+  }
+
+  describe.each(PROTOCOLS)('over %s', (protocol) => {
+    it('(control) a chain through an intermediate, both CRLs from one file on both ends: served, with the client identity', async () => {
+      const c = container(over(protocol, mtls(chainClient, { crlFiles: [bothCrlsFile], checkRevocation: true })));
+      try {
+        const result = await factoryOf(c).unary(Ping, 'ping', ping(protocol, 1), { endpoint: httpsUrl(chainHost), deadlineMs: DEADLINE_MS });
+        expect(result.protocol).toBe(protocol);
+        expect(result.message).toMatchObject({ node: 'chain', clientIdentity: 'chain-client' });
+        expect(result.peer.certificate?.subject).toContain('CN=chain-server');
+      } finally {
+        await dispose(c);
+      }
+    });
+
+    it('server certificate from another CA -> TLS_PEER_UNTRUSTED', async () => {
+      const error = await failureOver(protocol, mtls(pki.client), otherCaServer);
+      expectPeerError(error, 'TLS_PEER_UNTRUSTED', otherCaServer);
+      expect(error.verifyError).toBe('UNABLE_TO_VERIFY_LEAF_SIGNATURE');
+    });
+
+    it('server certificate without the dialled name -> TLS_PEER_NAME_MISMATCH', async () => {
+      const error = await failureOver(protocol, mtls(pki.client), wrongNameServer);
+      expectPeerError(error, 'TLS_PEER_NAME_MISMATCH', wrongNameServer);
+      expect(error.verifyError).toBe('ERR_TLS_CERT_ALTNAME_INVALID');
+    });
+
+    it('expired server certificate -> TLS_PEER_EXPIRED', async () => {
+      const error = await failureOver(protocol, mtls(pki.client), expiredServer);
+      expectPeerError(error, 'TLS_PEER_EXPIRED', expiredServer);
+      expect(error.verifyError).toBe('CERT_HAS_EXPIRED');
+    });
+
+    it('revoked server certificate -> TLS_REVOKED', async () => {
+      const error = await failureOver(protocol, mtls(pki.client, { crlFiles: [pki.crlFile], checkRevocation: true }), revokedServer);
+      expectPeerError(error, 'TLS_REVOKED', revokedServer);
+      expect(error.verifyError).toBe('CERT_REVOKED');
+    });
+
+    it('a server certificate for clients only (extendedKeyUsage clientAuth) -> TLS_PEER_UNTRUSTED, INVALID_PURPOSE', async () => {
+      const error = await failureOver(protocol, mtls(pki.client), clientEkuHost);
+      expectPeerError(error, 'TLS_PEER_UNTRUSTED', clientEkuHost);
+      expect(error.verifyError).toBe('INVALID_PURPOSE');
+    });
+
+    it('our CRL has expired (nextUpdate passed) -> TLS_HANDSHAKE_FAILED, CRL_HAS_EXPIRED', async () => {
+      const error = await failureOver(protocol, mtls(pki.client, { crlFiles: [expiredCrlFile], checkRevocation: true }), good);
+      expectPeerError(error, 'TLS_HANDSHAKE_FAILED', good);
+      expect(error.verifyError).toBe('CRL_HAS_EXPIRED');
+    });
+
+    it('our CRL is not signed by the CA it names -> TLS_HANDSHAKE_FAILED, CRL_SIGNATURE_FAILURE', async () => {
+      const error = await failureOver(protocol, mtls(pki.client, { crlFiles: [forgedCrlFile], checkRevocation: true }), good);
+      expectPeerError(error, 'TLS_HANDSHAKE_FAILED', good);
+      expect(error.verifyError).toBe('CRL_SIGNATURE_FAILURE');
+    });
+
+    it('the intermediate above the server certificate is revoked -> TLS_REVOKED', async () => {
+      const error = await failureOver(protocol, mtls(pki.client, { crlFiles: [revokedIntermediateCrlFile], checkRevocation: true }), chainHost);
+      expectPeerError(error, 'TLS_REVOKED', chainHost);
+      expect(error.verifyError).toBe('CERT_REVOKED');
+    });
+
+    it('CRLs loaded, but none from the intermediate -> TLS_HANDSHAKE_FAILED, UNABLE_TO_GET_CRL', async () => {
+      const error = await failureOver(protocol, mtls(pki.client, { crlFiles: [pki.crlFile], checkRevocation: true }), chainHost);
+      expectPeerError(error, 'TLS_HANDSHAKE_FAILED', chainHost);
+      expect(error.verifyError).toBe('UNABLE_TO_GET_CRL');
+    });
+
+    it('custom check returning a reason -> TLS_CUSTOM_CHECK_REJECTED; the validator saw the protocol', async () => {
+      const seen: PeerCertificateCheck[] = [];
+      const validator: PeerCertificateValidator = (check) => {
+        seen.push(check);
+        return 'not the pinned certificate';
+      };
+      const error = await pingFailure(over(protocol, mtls(pki.client)), good, (c) => c.bind(TOKENS.PeerCertificateValidator).toConstantValue(validator));
+      expectPeerError(error, 'TLS_CUSTOM_CHECK_REJECTED', good);
+      expect(seen[0]?.protocol).toBe(protocol);
+    });
+
+    it('no client certificate against a host that requires one -> TLS_CLIENT_CERT_REQUIRED', async () => {
+      const error = await pingFailure(over(protocol, fastProfile({ mode: 'tls', caFile: pki.caFile })), good);
+      expectPeerError(error, 'TLS_CLIENT_CERT_REQUIRED', good);
+    });
+
+    it('our client certificate from another CA -> TLS_CLIENT_CERT_REJECTED', async () => {
+      const error = await pingFailure(over(protocol, mtls(pki.untrustedClient)), good);
+      expectPeerError(error, 'TLS_CLIENT_CERT_REJECTED', good);
+    });
+
+    it('our client certificate is for servers only (extendedKeyUsage serverAuth) -> TLS_CLIENT_CERT_REJECTED', async () => {
+      const error = await pingFailure(over(protocol, mtls(serverOnlyClient)), good);
+      expectPeerError(error, 'TLS_CLIENT_CERT_REJECTED', good);
+      if (protocol === 'h3') expect(error.message).toContain('TLS alert 43');
+    });
+
+    it('our client certificate is revoked -> TLS_REVOKED (HTTP/2 against GrpcHost: Node closes without an alert, so TLS_CLIENT_CERT_REJECTED may be all it can say)', async () => {
+      const error = await pingFailure(over(protocol, mtls(pki.revokedClient)), good);
+      expect(error.peer).toBe(authority(good));
+      if (protocol === 'h3') expect(error.code).toBe('TLS_REVOKED');
+      else expect(['TLS_REVOKED', 'TLS_CLIENT_CERT_REJECTED']).toContain(error.code);
+    });
+
+    it('a PKCS#12 client identity is served, with that identity', async () => {
+      const c = container(over(protocol, fastProfile({ mode: 'mtls', pfxFile: pki.clientPfxFile, pfxPassword: pki.clientPfxPassword, caFile: pki.caFile })));
+      try {
+        const result = await factoryOf(c).unary(Ping, 'ping', ping('pfx', 5), { endpoint: httpsUrl(good), deadlineMs: DEADLINE_MS });
+        expect(result.protocol).toBe(protocol);
+        expect(result.message).toMatchObject({ node: 'good', sequence: 5, clientIdentity: 'client' });
+      } finally {
+        await dispose(c);
+      }
+    });
+  });
+
+  it('FAST_PROFILE keeps HTTP/3 off for the HTTP/2 runs', () => {
+    expect(FAST_PROFILE.http3).toBe('disable');
   });
 });
 

@@ -1,7 +1,8 @@
 /**
  * gRPC over HTTP/3 through our QUIC driver (quiche) and our own HTTP/3 framing and QPACK: one QUIC
  * connection per endpoint (and TLS generation), dialled lazily on the first call, verified by
- * our own chain, CRL, name and custom checks, requests queued for the peer's stream credit.
+ * the verifier HTTP/2's OpenSSL verdict is matched with (`src/tls/chain-verifier.ts`) and the
+ * custom check, requests queued for the peer's stream credit.
  */
 import { X509Certificate } from 'node:crypto';
 import type { QuicConnection } from '../../quic/connection.js';
@@ -9,16 +10,18 @@ import { QuicConnectionError, QuicDialError, QuicStreamError, QuicStreamLimitErr
 import { QuicUnavailableError } from '../../quic/native.js';
 import type { QuicStream } from '../../quic/stream.js';
 import { RpcError, TlsError, type TransportFailureKind } from '../../errors.js';
+import { trustStoreOf, verifyChain, TLS_ALERT, type TrustStore } from '../../tls/chain-verifier.js';
 import { runPeerValidator } from '../../tls/peer-verification.js';
+import { pemIdentityOf, type PemIdentity } from '../../tls/pkcs12.js';
 import { GRPC_STATUS, statusName } from '../grpc-status.js';
 import type { DialTarget, PeerIdentity, Transport, TransportConnection, WireCall, WireUnaryResult } from '../types.js';
 import { H3_ERROR_CODES, Http3Error, http3ErrorCodeName } from './error-codes.js';
-import { concatBytes, encodeDataFrame, encodeHeadersFrame, FRAME_TYPE, RequestStreamFrameValidator } from './frames.js';
 import { frameGrpcMessage, GrpcDeframeError, GrpcMappingError, GrpcMessageDeframer, headerRecord, interpretResponseHeaders, interpretTrailers, requestHeaders, type GrpcOutcome } from './grpc-mapping.js';
 import { dialH3 } from './h3-dial.js';
 import { H3Session, H3SessionClosedError } from './h3-session.js';
-import { decodeFieldSection, encodeFieldSection, QpackError } from './qpack/index.js';
-import { abortable, serverAlertError, serverRejectionError, TLS_ALERT, trustStoreOf, verifyChain, type TrustStore } from './quic-support.js';
+import { QpackError } from './qpack/index.js';
+import { encodeMessage, RequestStreamReader } from './request-stream.js';
+import { abortable, serverAlertError, serverRejectionError } from './quic-support.js';
 
 /** One live QUIC connection with its HTTP/3 session. */
 interface Live {
@@ -46,8 +49,8 @@ type Phase = 'connect' | 'queued' | 'sent';
 interface CallState {
   live: Live | undefined;
   stream: QuicStream | undefined;
-  /** Response bytes arrived: the server is processing the request. */
-  received: boolean;
+  /** The response reader, once the request is sent: `received` says whether response bytes arrived (the server is processing the request). */
+  response: RequestStreamReader | undefined;
 }
 
 /** What a finished call carries besides its messages. */
@@ -145,10 +148,17 @@ class GrpcH3Connection implements TransportConnection {
   async #dial(): Promise<Live> {
     const { endpoint, profile, tls } = this.#target;
     if (tls.mode === 'insecure') throw this.#rpcError(GRPC_STATUS.UNAVAILABLE, 'HTTP/3 needs TLS', 'connect');
+    // A PKCS#12 identity goes to QUIC as PEM (extracted once per TLS generation); its CA
+    // certificates join the trust store, as Node's OpenSSL adds them to HTTP/2's.
+    let identity: PemIdentity | undefined;
     if (tls.pfx !== undefined && tls.cert === undefined) {
-      throw this.#rpcError(GRPC_STATUS.UNAVAILABLE, 'the HTTP/3 transport takes PEM client certificates, not PKCS#12', 'handshake');
+      try {
+        identity = await pemIdentityOf(tls);
+      } catch (error) {
+        throw this.#rpcError(GRPC_STATUS.UNAVAILABLE, `HTTP/3 cannot use the PKCS#12 client certificate: ${error instanceof Error ? error.message : String(error)}`, 'handshake');
+      }
     }
-    this.#trust ??= trustStoreOf(tls.ca, tls.crl);
+    this.#trust ??= trustStoreOf(tls.ca, tls.crl, identity?.caPems);
     const trust = this.#trust;
     const name = tls.serverNameOverride ?? endpoint.host;
     let verificationFailure: TlsError | undefined;
@@ -161,13 +171,13 @@ class GrpcH3Connection implements TransportConnection {
         port: endpoint.port,
         serverName: name,
         ca: tls.ca?.toString('utf8'),
-        cert: tls.cert?.toString('utf8'),
-        key: tls.key?.toString('utf8'),
+        cert: identity?.certPem ?? tls.cert?.toString('utf8'),
+        key: identity?.keyPem ?? tls.key?.toString('utf8'),
         maxIdleTimeout,
         keepAliveIntervalTime,
         connectTimeoutMs: connectTimeout,
         verify: (certs) => {
-          const rejection = verifyChain(certs, trust, { name });
+          const rejection = verifyChain(certs, trust, { peer: 'server', name });
           if (rejection !== undefined) {
             verificationFailure = serverRejectionError(rejection, this.#context);
             return rejection.alert;
@@ -224,7 +234,7 @@ class GrpcH3Connection implements TransportConnection {
   /** Ends every call on `session` whose stream id is at or above a GOAWAY's `id` and that has no response yet: refused. */
   #refuseAbove(session: H3Session, id: bigint): void {
     for (const [controller, call] of this.#calls) {
-      if (call.live?.session !== session || call.stream === undefined || call.received || BigInt(call.stream.id) < id) continue;
+      if (call.live?.session !== session || call.stream === undefined || call.response?.received === true || BigInt(call.stream.id) < id) continue;
       if (!controller.signal.aborted) controller.abort(new CallAbort('refused', `stream ${call.stream.id} is at or above the server's GOAWAY id ${id}: the server is shutting down and did not process the request`));
     }
   }
@@ -308,7 +318,7 @@ class GrpcH3Connection implements TransportConnection {
     const abort = (kind: AbortKind, message: string): void => {
       if (!controller.signal.aborted) controller.abort(new CallAbort(kind, message));
     };
-    const state: CallState = { live: undefined, stream: undefined, received: false };
+    const state: CallState = { live: undefined, stream: undefined, response: undefined };
     this.#calls.set(controller, state);
     const remaining = call.deadline - Date.now();
     const timer = setTimeout(() => abort('deadline', 'deadline exceeded'), Math.max(0, remaining));
@@ -356,42 +366,31 @@ class GrpcH3Connection implements TransportConnection {
         timeoutMs: Math.max(1, remaining),
         metadata: call.metadata,
       });
-      const request = concatBytes([encodeHeadersFrame(encodeFieldSection(fields)), encodeDataFrame(frameGrpcMessage(call.message))]);
-      await opened.end(request);
+      await opened.end(encodeMessage({ headers: fields, data: [frameGrpcMessage(call.message)] }));
 
       const maxReceive = profile.limits.maxReceiveMessageBytes;
-      const session = live.session;
-      const parser = session.requestStreamParser(maxReceive);
-      const validator = new RequestStreamFrameValidator('client');
+      const response = new RequestStreamReader(opened, live.session, 'client', maxReceive);
+      state.response = response;
       const deframer = new GrpcMessageDeframer(maxReceive);
       let headers: Record<string, string> | undefined;
       let trailers: Record<string, string> = {};
       let outcome: GrpcOutcome | undefined;
-      for (;;) {
-        const chunk = await opened.read();
-        if (chunk !== null && chunk.byteLength > 0) state.received = true;
-        const frames = chunk === null ? parser.end() : (parser.push(chunk), parser.pullAll());
-        for (const frame of frames) {
-          validator.accept(frame.type);
-          if (frame.type === FRAME_TYPE.HEADERS) {
-            const section = decodeFieldSection(frame.payload, { maxFieldSectionSize: session.maxFieldSectionSize }).headers;
-            if (headers === undefined) {
-              headers = headerRecord(section);
-              const interpreted = interpretResponseHeaders(section);
-              if (interpreted.outcome !== undefined) {
-                outcome = interpreted.outcome;
-                if (interpreted.trailersOnly) trailers = headers;
-              }
-            } else {
-              trailers = headerRecord(section);
-              outcome = interpretTrailers(section);
+      for (let event = await response.next(); event !== null; event = await response.next()) {
+        if (event.kind === 'headers') {
+          if (headers === undefined) {
+            headers = headerRecord(event.fields);
+            const interpreted = interpretResponseHeaders(event.fields);
+            if (interpreted.outcome !== undefined) {
+              outcome = interpreted.outcome;
+              if (interpreted.trailersOnly) trailers = headers;
             }
-          } else if (frame.type === FRAME_TYPE.DATA) {
-            if (outcome !== undefined) continue;
-            for (const message of deframer.push(frame.payload)) yield message;
+          } else {
+            trailers = headerRecord(event.fields);
+            outcome = interpretTrailers(event.fields);
           }
+        } else if (outcome === undefined) {
+          for (const message of deframer.push(event.payload)) yield message;
         }
-        if (chunk === null) break;
       }
       finished = true;
       outcome ??= { status: GRPC_STATUS.INTERNAL, statusName: 'INTERNAL', message: headers === undefined ? 'the stream ended without a response' : 'the stream ended without trailers' };
@@ -401,7 +400,7 @@ class GrpcH3Connection implements TransportConnection {
       if (outcome.status !== GRPC_STATUS.OK) throw this.#rpcError(outcome.status, outcome.message, undefined, trailers);
       return { end: { headers: headers ?? {}, trailers }, peer: live.peer };
     } catch (error) {
-      throw this.#callError(error, controller.signal, phase, live, stream, state.received);
+      throw this.#callError(error, controller.signal, phase, live, stream, state.response?.received === true);
     } finally {
       clearTimeout(timer);
       call.signal?.removeEventListener('abort', onCallerAbort);

@@ -10,12 +10,14 @@ import { QuicUnavailableError } from '../../quic/native.js';
 import type { QuicStream } from '../../quic/stream.js';
 import { TlsError } from '../../errors.js';
 import { H3_ERROR_CODES, Http3Error, http3ErrorCodeName } from './error-codes.js';
-import { concatBytes, encodeHeadersFrame, FRAME_TYPE, FrameParser, RequestStreamFrameValidator } from './frames.js';
+import { concatBytes } from './frames.js';
 import { headerRecord } from './grpc-mapping.js';
 import { dialH3 } from './h3-dial.js';
 import { H3Session, H3SessionClosedError } from './h3-session.js';
-import { decodeFieldSection, encodeFieldSection, QpackError, type HeaderField } from './qpack/index.js';
-import { abortable, serverAlertError, serverRejectionError, trustStoreOf, verifyChain } from './quic-support.js';
+import { QpackError, type HeaderField } from './qpack/index.js';
+import { encodeMessage, RequestStreamReader } from './request-stream.js';
+import { trustStoreOf, verifyChain } from '../../tls/chain-verifier.js';
+import { abortable, serverAlertError, serverRejectionError } from './quic-support.js';
 
 export interface Http3ClientTls {
   /** PEM CA bundle the server certificate must chain to. Default: Node's bundled root CAs. */
@@ -168,7 +170,7 @@ export class Http3Client {
       maxIdleTimeout: options.idleTimeoutMs ?? DEFAULT_IDLE_TIMEOUT_MS,
       connectTimeoutMs,
       verify: (certs) => {
-        const rejection = verifyChain(certs, trust, { name: serverName });
+        const rejection = verifyChain(certs, trust, { peer: 'server', name: serverName });
         if (rejection === undefined) return undefined;
         rejected = serverRejectionError(rejection, { peer: authority, profile: 'fetchHttp3' });
         return rejection.alert;
@@ -217,7 +219,7 @@ export class Http3Client {
       }
       fields.push([name, value]);
     }
-    const headerBlock = encodeHeadersFrame(encodeFieldSection(fields));
+    const headerBlock = encodeMessage({ headers: fields });
     const timeoutMs = options.timeoutMs ?? DEFAULT_REQUEST_TIMEOUT_MS;
     const maxBody = options.maxResponseBytes ?? DEFAULT_MAX_RESPONSE_BYTES;
 
@@ -255,44 +257,36 @@ export class Http3Client {
   }
 
   async #readResponse(stream: QuicStream, method: string, maxBody: number): Promise<Http3Response> {
-    const maxFieldSectionSize = this.#session.maxFieldSectionSize;
-    const parser = new FrameParser({ maxFramePayloadBytes: Math.max(maxBody, maxFieldSectionSize) + 1024 });
-    const validator = new RequestStreamFrameValidator('client');
+    const response = new RequestStreamReader(stream, this.#session, 'client', maxBody);
     const body: Uint8Array[] = [];
     let bodyBytes = 0;
     let status: number | undefined;
     let headers: Record<string, string> = {};
     let trailers: Record<string, string> = {};
-    for (;;) {
-      const chunk = await stream.read();
-      const frames = chunk === null ? parser.end() : (parser.push(chunk), parser.pullAll());
-      for (const frame of frames) {
-        validator.accept(frame.type);
-        if (frame.type === FRAME_TYPE.HEADERS) {
-          const section = decodeFieldSection(frame.payload, { maxFieldSectionSize }).headers;
-          if (status !== undefined) {
-            if (section.some(([name]) => name.startsWith(':'))) throw Http3Error.stream(H3_ERROR_CODES.H3_MESSAGE_ERROR, 'a pseudo-header in the trailers');
-            trailers = headerRecord(section);
-            continue;
-          }
-          const statusText = section.find(([name]) => name === ':status')?.[1];
-          if (statusText === undefined || !/^[1-5]\d\d$/.test(statusText)) {
-            throw Http3Error.stream(H3_ERROR_CODES.H3_MESSAGE_ERROR, `a response without a valid :status (${statusText ?? 'none'})`);
-          }
-          const code = Number(statusText);
-          if (code < 200) {
-            validator.interimResponseReceived(); // 1xx: the final response follows
-            continue;
-          }
-          status = code;
-          headers = headerRecord(section);
-        } else if (frame.type === FRAME_TYPE.DATA) {
-          bodyBytes += frame.payload.length;
-          if (bodyBytes > maxBody) throw new Http3RequestError('too-large', `the response body is larger than ${maxBody} bytes`);
-          if (frame.payload.length > 0) body.push(frame.payload);
-        }
+    for (let event = await response.next(); event !== null; event = await response.next()) {
+      if (event.kind === 'data') {
+        bodyBytes += event.payload.length;
+        if (bodyBytes > maxBody) throw new Http3RequestError('too-large', `the response body is larger than ${maxBody} bytes`);
+        if (event.payload.length > 0) body.push(event.payload);
+        continue;
       }
-      if (chunk === null) break;
+      const section = event.fields;
+      if (status !== undefined) {
+        if (section.some(([name]) => name.startsWith(':'))) throw Http3Error.stream(H3_ERROR_CODES.H3_MESSAGE_ERROR, 'a pseudo-header in the trailers');
+        trailers = headerRecord(section);
+        continue;
+      }
+      const statusText = section.find(([name]) => name === ':status')?.[1];
+      if (statusText === undefined || !/^[1-5]\d\d$/.test(statusText)) {
+        throw Http3Error.stream(H3_ERROR_CODES.H3_MESSAGE_ERROR, `a response without a valid :status (${statusText ?? 'none'})`);
+      }
+      const code = Number(statusText);
+      if (code < 200) {
+        response.validator.interimResponseReceived(); // 1xx: the final response follows
+        continue;
+      }
+      status = code;
+      headers = headerRecord(section);
     }
     if (status === undefined) throw Http3Error.stream(H3_ERROR_CODES.H3_REQUEST_INCOMPLETE, 'the stream ended without a final response');
     if (method === 'HEAD' && bodyBytes > 0) throw Http3Error.stream(H3_ERROR_CODES.H3_MESSAGE_ERROR, 'a response to HEAD carried a body');

@@ -3,7 +3,8 @@ import { beforeAll, describe, expect, it } from '@jest/globals';
 import { createDevCertificateAuthority, type DevCertificateAuthority } from '../../../src/tls/dev-pki.js';
 import { localSettings } from '../../../src/transport/http3/h3-session.js';
 import { SETTINGS_ID } from '../../../src/transport/http3/frames.js';
-import { TLS_ALERT, trustStoreOf, verifyChain } from '../../../src/transport/http3/quic-support.js';
+import { TlsError } from '../../../src/errors.js';
+import { serverAlertError, serverRejectionError, TLS_ALERT, trustStoreOf, verifyChain } from '../../../src/transport/http3/quic-support.js';
 
 const DAY = 24 * 60 * 60 * 1000;
 
@@ -11,44 +12,35 @@ function der(pem: string): Uint8Array {
   return new X509Certificate(pem).raw;
 }
 
-describe('verifyChain (the checks our QUIC driver runs once a handshake completes)', () => {
+describe('HTTP/3 certificate errors (the checks are the shared verifier, test/unit/tls/chain-verifier.test.ts)', () => {
   let ca: DevCertificateAuthority;
-  let other: DevCertificateAuthority;
-  let good: string;
-  let revoked: { certPem: string; serialHex: string };
-  let expired: string;
-  let rogue: string;
-  let crl: string;
+  let inter: DevCertificateAuthority;
 
   beforeAll(async () => {
     ca = await createDevCertificateAuthority({ commonName: 'Unit CA' });
-    other = await createDevCertificateAuthority({ commonName: 'Other CA' });
-    good = (await ca.issue({ commonName: 'server', dnsNames: ['localhost'], ipAddresses: ['127.0.0.1'], usage: 'server' })).certPem;
-    revoked = await ca.issue({ commonName: 'revoked', dnsNames: ['localhost'], usage: 'server' });
-    expired = (await ca.issue({ commonName: 'old', dnsNames: ['localhost'], usage: 'server', notBefore: new Date(Date.now() - 30 * DAY), notAfter: new Date(Date.now() - DAY) })).certPem;
-    rogue = (await other.issue({ commonName: 'rogue', dnsNames: ['localhost'], usage: 'server' })).certPem;
-    crl = await ca.crl([revoked.serialHex]);
+    inter = await ca.intermediate({ commonName: 'Unit Intermediate' });
   });
 
-  it('accepts a leaf issued by a trusted CA, by DNS name and by IP', () => {
-    const trust = trustStoreOf(ca.certPem, [crl]);
-    expect(verifyChain([der(good)], trust, { name: 'localhost' })).toBeUndefined();
-    expect(verifyChain([der(good)], trust, { name: '127.0.0.1' })).toBeUndefined();
+  it('a refused server certificate becomes the TlsError HTTP/2 raises: same code, same verifyError, advice and reason', async () => {
+    const leaf = await inter.issue({ commonName: 'server', dnsNames: ['localhost'], usage: 'server' });
+    const stale = await inter.crl([], { thisUpdate: new Date(Date.now() - 10 * DAY), nextUpdate: new Date(Date.now() - DAY) });
+    const rejection = verifyChain([der(leaf.certPem), der(inter.certPem)], trustStoreOf(ca.certPem, [await ca.crl([]), stale]), { peer: 'server', name: 'localhost' });
+    expect(rejection).toBeDefined();
+    const error = serverRejectionError(rejection!, { peer: '127.0.0.1:7443', profile: 'control-plane' });
+    expect(error).toBeInstanceOf(TlsError);
+    expect(error).toMatchObject({ code: 'TLS_HANDSHAKE_FAILED', verifyError: 'CRL_HAS_EXPIRED', peer: '127.0.0.1:7443', profile: 'control-plane' });
+    expect(error.message).toContain('over HTTP/3');
+    expect(error.message).toContain('install a fresh CRL');
+    expect(error.message).toContain('CRL has expired');
+    expect(rejection!.alert).toBe(TLS_ALERT.CERTIFICATE_EXPIRED);
   });
 
-  it('names each failure like the HTTP/2 transport and picks the TLS alert', () => {
-    const trust = trustStoreOf(ca.certPem, [crl]);
-    expect(verifyChain([der(rogue)], trust)).toMatchObject({ code: 'TLS_PEER_UNTRUSTED', alert: TLS_ALERT.UNKNOWN_CA });
-    expect(verifyChain([der(expired)], trust)).toMatchObject({ code: 'TLS_PEER_EXPIRED', alert: TLS_ALERT.CERTIFICATE_EXPIRED });
-    expect(verifyChain([der(revoked.certPem)], trust)).toMatchObject({ code: 'TLS_REVOKED', alert: TLS_ALERT.CERTIFICATE_REVOKED });
-    expect(verifyChain([der(good)], trust, { name: 'wrong.example' })).toMatchObject({ code: 'TLS_PEER_NAME_MISMATCH' });
-    expect(verifyChain([], trust)).toMatchObject({ code: 'TLS_PEER_UNTRUSTED' });
-  });
-
-  it('requires a CRL from the issuer once CRLs are loaded, and skips revocation without CRLs', async () => {
-    const otherCrl = await other.crl([]);
-    expect(verifyChain([der(good)], trustStoreOf(ca.certPem, [otherCrl]))).toMatchObject({ code: 'TLS_HANDSHAKE_FAILED' });
-    expect(verifyChain([der(revoked.certPem)], trustStoreOf(ca.certPem, []))).toBeUndefined();
+  it('maps the alerts a server refuses our client certificate with, decrypt_error included', () => {
+    expect(serverAlertError(44, { peer: 'p' })?.code).toBe('TLS_REVOKED');
+    expect(serverAlertError(43, { peer: 'p' })?.code).toBe('TLS_CLIENT_CERT_REJECTED');
+    expect(serverAlertError(51, { peer: 'p' })?.code).toBe('TLS_CLIENT_CERT_REJECTED');
+    expect(serverAlertError(116, { peer: 'p' })?.code).toBe('TLS_CLIENT_CERT_REQUIRED');
+    expect(serverAlertError(80, { peer: 'p' })).toBeUndefined();
   });
 });
 

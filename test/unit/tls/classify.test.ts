@@ -27,6 +27,27 @@ describe('classifyTlsFailure', () => {
     expect(codeOf(nodeError(code, message))).toBe(expected);
   });
 
+  it.each([
+    ['CRL_HAS_EXPIRED', 'CRL has expired', 'TLS_HANDSHAKE_FAILED'],
+    ['CRL_NOT_YET_VALID', 'CRL is not yet valid', 'TLS_HANDSHAKE_FAILED'],
+    ['CRL_SIGNATURE_FAILURE', 'CRL signature failure', 'TLS_HANDSHAKE_FAILED'],
+    ['UNABLE_TO_GET_CRL', 'unable to get certificate CRL', 'TLS_HANDSHAKE_FAILED'],
+    ['INVALID_PURPOSE', 'unsuitable certificate purpose', 'TLS_PEER_UNTRUSTED'],
+    ['INVALID_CA', 'invalid CA certificate', 'TLS_PEER_UNTRUSTED'],
+    ['CERT_SIGNATURE_FAILURE', 'certificate signature failure', 'TLS_PEER_UNTRUSTED'],
+    ['UNSPECIFIED', 'Different CRL scope', 'TLS_HANDSHAKE_FAILED'],
+  ])('maps OpenSSL verify error %s (%s) to %s, with verifyError set, as the HTTP/3 verifier names it', (code, message, expected) => {
+    const error = classifyTlsFailure(nodeError(code, message), ctx);
+    expect(error?.code).toBe(expected);
+    expect(error?.verifyError).toBe(code === 'UNSPECIFIED' ? 'DIFFERENT_CRL_SCOPE' : code);
+    expect(classifyTlsFailure(`No connection established. Last error: Error: ${message}`, ctx)?.verifyError).toBe(code === 'UNSPECIFIED' ? 'DIFFERENT_CRL_SCOPE' : code);
+  });
+
+  it('an alert about our certificate wins over the verify error its words resemble', () => {
+    expect(classifyTlsFailure(nodeError('ERR_SSL_SSLV3_ALERT_CERTIFICATE_REVOKED', 'error:0A00042C:SSL routines::sslv3 alert certificate revoked'), ctx)).toMatchObject({ code: 'TLS_REVOKED', verifyError: undefined });
+    expect(codeOf('self signed certificate in certificate chain')).toBe('TLS_PEER_UNTRUSTED');
+  });
+
   it('reads the same failures out of gRPC status details', () => {
     expect(codeOf('No connection established. Last error: Error: certificate has expired')).toBe('TLS_PEER_EXPIRED');
   });

@@ -21,7 +21,7 @@ interface ServerSide {
   ca: string;
   cert: string;
   key: string;
-  crl?: string;
+  crl?: string | string[];
   /** Default true. With false the test decides, so `authorizationError` can be observed. */
   rejectUnauthorized?: boolean;
 }
@@ -30,7 +30,7 @@ interface ClientSide {
   ca: string;
   cert?: string;
   key?: string;
-  crl?: string;
+  crl?: string | string[];
   servername?: string;
 }
 
@@ -217,6 +217,38 @@ describe('dev PKI', () => {
       expect(new x509.X509Crl(emptyCrl).entries).toHaveLength(0);
     });
 
+    it('issues intermediates that issue leaves and CRLs; chainPem is what a peer presents', async () => {
+      const inter = await ca.intermediate({ commonName: 'Test Intermediate', usage: 'server', pathLength: 0 });
+      const interCert = new X509Certificate(inter.certPem);
+      expect(interCert.ca).toBe(true);
+      expect(interCert.issuer).toBe('CN=Test CA');
+      expect(interCert.verify(new X509Certificate(ca.certPem).publicKey)).toBe(true);
+      expect(interCert.keyUsage).toEqual(['1.3.6.1.5.5.7.3.1']);
+      expect(new x509.X509Certificate(inter.certPem).getExtension(x509.BasicConstraintsExtension)?.pathLength).toBe(0);
+      expect(inter.serialHex.toUpperCase()).toBe(interCert.serialNumber);
+      expect(inter.chainPem).toBe(inter.certPem);
+      expect(ca.chainPem).toBe('');
+
+      const leaf = await inter.issue({ commonName: 'below', usage: 'none' });
+      expect(leaf.chainPem).toBe(leaf.certPem + inter.certPem);
+      expect(new X509Certificate(leaf.certPem).issuer).toBe('CN=Test Intermediate');
+      expect(new X509Certificate(leaf.certPem).keyUsage).toBeUndefined();
+      const interCrl = new x509.X509Crl(await inter.crl([leaf.serialHex]));
+      expect(interCrl.issuer).toBe('CN=Test Intermediate');
+      expect(await interCrl.verify({ publicKey: new x509.X509Certificate(inter.certPem) })).toBe(true);
+
+      const notCa = await ca.intermediate({ commonName: 'Not a CA', ca: false });
+      expect(new X509Certificate(notCa.certPem).ca).toBe(false);
+    });
+
+    it('signs a CRL with another authority\'s key on request (same issuer name and key id, a signature that does not verify)', async () => {
+      const forged = new x509.X509Crl(await ca.crl([], { signedBy: otherCa }));
+      expect(forged.issuer).toBe('CN=Test CA');
+      expect(forged.getExtension(x509.AuthorityKeyIdentifierExtension)?.keyId).toBe(new x509.X509Certificate(ca.certPem).getExtension(x509.SubjectKeyIdentifierExtension)?.keyId);
+      expect(await forged.verify({ publicKey: new x509.X509Certificate(ca.certPem) })).toBe(false);
+      expect(await forged.verify({ publicKey: new x509.X509Certificate(otherCa.certPem) })).toBe(true);
+    });
+
     it('rejects malformed serials given to crl()', async () => {
       await expect(ca.crl(['not-hex'])).rejects.toThrow(TypeError);
     });
@@ -310,6 +342,25 @@ describe('dev PKI', () => {
 
       const observed = await handshake(serverSide(server, { rejectUnauthorized: false }), clientSide(foreignClient));
       expect(observed.serverAuthError).toBe('UNABLE_TO_VERIFY_LEAF_SIGNATURE');
+    });
+
+    it('connects a pair whose certificates come from an intermediate, presented as chainPem', async () => {
+      const inter = await ca.intermediate({ commonName: 'TLS Intermediate' });
+      const leafServer = await inter.issue({ commonName: 'chained-server', ...SERVER_SANS, usage: 'server' });
+      const leafClient = await inter.issue({ commonName: 'chained-client', usage: 'client' });
+      const crls = [await ca.crl([]), await inter.crl([])];
+      const outcome = await handshake(
+        { ca: ca.certPem, cert: leafServer.chainPem, key: leafServer.keyPem, crl: crls },
+        { ca: ca.certPem, cert: leafClient.chainPem, key: leafClient.keyPem, crl: crls },
+      );
+      expect(outcome.clientError).toBeUndefined();
+      expect(outcome.serverPeerCN).toBe('chained-client');
+      // Node reads ONE CRL from each entry: the intermediate's CRL, second in one string, is left out.
+      const joined = await handshake(
+        { ca: ca.certPem, cert: leafServer.chainPem, key: leafServer.keyPem },
+        { ca: ca.certPem, cert: leafClient.chainPem, key: leafClient.keyPem, crl: crls.join('') },
+      );
+      expect(joined.clientError).toBe('UNABLE_TO_GET_CRL');
     });
 
     it('rejects a client that presents no certificate', async () => {
