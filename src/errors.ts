@@ -115,8 +115,18 @@ export class DisposedError extends OmniRelayError {
   }
 }
 
-/** How a transport failed below gRPC, when it did. Decides fallback and health memory. */
-export type TransportFailureKind = 'connect' | 'handshake' | 'idle-timeout' | 'stream';
+/**
+ * How a transport failed below gRPC, when it did. Decides fallback, health memory and
+ * transparent retry:
+ * - `connect`, `handshake`: no connection (nothing reached the server);
+ * - `idle-timeout`: the HTTP/3 connection died mid-call (the request may have been processed);
+ * - `stream`: the stream or its connection failed after the request went out;
+ * - `refused`: the server refused the request **without processing it** — HTTP/3: the stream
+ *   was reset with H3_REQUEST_REJECTED, or its id was at or above the server's GOAWAY id;
+ *   HTTP/2: RST_STREAM REFUSED_STREAM, which is also how a GOAWAY refuses the streams above
+ *   its last stream id. Safe to retry on a new connection, and never a breaker failure.
+ */
+export type TransportFailureKind = 'connect' | 'handshake' | 'idle-timeout' | 'stream' | 'refused';
 
 /**
  * A call ended with a non-OK gRPC status. `status` is the numeric gRPC code and
@@ -127,13 +137,30 @@ export class RpcError extends OmniRelayError {
     readonly status: number,
     readonly statusName: string,
     readonly details: string,
-    readonly context: { endpoint: string; protocol: 'h2' | 'h3' | 'none'; failure?: TransportFailureKind | undefined; trailers?: Readonly<Record<string, string>> | undefined },
+    readonly context: {
+      endpoint: string;
+      protocol: 'h2' | 'h3' | 'none';
+      failure?: TransportFailureKind | undefined;
+      trailers?: Readonly<Record<string, string>> | undefined;
+      /** Set when HTTP/3 was required (`http3: 'require'`), so HTTP/2 was never tried. */
+      http3Required?: boolean | undefined;
+    },
   ) {
     super('RPC_FAILED', `${statusName} from ${context.endpoint} over ${context.protocol}: ${details}`);
   }
 
   get failure(): TransportFailureKind | undefined {
     return this.context.failure;
+  }
+
+  /** The server refused the request without processing it (see {@link TransportFailureKind}). */
+  get refused(): boolean {
+    return this.context.failure === 'refused';
+  }
+
+  /** HTTP/3 was required for this call (`http3: 'require'` on the profile or the endpoint's hint): no HTTP/2 fallback was tried. */
+  get http3Required(): boolean {
+    return this.context.http3Required === true;
   }
 }
 

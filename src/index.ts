@@ -20,6 +20,7 @@ export type {
   TlsOptions,
   TlsMode,
   Http3Preference,
+  Http3Hint,
   RetryOptions,
   KeepaliveOptions,
   LimitsOptions,
@@ -70,6 +71,7 @@ export { FewestPendingPeerChooser } from './peers/fewest-pending.js';
 export { InFlightCounter } from './peers/in-flight.js';
 export { ProfilePeerChooser } from './peers/profile-peer-chooser.js';
 export type { PeerLists } from './factory/control-plane-client-factory.js';
+export { MAX_TRANSPARENT_RETRIES } from './factory/control-plane-client-factory.js';
 export {
   PeerCircuitBreaker,
   ConsecutiveFailureCircuitBreaker,

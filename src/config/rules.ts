@@ -186,8 +186,21 @@ function breakerRules(ctx: ProfileContext): RuleIssue[] {
   ];
 }
 
+/** HTTP/3 is TLS-only: `http3: 'require'` on an insecure profile leaves its calls no protocol. */
+function http3Rules(ctx: ProfileContext): RuleIssue[] {
+  if (ctx.profile['http3'] !== 'require' || at(ctx.profile, 'tls', 'mode') !== 'insecure') return [];
+  return [
+    {
+      key: ctx.key('http3'),
+      message: 'http3 "require" needs TLS (HTTP/3 has no plaintext form) but tls.mode is "insecure"; use "prefer"/"disable", or a tls or mtls profile',
+      involves: [ctx.key('http3'), ctx.key('tls', 'mode')],
+    },
+  ];
+}
+
 function profileRules(ctx: ProfileContext, allowInsecure: unknown, active: boolean, endpoints: Readonly<Record<string, unknown>>): RuleIssue[] {
   return [
+    ...http3Rules(ctx),
     ...peerChooserRules(ctx, endpoints),
     ...breakerRules(ctx),
     orderRule(ctx, 'keepalive', 'timeoutMs', 'timeMs', true),
@@ -195,6 +208,29 @@ function profileRules(ctx: ProfileContext, allowInsecure: unknown, active: boole
     orderRule(ctx, 'http3Health', 'initialBackoffMs', 'maxBackoffMs', false),
     ...tlsRules(ctx, allowInsecure, active),
   ].filter((issue): issue is RuleIssue => issue !== undefined);
+}
+
+/**
+ * An endpoint's HTTP/3 hint must leave its profile's calls a protocol: `require` under a
+ * profile that disables HTTP/3 or is insecure, or `deny` under one that requires it, is
+ * refused here rather than silently overriding either side (a live hint that does the same
+ * fails the call with a ConfigError naming both).
+ */
+function hintRules(name: string, endpoint: Record<string, unknown>, profileName: string, profile: unknown): RuleIssue[] {
+  const hint = at(endpoint, 'hints', 'http3');
+  const key = `endpoints.${name}.hints.http3`;
+  const preference = at(profile, 'http3');
+  const involves = [key, `endpoints.${name}.profile`, `profiles.${profileName}.http3`];
+  if (hint === 'require' && preference === 'disable') {
+    return [{ key, message: `"require" (HTTP/3 only) contradicts its profile "${profileName}", which has http3 "disable" (HTTP/2 only); no protocol would be left. Remove the hint or let the profile use HTTP/3`, involves }];
+  }
+  if (hint === 'require' && at(profile, 'tls', 'mode') === 'insecure') {
+    return [{ key, message: `"require" (HTTP/3 only) needs TLS but its profile "${profileName}" has tls.mode "insecure"`, involves: [...involves, `profiles.${profileName}.tls.mode`] }];
+  }
+  if (hint === 'deny' && preference === 'require') {
+    return [{ key, message: `"deny" (HTTP/2 only) contradicts its profile "${profileName}", which has http3 "require" (HTTP/3 only); no protocol would be left. Remove the hint or use a profile that allows HTTP/2`, involves }];
+  }
+  return [];
 }
 
 function endpointRules(name: string, endpoint: Record<string, unknown>, profiles: Readonly<Record<string, unknown>>): RuleIssue[] {
@@ -209,6 +245,7 @@ function endpointRules(name: string, endpoint: Record<string, unknown>, profiles
       involves: [`${base}.profile`],
     });
   }
+  if (knownProfile) issues.push(...hintRules(name, endpoint, profile, profiles[profile]));
   const url = endpoint['url'];
   if (typeof url !== 'string') return issues;
   const parsed = parseEndpointUrl(url);

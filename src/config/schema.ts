@@ -134,7 +134,7 @@ const BreakerSchema = z.strictObject({
   whenAllOpen: z.enum(['fail-fast', 'probe-least-recently-failed']),
 });
 
-const Http3PreferenceSchema = z.enum(['prefer', 'disable']);
+const Http3PreferenceSchema = z.enum(['prefer', 'disable', 'require']);
 
 const profileFields = {
   http3: Http3PreferenceSchema,
@@ -184,7 +184,7 @@ const MetadataKeySchema = z
 const MetadataSchema = z.record(MetadataKeySchema, z.string().regex(METADATA_VALUE_PATTERN, 'metadata values must be printable ASCII'));
 
 const EndpointHintSchema = z.strictObject({
-  http3: z.enum(['allow', 'deny']).optional(),
+  http3: z.enum(['allow', 'deny', 'require']).optional(),
   draining: z.boolean().optional(),
 });
 

@@ -4,8 +4,21 @@
  * Defaults and the reasons behind them are listed in docs/control-plane-client-factory.md.
  */
 
-/** Whether a profile tries HTTP/3 first (`prefer`) or never uses it (`disable`). */
-export type Http3Preference = 'prefer' | 'disable';
+/**
+ * Whether a profile tries HTTP/3 first and falls back to HTTP/2 (`prefer`), never uses it
+ * (`disable`), or uses HTTP/3 only (`require`: no race, no fallback; an HTTP/3 failure is the
+ * call's error). `require` needs TLS (a ConfigError on an `insecure` profile).
+ */
+export type Http3Preference = 'prefer' | 'disable' | 'require';
+
+/**
+ * An endpoint's HTTP/3 hint: `allow` (the profile decides), `deny` (HTTP/2 only, whatever the
+ * profile prefers) or `require` (HTTP/3 only, no fallback, even under a `prefer` profile). A
+ * hint that leaves a call no protocol — `require` under a profile that disables HTTP/3 or is
+ * insecure, `deny` under a profile that requires it — is a ConfigError: at validation for a
+ * configured hint, when the call is made for a live one.
+ */
+export type Http3Hint = 'allow' | 'deny' | 'require';
 
 /**
  * `mtls`: verify the server and present a client certificate. `tls`: verify the server only.
@@ -149,8 +162,8 @@ export interface ProfileOptions {
 
 /** Per-endpoint hints. They also arrive live on the EndpointHints stream. */
 export interface EndpointHint {
-  /** `deny` keeps the endpoint on HTTP/2 whatever the profile prefers. */
-  readonly http3?: 'allow' | 'deny' | undefined;
+  /** `deny` keeps the endpoint on HTTP/2 whatever the profile prefers; `require` keeps it on HTTP/3 only. */
+  readonly http3?: Http3Hint | undefined;
   /** A draining endpoint takes no new calls; running calls finish. */
   readonly draining?: boolean | undefined;
 }

@@ -3,7 +3,7 @@ import type { Dispatcher } from 'undici';
 import { systemClock, type Clock } from '../clock.js';
 import type { OptionsMonitor } from '../config/options-monitor.js';
 import type { ControlPlaneOptions, ProfileOptions } from '../config/types.js';
-import { DisposedError, EndpointError, OmniRelayError, PeerUnavailableError, RpcError, TlsError, UnknownProfileError } from '../errors.js';
+import { ConfigError, DisposedError, EndpointError, OmniRelayError, PeerUnavailableError, RpcError, TlsError, UnknownProfileError, type ConfigIssue } from '../errors.js';
 import type { EndpointHintStore } from '../hints/endpoint-hints.js';
 import type { Http3FailureReason, Http3Health } from '../hints/http3-health.js';
 import type { IPeerChooser, PeerCandidate } from '../peers/peer-chooser.js';
@@ -14,7 +14,8 @@ import type { ITlsProvider } from '../tls/tls-provider.js';
 import { connectionSettingsOf, type ChannelCache, type CacheEntryInfo, type Lease } from '../transport/channel-cache.js';
 import { parseEndpoint } from '../transport/endpoint.js';
 import { GRPC_STATUS } from '../transport/grpc-status.js';
-import { chooseProtocol } from '../transport/protocol-selection.js';
+import { ATTR_PROTOCOL_REASON } from '../telemetry/names.js';
+import { chooseProtocol, type Http3Requirement, type ProtocolChoice } from '../transport/protocol-selection.js';
 import type { CallMetadata, DialTarget, ParsedEndpoint, WireCall, WireProtocol, WireUnaryResult } from '../transport/types.js';
 import { callerOf } from './caller.js';
 import type { HttpDispatcherPool } from './http-dispatchers.js';
@@ -53,9 +54,32 @@ interface ResolvedTarget {
   readonly peerSet: string;
 }
 
+/** A server stream up to its first message. */
+interface OpenedStream {
+  readonly lease: Lease;
+  readonly iterator: AsyncIterator<Uint8Array>;
+  readonly first: IteratorResult<Uint8Array>;
+}
+
 interface AttemptOutcome<T> {
   readonly value: T;
   readonly protocol: WireProtocol;
+}
+
+/**
+ * Transparent retries per call (gRFC A6): a request the server refused without processing it
+ * (`RpcError.refused`: GOAWAY, H3_REQUEST_REJECTED, REFUSED_STREAM) is sent again at once,
+ * preferably to a peer this call has not tried, on a new connection when the refusing one is
+ * draining, without spending one of the policy's attempts and without counting as a breaker
+ * failure. More refusals than this go through the retry policy like any UNAVAILABLE (still
+ * never counted by the breaker), so a server that refuses everything ends the call after at
+ * most this many + `retry.maxAttempts` requests, within the deadline.
+ */
+export const MAX_TRANSPARENT_RETRIES = 3;
+
+/** A refused request as the factory reports it. */
+function refusalOf(error: unknown): RpcError | undefined {
+  return error instanceof RpcError && error.refused ? error : undefined;
 }
 
 /** Transport failures where nothing reached the server, so HTTP/2 may carry the same call. */
@@ -143,6 +167,8 @@ export class ControlPlaneClientFactory implements IGrpcControlPlaneClientFactory
           return;
         }
         if (change.current.http3 === 'deny') deps.cache.retire((e) => e.authority === change.authority && e.protocol === 'h3', graceOf);
+        // Requiring HTTP/3 drains the endpoint's HTTP/2 connections: new calls use HTTP/3 only.
+        if (change.current.http3 === 'require') deps.cache.retire((e) => e.authority === change.authority && e.protocol === 'h2', graceOf);
       }),
     );
     // New options: connections of profiles that are gone, or whose connection settings
@@ -155,7 +181,9 @@ export class ControlPlaneClientFactory implements IGrpcControlPlaneClientFactory
         const stale = (e: CacheEntryInfo): boolean => {
           const now = snapshot.profiles[e.profile];
           const then = before.profiles[e.profile];
-          return now === undefined || then === undefined || connectionSettingsOf(now) !== connectionSettingsOf(then);
+          if (now === undefined || then === undefined || connectionSettingsOf(now) !== connectionSettingsOf(then)) return true;
+          // A profile that now requires (disables) HTTP/3 has no use for its HTTP/2 (HTTP/3) connections.
+          return now.http3 !== then.http3 && ((now.http3 === 'require' && e.protocol === 'h2') || (now.http3 === 'disable' && e.protocol === 'h3'));
         };
         deps.cache.retire(stale, (e) => before.profiles[e.profile]?.drainGraceMs ?? 30_000);
       }),
@@ -201,6 +229,53 @@ export class ControlPlaneClientFactory implements IGrpcControlPlaneClientFactory
       if (t.certFile !== undefined || t.pfxFile !== undefined || t.caFile !== undefined || t.crlFiles.length > 0) profiles.add(name);
     }
     for (const name of profiles) this.#deps.tls.current(name);
+  }
+
+  /**
+   * Peers (authority) that refused a request without processing it, e.g. because they are
+   * draining (GOAWAY), until when (injected clock): they are offered to the chooser only when
+   * no other peer is, and failing to connect to them meanwhile is their drain, not a failure.
+   */
+  readonly #refusedUntil = new Map<string, { readonly until: number; readonly seq: number }>();
+  /** Counts refusals, so a success clears a peer's mark only if its attempt began after the refusal. */
+  #refusalSeq = 0;
+  /** Connection failures reported as refused by {@link #drainAware}: they do not renew a mark. */
+  readonly #drainEnds = new WeakSet<RpcError>();
+
+  /**
+   * Remembers that `authority` refused work, for the profile's `breaker.halfOpenAfterMs` (the
+   * time an unwell peer is kept out before a probe): a restarted replica is offered again
+   * then, and one that is gone is counted by its breaker like any peer that cannot be reached.
+   */
+  #noteRefused(authority: string, profile: ProfileOptions, error: RpcError): void {
+    if (this.#drainEnds.has(error)) return;
+    this.#refusedUntil.set(authority, { until: this.#deps.clock.now() + profile.breaker.halfOpenAfterMs, seq: ++this.#refusalSeq });
+  }
+
+  #isRefusing(authority: string): boolean {
+    const mark = this.#refusedUntil.get(authority);
+    if (mark === undefined) return false;
+    if (this.#deps.clock.now() < mark.until) return true;
+    this.#refusedUntil.delete(authority);
+    return false;
+  }
+
+  /** A call to `authority` that started at refusal count `startedAt` succeeded: a refusal before it is over. */
+  #servedBy(authority: string, startedAt: number): void {
+    const mark = this.#refusedUntil.get(authority);
+    if (mark !== undefined && mark.seq <= startedAt) this.#refusedUntil.delete(authority);
+  }
+
+  /**
+   * A connection failure (nothing reached the server) with a peer that refused work moments
+   * ago is the end of its drain (a draining server stops listening), not a sign it is unwell:
+   * it is reported as refused, so the breaker does not count it and it is retried transparently.
+   */
+  #drainAware(authority: string, error: unknown): unknown {
+    if (!(error instanceof RpcError) || error.failure !== 'connect' || error.status !== GRPC_STATUS.UNAVAILABLE || !this.#isRefusing(authority)) return error;
+    const refused = new RpcError(error.status, error.statusName, `${error.details} (the peer refused a request without processing it moments ago: it is draining)`, { ...error.context, failure: 'refused' });
+    this.#drainEnds.add(refused);
+    return refused;
   }
 
   /** `profile\0authority` of endpoints whose last HTTP/3 handshake failed certificate verification. */
@@ -374,51 +449,51 @@ export class ControlPlaneClientFactory implements IGrpcControlPlaneClientFactory
   /**
    * A server stream is placed like a unary call (peer, protocol, HTTP/3 fallback and the
    * circuit breaker until its first message) but is not retried on a gRPC status: messages
-   * may already have been delivered to the caller.
+   * may already have been delivered to the caller. A stream the server refused without
+   * processing it (nothing delivered) is sent again transparently, like a unary call's.
    */
   async *#serverStream<Req, Res>(service: ServiceDefinition, method: MethodDefinition<Req, Res>, request: Req, target: CallTarget & CallOptions): AsyncIterable<Res> {
     const resolved = this.#resolve(target);
-    const deadline = this.#deps.clock.now() + (target.deadlineMs ?? resolved.profile.deadlineMs);
-    const peer = this.#pick(resolved, 1, new Set());
+    const { clock } = this.#deps;
+    const deadline = clock.now() + (target.deadlineMs ?? resolved.profile.deadlineMs);
+    const tried = new Set<string>();
+    let peer = this.#pick(resolved, 1, tried);
     const observation = this.#deps.telemetry.start({ service: service.fullName, method: method.name, endpoint: peer.authority, profile: resolved.profileName, caller: callerOf(target, this.#deps.caller ?? 'control-plane') });
-    observation.noteAttempt(1, peer.authority, this.#deps.breaker.state(peer.authority, resolved.profileName));
-    this.#deps.chooser.onCallStart?.(peer.authority);
     let ok = false;
+    // The peer whose onCallStart was reported and whose onCallEnd is still due.
+    let counting: string | undefined;
     try {
       // Inside the try: a failure while encoding, dialling or racing ends the observation too.
       const wireCall: WireCall = {
         path: `/${service.fullName}/${method.name}`,
         message: method.requestType.encode(request).finish(),
         metadata: { ...resolved.metadata, ...target.metadata },
-        deadline: wireDeadline(this.#deps.clock, deadline),
+        deadline: wireDeadline(clock, deadline),
         signal: target.signal,
       };
-      const target2 = this.#dialTarget(resolved, peer);
-      let protocol = this.#protocolFor(resolved, peer).protocol;
-      if (protocol === 'h3') protocol = await this.#raceHttp3(resolved, peer, target2, observation, wireCall);
-      observation.setProtocol(protocol);
-      // Until its first message (or its end) a stream is an attempt like a unary call's: it
-      // runs through the peer's circuit breaker, and an HTTP/3 failure that reached no server
-      // falls back to HTTP/2. After that, messages were delivered: no fallback, not counted.
-      const open = async (): Promise<{ readonly lease: Lease; readonly iterator: AsyncIterator<Uint8Array>; readonly first: IteratorResult<Uint8Array> }> => {
-        for (;;) {
-          const lease = this.#deps.cache.acquire(target2, protocol);
-          const iterator = lease.connection.serverStream(wireCall)[Symbol.asyncIterator]();
-          try {
-            return { lease, iterator, first: await iterator.next() };
-          } catch (error) {
-            lease.release();
-            const reason = protocol === 'h3' ? http3FailureReason(error) : undefined;
-            if (reason === undefined || reason === 'idle-timeout') {
-              if (protocol === 'h3' && reason !== undefined) this.#deps.health.markBroken(peer.authority, reason, resolved.profile.http3Health);
-              throw error;
-            }
-            this.#fellBack(resolved, peer, observation, reason);
-            protocol = 'h2';
-          }
+      let opened: OpenedStream;
+      let protocol: WireProtocol;
+      let startedAt = this.#refusalSeq;
+      for (let transparent = 0; ; transparent++) {
+        startedAt = this.#refusalSeq;
+        observation.noteAttempt(1, peer.authority, this.#deps.breaker.state(peer.authority, resolved.profileName));
+        tried.add(peer.authority);
+        counting = peer.authority;
+        this.#deps.chooser.onCallStart?.(peer.authority);
+        try {
+          ({ opened, protocol } = await this.#openStream(resolved, peer, observation, wireCall));
+          break;
+        } catch (error) {
+          const refusal = refusalOf(error);
+          if (refusal === undefined) throw error;
+          this.#deps.chooser.onCallEnd?.(peer.authority, false);
+          counting = undefined;
+          this.#noteRefused(peer.authority, resolved.profile, refusal);
+          if (transparent >= MAX_TRANSPARENT_RETRIES || target.signal?.aborted === true || clock.now() >= deadline) throw error;
+          observation.noteTransparentRetry(1, peer.authority, refusal.details);
+          peer = this.#pick(resolved, 1, tried);
         }
-      };
-      const opened = await this.#deps.breaker.execute(peer.authority, open, resolved.profileName);
+      }
       let finished = false;
       try {
         for (let step = opened.first; !step.done; step = await opened.iterator.next()) {
@@ -432,6 +507,7 @@ export class ControlPlaneClientFactory implements IGrpcControlPlaneClientFactory
         opened.lease.release();
       }
       ok = true;
+      if (this.#refusedUntil.size > 0) this.#servedBy(peer.authority, startedAt);
       observation.end(GRPC_STATUS.OK);
     } catch (error) {
       const final = target.signal?.aborted === true ? cancelled(peer.authority, target.signal.reason) : error;
@@ -439,8 +515,49 @@ export class ControlPlaneClientFactory implements IGrpcControlPlaneClientFactory
       throw final;
     } finally {
       if (!ok) observation.end(GRPC_STATUS.CANCELLED);
-      this.#deps.chooser.onCallEnd?.(peer.authority, ok);
+      if (counting !== undefined) this.#deps.chooser.onCallEnd?.(counting, ok);
     }
+  }
+
+  /**
+   * Opens a server stream on `peer` up to its first message (or its end): the protocol, the
+   * HTTP/3 race and fallback, and the peer's circuit breaker, which counts a stream until then.
+   * After that, messages were delivered: no fallback, not counted.
+   */
+  async #openStream(resolved: ResolvedTarget, peer: PeerCandidate, observation: RpcObservation, wireCall: WireCall): Promise<{ opened: OpenedStream; protocol: WireProtocol }> {
+    const target = this.#dialTarget(resolved, peer);
+    const choice = this.#protocolFor(resolved, peer);
+    const required = choice.required;
+    if (required !== undefined) {
+      this.#checkRequirement(resolved, peer, choice);
+      observation.span.setAttribute(ATTR_PROTOCOL_REASON, 'required');
+    } else if (choice.reason !== undefined && resolved.profile.http3 === 'prefer') {
+      observation.span.setAttribute(ATTR_PROTOCOL_REASON, choice.reason);
+    }
+    let protocol = choice.protocol;
+    if (protocol === 'h3' && required === undefined) protocol = await this.#raceHttp3(resolved, peer, target, observation, wireCall);
+    observation.setProtocol(protocol);
+    const open = async (): Promise<OpenedStream> => {
+      for (;;) {
+        const lease = this.#deps.cache.acquire(target, protocol);
+        const iterator = lease.connection.serverStream(wireCall)[Symbol.asyncIterator]();
+        try {
+          return { lease, iterator, first: await iterator.next() };
+        } catch (error) {
+          lease.release();
+          if (required !== undefined) throw this.#requiredFailure(resolved, peer, required, error);
+          const reason = protocol === 'h3' ? http3FailureReason(error) : undefined;
+          if (reason === undefined || reason === 'idle-timeout') {
+            if (protocol === 'h3' && reason !== undefined) this.#deps.health.markBroken(peer.authority, reason, resolved.profile.http3Health);
+            throw this.#drainAware(peer.authority, error);
+          }
+          this.#fellBack(resolved, peer, observation, reason);
+          protocol = 'h2';
+        }
+      }
+    };
+    const opened = await this.#deps.breaker.execute(peer.authority, open, resolved.profileName);
+    return { opened, protocol };
   }
 
   client<S extends ServiceDefinition>(service: S, target: CallTarget): TypedClient<S> {
@@ -519,6 +636,8 @@ export class ControlPlaneClientFactory implements IGrpcControlPlaneClientFactory
     // A circuit may open between the pick and the call (another call's probe failed); the
     // call is then placed on another peer without counting an attempt, at most once per peer.
     let rejections = 0;
+    // Requests the server refused without processing them, sent again without counting an attempt.
+    let transparent = 0;
     for (let attempt = 1; ; attempt++) {
       let peer: PeerCandidate | undefined;
       let rejectedByBreaker = false;
@@ -537,14 +656,20 @@ export class ControlPlaneClientFactory implements IGrpcControlPlaneClientFactory
         };
         const chosen = peer;
         const currentObservation = observation;
+        const startedAt = this.#refusalSeq;
         this.#deps.chooser.onCallStart?.(chosen.authority);
         let ok = false;
         try {
-          const outcome = await this.#deps.breaker.execute(chosen.authority, () => attemptOn(chosen, wireCall, currentObservation), resolved.profileName).catch((error: unknown) => {
+          const attemptOnPeer = (): Promise<AttemptOutcome<T>> =>
+            attemptOn(chosen, wireCall, currentObservation).catch((error: unknown) => {
+              throw this.#drainAware(chosen.authority, error);
+            });
+          const outcome = await this.#deps.breaker.execute(chosen.authority, attemptOnPeer, resolved.profileName).catch((error: unknown) => {
             rejectedByBreaker = error instanceof PeerUnavailableError && error.code === 'CIRCUIT_OPEN';
             throw error;
           });
           ok = true;
+          if (this.#refusedUntil.size > 0) this.#servedBy(chosen.authority, startedAt);
           observation.end(GRPC_STATUS.OK);
           return { value: outcome.value, protocol: outcome.protocol, attempts: attempt };
         } finally {
@@ -555,6 +680,16 @@ export class ControlPlaneClientFactory implements IGrpcControlPlaneClientFactory
           rejections++;
           attempt--;
           continue;
+        }
+        const refusal = refusalOf(raw);
+        if (refusal !== undefined && peer !== undefined) {
+          this.#noteRefused(peer.authority, resolved.profile, refusal);
+          if (transparent < MAX_TRANSPARENT_RETRIES && options.signal?.aborted !== true && clock.now() < deadline) {
+            transparent++;
+            observation?.noteTransparentRetry(attempt, peer.authority, refusal.details);
+            attempt--;
+            continue;
+          }
         }
         const error = options.signal?.aborted === true && !(raw instanceof OmniRelayError && raw.code !== 'RPC_FAILED') ? cancelled(peer?.authority ?? '', options.signal.reason) : raw;
         const delay = nextRetryDelay({ attempt, error, options: resolved.profile.retry, now: clock.now(), deadline, random });
@@ -597,26 +732,34 @@ export class ControlPlaneClientFactory implements IGrpcControlPlaneClientFactory
   readonly #offeredMemo = new WeakMap<ResolvedTarget, { readonly excluded: readonly number[]; readonly offered: readonly PeerCandidate[] }>();
 
   /**
-   * The peers that are not draining and whose circuit is not open. One pass over the peers;
-   * the same array comes back while the same peers are left out (the target's own list when
-   * none is), so a pick allocates nothing and choosers may key state on the array.
+   * The peers that are not draining and whose circuit is not open, less those that just
+   * refused work (a draining server's GOAWAY, a refused stream) while any other is left. One
+   * pass over the peers; the same array comes back while the same peers are left out (the
+   * target's own list when none is), so a pick allocates nothing and choosers may key state
+   * on the array.
    */
   #offered(resolved: ResolvedTarget): readonly PeerCandidate[] {
     const { hints, breaker } = this.#deps;
     const profile = resolved.profileName;
     const peers = resolved.peers;
-    const memo = this.#offeredMemo.get(resolved);
+    const avoidRefusing = this.#refusedUntil.size > 0;
     let excluded: number[] | undefined;
-    let same = true;
+    let refusing: number[] | undefined;
+    let usable = 0;
     for (let i = 0; i < peers.length; i++) {
       const authority = (peers[i] as PeerCandidate).authority;
-      if (hints.get(authority).draining !== true && breaker.state(authority, profile) !== 'open') continue;
-      excluded ??= [];
-      if (memo?.excluded[excluded.length] !== i) same = false;
-      excluded.push(i);
+      if (hints.get(authority).draining === true || breaker.state(authority, profile) === 'open') {
+        (excluded ??= []).push(i);
+      } else if (avoidRefusing && this.#isRefusing(authority)) {
+        (refusing ??= []).push(i);
+      } else {
+        usable++;
+      }
     }
+    if (refusing !== undefined && usable > 0) excluded = excluded === undefined ? refusing : [...excluded, ...refusing].sort((a, b) => a - b);
     if (excluded === undefined) return peers;
-    if (same && memo !== undefined && memo.excluded.length === excluded.length) return memo.offered;
+    const memo = this.#offeredMemo.get(resolved);
+    if (memo !== undefined && memo.excluded.length === excluded.length && memo.excluded.every((index, i) => index === excluded[i])) return memo.offered;
     const skip = new Set(excluded);
     const offered = peers.filter((_, i) => !skip.has(i));
     this.#offeredMemo.set(resolved, { excluded, offered });
@@ -680,6 +823,21 @@ export class ControlPlaneClientFactory implements IGrpcControlPlaneClientFactory
   ): Promise<AttemptOutcome<T>> {
     const target = this.#dialTarget(resolved, peer);
     const choice = this.#protocolFor(resolved, peer);
+    if (choice.required !== undefined) {
+      this.#checkRequirement(resolved, peer, choice);
+      observation.span.setAttribute(ATTR_PROTOCOL_REASON, 'required');
+      observation.setProtocol('h3');
+      const lease = this.#deps.cache.acquire(target, 'h3');
+      try {
+        const value = await send(lease.connection);
+        this.#deps.health.markHealthy(peer.authority);
+        return { value, protocol: 'h3' };
+      } catch (error) {
+        throw this.#requiredFailure(resolved, peer, choice.required, error);
+      } finally {
+        lease.release();
+      }
+    }
     if (choice.protocol === 'h3' && (await this.#raceHttp3(resolved, peer, target, observation, call)) === 'h3') {
       observation.setProtocol('h3');
       const lease = this.#deps.cache.acquire(target, 'h3');
@@ -696,7 +854,7 @@ export class ControlPlaneClientFactory implements IGrpcControlPlaneClientFactory
         lease.release();
       }
     } else if (choice.reason !== undefined && resolved.profile.http3 === 'prefer') {
-      observation.span.setAttribute('omnirelay.protocol.reason', choice.reason);
+      observation.span.setAttribute(ATTR_PROTOCOL_REASON, choice.reason);
     }
     observation.setProtocol('h2');
     const lease = this.#deps.cache.acquire(target, 'h2');
@@ -705,6 +863,60 @@ export class ControlPlaneClientFactory implements IGrpcControlPlaneClientFactory
     } finally {
       lease.release();
     }
+  }
+
+  /**
+   * HTTP/3 is required but ruled out (the profile disables it or is insecure, the endpoint's
+   * hint denies it, or no HTTP/3 transport is registered): a ConfigError naming both sides.
+   * Configured hints cannot get here (validation refuses them); live hints and a null
+   * `TOKENS.Http3Transport` can. Not retried, not counted by the breaker.
+   */
+  #checkRequirement(resolved: ResolvedTarget, peer: PeerCandidate, choice: ProtocolChoice): void {
+    if (choice.conflict === undefined) return;
+    const profileKey = `profiles.${resolved.profileName}.http3`;
+    const configured = Object.keys(this.#deps.options.current.endpoints).find((name) => this.#authorityOf(name)[0] === peer.authority);
+    const hintKey = configured !== undefined ? `endpoints.${configured}.hints.http3` : `EndpointHints[${peer.authority}].http3`;
+    const hint = this.#deps.hints.get(peer.authority).http3;
+    const requiredBy = choice.required === 'profile' ? `profile "${resolved.profileName}" requires HTTP/3 (http3 "require")` : `the hint for ${peer.authority} requires HTTP/3 (http3 "require")`;
+    const issues: ConfigIssue[] = [];
+    switch (choice.conflict) {
+      case 'profile-disabled':
+        issues.push({ key: profileKey, message: `is "disable" (HTTP/2 only), but ${requiredBy}: no protocol is left for the call` });
+        issues.push({ key: hintKey, message: `"require" (HTTP/3 only) contradicts profile "${resolved.profileName}", which disables HTTP/3; remove the hint or allow HTTP/3 in the profile` });
+        break;
+      case 'insecure':
+        issues.push({ key: hintKey, message: `"require" (HTTP/3 only) needs TLS, but profile "${resolved.profileName}" has tls.mode "insecure"` });
+        break;
+      case 'hint-denied':
+        issues.push({ key: hintKey, message: `"${String(hint)}" (HTTP/2 only), but ${requiredBy}: no protocol is left for the call` });
+        issues.push({ key: profileKey, message: `is "require" (HTTP/3 only), but the hint for ${peer.authority} denies HTTP/3; remove the hint or use a profile that allows HTTP/2` });
+        break;
+      case 'no-http3-transport':
+        issues.push({
+          key: choice.required === 'profile' ? profileKey : hintKey,
+          message: `"require" (HTTP/3 only), but no HTTP/3 transport is registered (TOKENS.Http3Transport is bound to null)`,
+        });
+        break;
+    }
+    throw new ConfigError(issues, `HTTP/3 requirement for a call to ${peer.authority}`);
+  }
+
+  /**
+   * A required HTTP/3 attempt failed. A transport failure (connect, refused UDP, handshake,
+   * idle timeout, a deadline spent connecting) becomes the call's error, saying that HTTP/3
+   * was required, by whom, and why it failed (`http3Required` set; status and failure kind
+   * kept, so the retry policy and the breaker judge it as usual). The endpoint's HTTP/3 health
+   * memory learns from it for calls that may fall back. gRPC statuses from the server, TLS
+   * errors and refusals pass through as they are.
+   */
+  #requiredFailure(resolved: ResolvedTarget, peer: PeerCandidate, required: Http3Requirement, error: unknown): unknown {
+    if (!(error instanceof RpcError)) return error;
+    const failure = error.failure;
+    if (failure !== 'connect' && failure !== 'handshake' && failure !== 'idle-timeout') return error;
+    const reason = http3FailureReason(error);
+    if (reason !== undefined) this.#deps.health.markBroken(peer.authority, reason, resolved.profile.http3Health);
+    const by = required === 'profile' ? `profile "${resolved.profileName}" has http3 "require"` : `the endpoint hint for ${peer.authority} has http3 "require"`;
+    return new RpcError(error.status, error.statusName, `HTTP/3 is required (${by}), so HTTP/2 was not tried; HTTP/3 failed (${failure}): ${error.details}`, { ...error.context, protocol: 'h3', http3Required: true });
   }
 
   /** Records a fall back from HTTP/3 to HTTP/2: health memory, the fallback counter, the span. */

@@ -1,5 +1,5 @@
 import { Subject, type Observable, type Subscription } from 'rxjs';
-import type { ControlPlaneOptions, EndpointHint } from '../config/types.js';
+import type { ControlPlaneOptions, EndpointHint, Http3Hint } from '../config/types.js';
 import { parseEndpoint } from '../transport/endpoint.js';
 
 /**
@@ -9,7 +9,8 @@ import { parseEndpoint } from '../transport/endpoint.js';
  */
 export interface EndpointHintUpdate {
   readonly endpoint: string;
-  readonly http3?: 'allow' | 'deny' | undefined;
+  /** `require`: HTTP/3 only for this endpoint from the next call on (its HTTP/2 connections drain). */
+  readonly http3?: Http3Hint | undefined;
   readonly draining?: boolean | undefined;
   readonly reset?: boolean | undefined;
 }

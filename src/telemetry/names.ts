@@ -23,7 +23,7 @@ export const METRIC_GRPC_OUTBOUND_REQUESTS = 'grpc_outbound_requests';
 export const METRIC_GRPC_OUTBOUND_REQUEST_DURATION = 'grpc_outbound_request_duration_seconds';
 /** Counter; Prometheus: `grpc_outbound_protocol_fallbacks_total`. */
 export const METRIC_GRPC_OUTBOUND_PROTOCOL_FALLBACKS = 'grpc_outbound_protocol_fallbacks';
-/** Counter, one per attempt: the peer chosen and its circuit state; Prometheus: `grpc_outbound_peer_choices_total`. */
+/** Counter, one per attempt (and per transparent retry): the peer chosen and its circuit state; Prometheus: `grpc_outbound_peer_choices_total`. */
 export const METRIC_GRPC_OUTBOUND_PEER_CHOICES = 'grpc_outbound_peer_choices';
 /** Counter; Prometheus: `omnirelay_tls_reloads_total`. */
 export const METRIC_TLS_RELOADS = 'omnirelay_tls_reloads';
@@ -124,3 +124,17 @@ export const PROTOCOL_NONE = 'none';
 
 export const EVENT_FALLBACK = 'fallback';
 export const EVENT_RETRY = 'retry';
+/**
+ * A request the server refused without processing it (draining, GOAWAY) was sent again at
+ * once, without spending an attempt. Attributes: `omnirelay.peer` (the peer that refused),
+ * `omnirelay.attempt` (the attempt it belongs to) and `omnirelay.refusal` (the reason).
+ */
+export const EVENT_TRANSPARENT_RETRY = 'transparent-retry';
+/** Why a request was refused (`EVENT_TRANSPARENT_RETRY`), a short text. Span events only. */
+export const ATTR_REFUSAL = 'omnirelay.refusal';
+/**
+ * Why the call used the protocol it did, when that was not the profile's plain preference:
+ * `required` (HTTP/3 only, by the profile or the endpoint's hint), or why HTTP/2 was used
+ * (`profile-disabled`, `hint-denied`, `http3-broken`, `no-http3-transport`, `insecure`). Spans only.
+ */
+export const ATTR_PROTOCOL_REASON = 'omnirelay.protocol.reason';

@@ -27,8 +27,10 @@ import {
   ATTR_SERVER_PORT,
   ATTR_TLS_RELOAD_OUTCOME,
   ATTR_TLS_RELOAD_REASON,
+  ATTR_REFUSAL,
   EVENT_FALLBACK,
   EVENT_RETRY,
+  EVENT_TRANSPARENT_RETRY,
   METRIC_GRPC_OUTBOUND_PEER_CHOICES,
   METRIC_GRPC_OUTBOUND_PROTOCOL_FALLBACKS,
   METRIC_GRPC_OUTBOUND_REQUEST_DURATION,
@@ -96,6 +98,11 @@ export interface RpcObservation {
    * `grpc_outbound_peer_choices`.
    */
   noteAttempt(attempt: number, peer: string, breakerState?: RpcBreakerState): void;
+  /**
+   * The request of `attempt` was refused by `peer` without being processed and is sent again
+   * at once, without spending an attempt: a `transparent-retry` span event.
+   */
+  noteTransparentRetry(attempt: number, peer: string, refusal: string): void;
   /**
    * Ends: records the request counter + duration histogram with the final status code, ends
    * the span (status ERROR with message on non-OK). Idempotent: only the first call counts.
@@ -258,6 +265,11 @@ class RpcCall implements RpcObservation {
     if (port !== undefined) attributes[ATTR_NETWORK_PEER_PORT] = port;
     this.span.setAttributes(attributes);
     if (attempt > 1) this.span.addEvent(EVENT_RETRY, { [ATTR_ATTEMPT]: attempt, [ATTR_PEER]: peer });
+  }
+
+  noteTransparentRetry(attempt: number, peer: string, refusal: string): void {
+    if (this.ended) return;
+    this.span.addEvent(EVENT_TRANSPARENT_RETRY, { [ATTR_ATTEMPT]: attempt, [ATTR_PEER]: peer, [ATTR_REFUSAL]: refusal });
   }
 
   end(statusCode: number, error?: Error): void {

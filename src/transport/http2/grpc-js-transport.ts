@@ -10,6 +10,16 @@ import type { CallMetadata, DialTarget, PeerIdentity, Transport, TransportConnec
 
 const identity = (bytes: Buffer): Buffer => bytes;
 
+/**
+ * The details grpc-js (1.14, `subchannel-call.js`) gives a call whose HTTP/2 stream closed with
+ * RST_STREAM REFUSED_STREAM, with status UNAVAILABLE. nghttp2 closes the streams above a
+ * GOAWAY's last stream id the same way, so it also marks requests a draining server's GOAWAY
+ * refused. grpc-js would retry such a call once itself ("transparent retry"), but only with
+ * its own retries on, which are off here (the factory retries); the status it then reports
+ * carries no other trace of the refusal. A unit test pins this text to the installed grpc-js.
+ */
+export const GRPC_JS_REFUSED_STREAM_DETAILS = 'Stream refused by server';
+
 /** Credentials shared per (TLS generation, endpoint) so grpc-js can reuse subchannels. */
 interface SharedCredentials {
   readonly credentials: ChannelCredentials;
@@ -146,7 +156,7 @@ class GrpcJsConnection implements TransportConnection {
         (error, response) => {
           done();
           if (error !== null || response === undefined) {
-            reject(this.#toError(error ?? undefined, started, fromMetadata(trailers)));
+            reject(this.#toError(error ?? undefined, started, fromMetadata(trailers), headers !== undefined));
             return;
           }
           // Metadata is converted only if the caller reads it.
@@ -196,10 +206,17 @@ class GrpcJsConnection implements TransportConnection {
     const onAbort = (): void => stream.cancel();
     if (call.signal?.aborted === true) stream.cancel();
     else call.signal?.addEventListener('abort', onAbort, { once: true });
+    let responded = false;
+    stream.once('metadata', () => {
+      responded = true;
+    });
     try {
-      for await (const chunk of stream as AsyncIterable<Buffer>) yield chunk;
+      for await (const chunk of stream as AsyncIterable<Buffer>) {
+        responded = true;
+        yield chunk;
+      }
     } catch (error) {
-      throw this.#toError(error as ServiceError, started, {});
+      throw this.#toError(error as ServiceError, started, {}, responded);
     } finally {
       call.signal?.removeEventListener('abort', onAbort);
       this.#calls.delete(stream);
@@ -213,7 +230,7 @@ class GrpcJsConnection implements TransportConnection {
     return new Promise<void>((resolve, reject) => {
       this.#client.waitForReady(Date.now() + this.#target.profile.connectTimeoutMs, (error) => {
         if (error === undefined || error === null) resolve();
-        else reject(this.#toError({ code: GRPC_STATUS.UNAVAILABLE, details: `No connection established: ${error.message}` } as ServiceError, started, {}));
+        else reject(this.#toError({ code: GRPC_STATUS.UNAVAILABLE, details: `No connection established: ${error.message}` } as ServiceError, started, {}, false));
       });
     });
   }
@@ -241,10 +258,19 @@ class GrpcJsConnection implements TransportConnection {
     };
   }
 
-  #toError(error: ServiceError | undefined, started: number, trailers: Record<string, string>): Error {
+  /** `responded`: response headers or messages arrived (the server was processing the call). */
+  #toError(error: ServiceError | undefined, started: number, trailers: Record<string, string>, responded: boolean): Error {
     const endpoint = this.#target.endpoint.authority;
     const code = error?.code ?? GRPC_STATUS.UNKNOWN;
     const details = error?.details ?? error?.message ?? 'unknown error';
+    if (code === GRPC_STATUS.UNAVAILABLE && details === GRPC_JS_REFUSED_STREAM_DETAILS && !responded) {
+      return new RpcError(code, statusName(code), 'the server refused the request without processing it (HTTP/2 RST_STREAM REFUSED_STREAM, or a GOAWAY whose last stream id is below this stream)', {
+        endpoint,
+        protocol: 'h2',
+        failure: 'refused',
+        trailers,
+      });
+    }
     if (code === GRPC_STATUS.UNAVAILABLE && this.#target.tls.mode !== 'insecure') {
       const recorded = this.#shared.lastFailure;
       if (recorded !== undefined && recorded.at >= started - 1) return recorded.error;

@@ -31,7 +31,7 @@ interface Live {
 }
 
 /** Why a call's AbortController fired. */
-type AbortKind = 'deadline' | 'cancelled' | 'closed';
+type AbortKind = 'deadline' | 'cancelled' | 'closed' | 'refused';
 class CallAbort extends Error {
   constructor(
     readonly kind: AbortKind,
@@ -44,6 +44,14 @@ class CallAbort extends Error {
 
 /** Where a call was when it failed: decides whether HTTP/2 may carry it instead. */
 type Phase = 'connect' | 'queued' | 'sent';
+
+/** One running call, as a GOAWAY needs to see it. */
+interface CallState {
+  live: Live | undefined;
+  stream: QuicStream | undefined;
+  /** The response reader, once the request is sent: `received` says whether response bytes arrived (the server is processing the request). */
+  response: RequestStreamReader | undefined;
+}
 
 /** What a finished call carries besides its messages. */
 interface CallEnd {
@@ -96,7 +104,7 @@ export class GrpcH3Transport implements Transport {
 class GrpcH3Connection implements TransportConnection {
   readonly protocol = 'h3' as const;
   readonly #target: DialTarget;
-  readonly #calls = new Set<AbortController>();
+  readonly #calls = new Map<AbortController, CallState>();
   #live: Promise<Live> | undefined;
   #lives = new Set<Promise<Live>>();
   #trust: TrustStore | undefined;
@@ -195,9 +203,12 @@ class GrpcH3Connection implements TransportConnection {
     const session = new H3Session(client, {
       role: 'client',
       maxFieldSectionSize: undefined,
-      onGoaway: () => {
+      onGoaway: (id) => {
         // New calls dial a new connection; this one closes once its requests are done.
         if (this.#live === holder.live) this.#live = undefined;
+        // RFC 9114 §5.2: requests on stream ids at or above the GOAWAY id were not processed
+        // and will not be; end them now (reset, H3_REQUEST_CANCELLED) so they are retried.
+        this.#refuseAbove(session, id);
         this.#closeWhenIdle(holder.live);
       },
       onClosed: () => {
@@ -218,6 +229,14 @@ class GrpcH3Connection implements TransportConnection {
     };
     holder.live = this.#live;
     return live;
+  }
+
+  /** Ends every call on `session` whose stream id is at or above a GOAWAY's `id` and that has no response yet: refused. */
+  #refuseAbove(session: H3Session, id: bigint): void {
+    for (const [controller, call] of this.#calls) {
+      if (call.live?.session !== session || call.stream === undefined || call.response?.received === true || BigInt(call.stream.id) < id) continue;
+      if (!controller.signal.aborted) controller.abort(new CallAbort('refused', `stream ${call.stream.id} is at or above the server's GOAWAY id ${id}: the server is shutting down and did not process the request`));
+    }
   }
 
   #closeWhenIdle(dialling: Promise<Live> | undefined): void {
@@ -299,7 +318,8 @@ class GrpcH3Connection implements TransportConnection {
     const abort = (kind: AbortKind, message: string): void => {
       if (!controller.signal.aborted) controller.abort(new CallAbort(kind, message));
     };
-    this.#calls.add(controller);
+    const state: CallState = { live: undefined, stream: undefined, response: undefined };
+    this.#calls.set(controller, state);
     const remaining = call.deadline - Date.now();
     const timer = setTimeout(() => abort('deadline', 'deadline exceeded'), Math.max(0, remaining));
     const onCallerAbort = (): void => abort('cancelled', 'the caller cancelled the call');
@@ -315,9 +335,11 @@ class GrpcH3Connection implements TransportConnection {
       // Connect (bounded by connectTimeoutMs and the deadline), then wait for stream credit.
       for (let attempt = 0; ; attempt++) {
         live = await abortable(this.#connect(), controller.signal);
+        state.live = live;
         phase = 'queued';
         try {
           stream = await live.session.openRequestStream(controller.signal);
+          state.stream = stream;
           break;
         } catch (error) {
           // GOAWAY or a connection that just closed: nothing was sent, try a fresh connection once.
@@ -348,6 +370,7 @@ class GrpcH3Connection implements TransportConnection {
 
       const maxReceive = profile.limits.maxReceiveMessageBytes;
       const response = new RequestStreamReader(opened, live.session, 'client', maxReceive);
+      state.response = response;
       const deframer = new GrpcMessageDeframer(maxReceive);
       let headers: Record<string, string> | undefined;
       let trailers: Record<string, string> = {};
@@ -377,7 +400,7 @@ class GrpcH3Connection implements TransportConnection {
       if (outcome.status !== GRPC_STATUS.OK) throw this.#rpcError(outcome.status, outcome.message, undefined, trailers);
       return { end: { headers: headers ?? {}, trailers }, peer: live.peer };
     } catch (error) {
-      throw this.#callError(error, controller.signal, phase, live, stream);
+      throw this.#callError(error, controller.signal, phase, live, stream, state.response?.received === true);
     } finally {
       clearTimeout(timer);
       call.signal?.removeEventListener('abort', onCallerAbort);
@@ -386,7 +409,7 @@ class GrpcH3Connection implements TransportConnection {
     }
   }
 
-  #callError(error: unknown, signal: AbortSignal, phase: Phase, live: Live | undefined, stream: QuicStream | undefined): Error {
+  #callError(error: unknown, signal: AbortSignal, phase: Phase, live: Live | undefined, stream: QuicStream | undefined, received: boolean): Error {
     if (error instanceof RpcError || error instanceof TlsError) return error;
     if (signal.aborted) {
       const reason = signal.reason as CallAbort;
@@ -395,8 +418,11 @@ class GrpcH3Connection implements TransportConnection {
         return this.#rpcError(GRPC_STATUS.DEADLINE_EXCEEDED, phase === 'connect' ? 'deadline exceeded while connecting over HTTP/3' : 'deadline exceeded', phase === 'connect' ? 'connect' : undefined);
       }
       if (reason.kind === 'cancelled') return this.#rpcError(GRPC_STATUS.CANCELLED, 'the caller cancelled the call');
+      if (reason.kind === 'refused') return this.#refused(reason.message);
       return this.#rpcError(GRPC_STATUS.UNAVAILABLE, 'connection closed', phase === 'sent' ? 'stream' : 'connect');
     }
+    const refusal = received ? undefined : this.#refusal(error, live, stream);
+    if (refusal !== undefined) return this.#refused(refusal);
     if (error instanceof QpackError && error.kind === 'field-section-too-large') {
       // RFC 9114 §4.2.2: a client may discard a response it cannot process; the connection stays.
       stream?.reset(H3_ERROR_CODES.H3_REQUEST_CANCELLED);
@@ -429,10 +455,31 @@ class GrpcH3Connection implements TransportConnection {
     return this.#rpcError(GRPC_STATUS.INTERNAL, error instanceof Error ? error.message : String(error), phase === 'sent' ? 'stream' : 'connect');
   }
 
+  /**
+   * Why the server did not process this request, when that is certain (the caller checked no
+   * response arrived): a reset with H3_REQUEST_REJECTED (RFC 9114 §4.1.1), a stream id at or
+   * above the server's GOAWAY id (§5.2), or a GOAWAY before the request could be sent.
+   */
+  #refusal(error: unknown, live: Live | undefined, stream: QuicStream | undefined): string | undefined {
+    if (error instanceof H3SessionClosedError && error.goaway) return 'the server sent GOAWAY (it is shutting down) before the request could be sent';
+    if (error instanceof QuicStreamError && error.byPeer && error.code === H3_ERROR_CODES.H3_REQUEST_REJECTED) {
+      return 'the server refused the request without processing it (stream reset with H3_REQUEST_REJECTED)';
+    }
+    const goaway = live?.session.goawayId;
+    if (stream !== undefined && goaway !== undefined && BigInt(stream.id) >= goaway) {
+      return `stream ${stream.id} is at or above the server's GOAWAY id ${goaway}: the server is shutting down and did not process the request`;
+    }
+    return undefined;
+  }
+
+  #refused(details: string): RpcError {
+    return this.#rpcError(GRPC_STATUS.UNAVAILABLE, details, 'refused');
+  }
+
   close(): void {
     if (this.#closed) return;
     this.#closed = true;
-    for (const controller of this.#calls) {
+    for (const controller of this.#calls.keys()) {
       if (!controller.signal.aborted) controller.abort(new CallAbort('closed', 'connection closed'));
     }
     this.#calls.clear();

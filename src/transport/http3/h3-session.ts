@@ -365,6 +365,11 @@ export class H3Session {
           const id = parseGoawayPayload(frame.payload);
           if (this.#goawayId !== undefined && id > this.#goawayId) throw Http3Error.connection(H3_ERROR_CODES.H3_ID_ERROR, 'GOAWAY id increased');
           this.#goawayId = id;
+          // Requests still waiting for stream credit would get ids above the GOAWAY id: refuse them now.
+          if (this.role === 'client' && this.#waiters.length > 0) {
+            this.#rejectWaiters(new H3SessionClosedError('the server sent GOAWAY', true));
+            this.#connection.onCredit(undefined);
+          }
           this.#options.onGoaway?.(id);
         }
       }

@@ -22,6 +22,7 @@ export class RequestStreamReader {
   #frames: Http3Frame[] = [];
   #next = 0;
   #ended = false;
+  #received = false;
 
   /**
    * @param receiver the role reading: 'client' reads responses, 'server' reads requests.
@@ -55,11 +56,17 @@ export class RequestStreamReader {
         this.#ended = true;
         this.#frames = this.#parser.end();
       } else {
+        if (chunk.byteLength > 0) this.#received = true;
         this.#parser.push(chunk);
         this.#frames = this.#parser.pullAll();
       }
       this.#next = 0;
     }
+  }
+
+  /** Whether any byte of the peer's message arrived (a client: the server was processing the request). */
+  get received(): boolean {
+    return this.#received;
   }
 
   /** Stops reading (STOP_SENDING with `code`): for a message refused at the stream level. */

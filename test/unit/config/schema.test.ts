@@ -459,3 +459,39 @@ describe('endpoint scheme and profile agree', () => {
     expect((error as ConfigError).issues.map((i) => i.key)).toContain('endpoints.local.url');
   });
 });
+
+describe("resolveOptions: http3 'require'", () => {
+  it("accepts http3 'require' on a TLS profile and as an endpoint hint", () => {
+    const options = resolveOptions({
+      profiles: { 'control-plane': { http3: 'require', tls: CERT }, 'data-plane': { tls: CERT } },
+      endpoints: { a: { url: 'https://a:1', hints: { http3: 'require' } }, b: { url: 'https://b:1', profile: 'data-plane', hints: { http3: 'require' } } },
+    });
+    expect(options.profiles['control-plane']!.http3).toBe('require');
+    expect(options.endpoints['b']!.hints.http3).toBe('require');
+  });
+
+  it("refuses 'require' on an insecure profile, at profiles.<name>.http3", () => {
+    const input = { allowInsecure: true, profiles: { dev: { http3: 'require', tls: { mode: 'insecure' } } } };
+    expect(keysOf(input)).toEqual(['profiles.dev.http3']);
+    expect(messageAt(input, 'profiles.dev.http3')).toContain('needs TLS');
+  });
+
+  it("refuses a hint 'require' under a profile that disables HTTP/3 (no protocol left), at endpoints.<name>.hints.http3", () => {
+    const input = { profiles: { h2only: { http3: 'disable', tls: CERT } }, endpoints: { a: { url: 'https://a:1', profile: 'h2only', hints: { http3: 'require' } } } };
+    expect(keysOf(input)).toEqual(['endpoints.a.hints.http3']);
+    expect(messageAt(input, 'endpoints.a.hints.http3')).toContain('contradicts its profile "h2only", which has http3 "disable"');
+  });
+
+  it("refuses a hint 'require' under an insecure profile, and a hint 'deny' under a profile that requires HTTP/3", () => {
+    expect(keysOf({ allowInsecure: true, profiles: { dev: { tls: { mode: 'insecure' } } }, endpoints: { a: { url: 'http://a:1', profile: 'dev', hints: { http3: 'require' } } } })).toEqual(['endpoints.a.hints.http3']);
+    const input = { profiles: { h3only: { http3: 'require', tls: CERT } }, endpoints: { a: { url: 'https://a:1', profile: 'h3only', hints: { http3: 'deny' } } } };
+    expect(keysOf(input)).toEqual(['endpoints.a.hints.http3']);
+    expect(messageAt(input, 'endpoints.a.hints.http3')).toContain('which has http3 "require"');
+  });
+
+  it('a bad profile http3 value is reported once, at the value, not again as a conflict', () => {
+    const input = { profiles: { x: { http3: 'always', tls: CERT } }, endpoints: { a: { url: 'https://a:1', profile: 'x', hints: { http3: 'require' } } } };
+    expect(keysOf(input)).toEqual(['profiles.x.http3']);
+    expect(messageAt(input, 'profiles.x.http3')).toContain('"prefer", "disable", "require"');
+  });
+});

@@ -43,6 +43,13 @@ describe('EndpointHintStore', () => {
     ]);
   });
 
+  it("takes http3 'require' live over a configured deny, and reports the change", () => {
+    const { updates, store, changes } = setup();
+    updates.next({ endpoint: 'node-a', http3: 'require' });
+    expect(store.get('10.0.0.1:7001')).toEqual({ http3: 'require', draining: undefined });
+    expect(changes).toEqual(['10.0.0.1:7001 http3=require draining=undefined']);
+  });
+
   it('drops live hints on reset, falling back to the configured ones', () => {
     const { updates, store } = setup();
     updates.next({ endpoint: 'node-a', http3: 'allow', draining: true });

@@ -99,6 +99,18 @@ describe('PeerCircuitBreaker, consecutive mode (fake clock)', () => {
     expect(breaker.state(PEER)).toBe('open');
   });
 
+  it('never counts a request the server refused without processing it (draining), not even as a success', async () => {
+    const breaker = new PeerCircuitBreaker({ settingsFor: () => settings({ consecutiveFailures: 2 }), clock: fakeClock() });
+    const refused = (): Promise<never> => Promise.reject(new RpcError(GRPC_STATUS.UNAVAILABLE, 'UNAVAILABLE', 'refused', { endpoint: PEER, protocol: 'h3', failure: 'refused' }));
+    await expect(breaker.execute(PEER, fail(GRPC_STATUS.UNAVAILABLE))).rejects.toBeInstanceOf(RpcError);
+    for (let i = 0; i < 10; i++) await expect(breaker.execute(PEER, refused)).rejects.toMatchObject({ refused: true });
+    expect(breaker.state(PEER)).toBe('closed');
+    expect(breaker.lastFailureAt(PEER)).toBeDefined();
+    // The refusals did not reset the run either: one more real failure is the second in a row.
+    await expect(breaker.execute(PEER, fail(GRPC_STATUS.UNAVAILABLE))).rejects.toBeInstanceOf(RpcError);
+    expect(breaker.state(PEER)).toBe('open');
+  });
+
   it('counts only the configured failure codes', async () => {
     const breaker = new PeerCircuitBreaker({ settingsFor: () => settings({ consecutiveFailures: 1, failureStatusCodes: ['RESOURCE_EXHAUSTED'] }), clock: fakeClock() });
     await expect(breaker.execute(PEER, fail(GRPC_STATUS.UNAVAILABLE))).rejects.toBeInstanceOf(RpcError);
@@ -180,6 +192,16 @@ describe('PeerCircuitBreaker, failure-ratio mode (fake clock)', () => {
     clock.advance(11_000);
     // The nine old failures are gone: this one alone is below the minimum.
     await expect(breaker.execute(PEER, fail(GRPC_STATUS.UNAVAILABLE))).rejects.toBeInstanceOf(RpcError);
+    expect(breaker.state(PEER)).toBe('closed');
+  });
+
+  it('leaves refused requests out of the window (neither failures nor calls)', async () => {
+    const breaker = new PeerCircuitBreaker({ settingsFor: () => ratio, clock: fakeClock() });
+    const refused = (): Promise<never> => Promise.reject(new RpcError(GRPC_STATUS.UNAVAILABLE, 'UNAVAILABLE', 'refused', { endpoint: PEER, protocol: 'h2', failure: 'refused' }));
+    for (let i = 0; i < 20; i++) await expect(breaker.execute(PEER, refused)).rejects.toBeInstanceOf(RpcError);
+    expect(breaker.state(PEER)).toBe('closed');
+    // Nine real failures: still below the minimum of 10 calls, so the refusals were not counted as calls.
+    for (let i = 0; i < 9; i++) await expect(breaker.execute(PEER, fail(GRPC_STATUS.UNAVAILABLE))).rejects.toBeInstanceOf(RpcError);
     expect(breaker.state(PEER)).toBe('closed');
   });
 

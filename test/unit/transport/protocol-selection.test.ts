@@ -27,3 +27,26 @@ describe('chooseProtocol', () => {
     expect(chooseProtocol({ profile: disabled, hint: { http3: 'allow' }, http3Registered: true, http3Broken: false }).protocol).toBe('h2');
   });
 });
+
+describe("chooseProtocol with http3: 'require'", () => {
+  const required: ProfileOptions = { ...prefer, http3: 'require' };
+
+  it('the profile requires HTTP/3: HTTP/3 only, reason required, even inside a backoff window', () => {
+    expect(chooseProtocol({ profile: required, hint: {}, http3Registered: true, http3Broken: true })).toEqual({ protocol: 'h3', reason: 'required', required: 'profile' });
+    expect(chooseProtocol({ profile: required, hint: { http3: 'allow' }, http3Registered: true, http3Broken: false })).toEqual({ protocol: 'h3', reason: 'required', required: 'profile' });
+  });
+
+  it('the hint requires HTTP/3 under a prefer profile: HTTP/3 only', () => {
+    expect(chooseProtocol({ profile: prefer, hint: { http3: 'require' }, http3Registered: true, http3Broken: true })).toEqual({ protocol: 'h3', reason: 'required', required: 'hint' });
+  });
+
+  it.each([
+    ['profile-disabled', 'hint', { profile: disabled, hint: { http3: 'require' as const }, http3Registered: true, http3Broken: false }],
+    ['insecure', 'hint', { profile: insecure, hint: { http3: 'require' as const }, http3Registered: true, http3Broken: false }],
+    ['hint-denied', 'profile', { profile: { ...prefer, http3: 'require' as const }, hint: { http3: 'deny' as const }, http3Registered: true, http3Broken: false }],
+    ['no-http3-transport', 'profile', { profile: { ...prefer, http3: 'require' as const }, hint: {}, http3Registered: false, http3Broken: false }],
+    ['no-http3-transport', 'hint', { profile: prefer, hint: { http3: 'require' as const }, http3Registered: false, http3Broken: false }],
+  ])('a requirement nothing can meet is a conflict (%s, required by the %s), never HTTP/2', (conflict, by, input) => {
+    expect(chooseProtocol(input)).toEqual({ protocol: 'h3', reason: 'required', required: by, conflict });
+  });
+});
