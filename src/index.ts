@@ -7,7 +7,7 @@ export { grpcControlPlaneModule } from './module.js';
 export { TOKENS } from './tokens.js';
 
 export type { IGrpcControlPlaneClientFactory, CallTarget, CallOptions, UnaryResult, TypedClient, Http3ProbeResult } from './factory/types.js';
-export type { ServiceDefinition, MethodDefinition, MessageCodec } from './factory/service-definition.js';
+export type { ServiceDefinition, MethodDefinition, MessageCodec } from './grpc/service-definition.js';
 
 export type {
   ControlPlaneOptions,
@@ -85,7 +85,7 @@ export type { RandomSource } from './resilience/retry.js';
 
 export type { Transport, TransportConnection, DialTarget, WireCall, WireUnaryResult, WireProtocol, ParsedEndpoint, PeerIdentity, CallMetadata } from './transport/types.js';
 export type { CacheEntryInfo } from './transport/channel-cache.js';
-export { GRPC_STATUS } from './transport/grpc-status.js';
+export { GRPC_STATUS } from './grpc/status.js';
 
 export { RpcTelemetry, HttpTelemetry, type TelemetryProviders } from './telemetry/index.js';
 export * as telemetryNames from './telemetry/names.js';

@@ -7,7 +7,6 @@ export {
   EndpointOptionsInputSchema,
   EndpointOptionsSchema,
   endpointAuthority,
-  GRPC_STATUS_NAMES,
   MAX_ATTEMPTS,
   MAX_CONNECTIONS_PER_ENDPOINT,
   MAX_MESSAGE_BYTES,
@@ -17,4 +16,5 @@ export {
   resolveOptions,
 } from './schema.js';
 export type { EndpointAuthority } from './rules.js';
+export { GRPC_STATUS_NAMES } from '../grpc/status.js';
 export { mergeOptionInputs, optionsFromEnv, optionsFromJsonFile } from './load.js';

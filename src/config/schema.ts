@@ -6,10 +6,11 @@
  */
 import { z } from 'zod';
 import { ConfigError, EndpointError, type ConfigIssue } from '../errors.js';
+import { GRPC_STATUS_NAMES } from '../grpc/status.js';
 import { deepFreeze, deepMerge, isPlainObject, setOwn } from './merge.js';
 import { isPresetName, PRESET_NAMES, PRESETS, type PresetName } from './presets.js';
 import { crossFieldIssues, parseEndpointUrl, type Candidate, type EndpointAuthority } from './rules.js';
-import type { ControlPlaneOptions, ControlPlaneOptionsInput, GrpcStatusName } from './types.js';
+import type { ControlPlaneOptions, ControlPlaneOptionsInput } from './types.js';
 
 /** Upper bound of every millisecond field: 24 h. Anything larger is a unit mistake. */
 export const MAX_MS = 86_400_000;
@@ -19,29 +20,6 @@ export const MAX_MESSAGE_BYTES = 2_147_483_647;
 export const MAX_ATTEMPTS = 10;
 /** Upper bound of `http.connectionsPerEndpoint`. */
 export const MAX_CONNECTIONS_PER_ENDPOINT = 1024;
-
-/** Every gRPC status name that may appear in `retry.retryableStatusCodes` (all but `OK`). */
-export const GRPC_STATUS_NAMES = [
-  'CANCELLED',
-  'UNKNOWN',
-  'INVALID_ARGUMENT',
-  'DEADLINE_EXCEEDED',
-  'NOT_FOUND',
-  'ALREADY_EXISTS',
-  'PERMISSION_DENIED',
-  'RESOURCE_EXHAUSTED',
-  'FAILED_PRECONDITION',
-  'ABORTED',
-  'OUT_OF_RANGE',
-  'UNIMPLEMENTED',
-  'INTERNAL',
-  'UNAVAILABLE',
-  'DATA_LOSS',
-  'UNAUTHENTICATED',
-] as const satisfies readonly GrpcStatusName[];
-
-// Fails to compile if GrpcStatusName gains a member that the list above lacks.
-const _allStatusNamesListed: readonly (typeof GRPC_STATUS_NAMES)[number][] = [] as GrpcStatusName[];
 
 /** Profile and endpoint names. */
 const NAME_PATTERN = /^[A-Za-z0-9][A-Za-z0-9._-]*$/;

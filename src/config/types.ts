@@ -3,6 +3,7 @@
  * with has this shape; `ControlPlaneOptionsInput` is what users write.
  * Defaults and the reasons behind them are listed in docs/control-plane-client-factory.md.
  */
+import type { GrpcStatusName } from '../grpc/status.js';
 
 /**
  * Whether a profile tries HTTP/3 first and falls back to HTTP/2 (`prefer`), never uses it
@@ -62,24 +63,8 @@ export interface KeepaliveOptions {
   readonly permitWithoutCalls: boolean;
 }
 
-/** gRPC status code names, e.g. `UNAVAILABLE`. */
-export type GrpcStatusName =
-  | 'CANCELLED'
-  | 'UNKNOWN'
-  | 'INVALID_ARGUMENT'
-  | 'DEADLINE_EXCEEDED'
-  | 'NOT_FOUND'
-  | 'ALREADY_EXISTS'
-  | 'PERMISSION_DENIED'
-  | 'RESOURCE_EXHAUSTED'
-  | 'FAILED_PRECONDITION'
-  | 'ABORTED'
-  | 'OUT_OF_RANGE'
-  | 'UNIMPLEMENTED'
-  | 'INTERNAL'
-  | 'UNAVAILABLE'
-  | 'DATA_LOSS'
-  | 'UNAUTHENTICATED';
+/** gRPC status code names, e.g. `UNAVAILABLE` (defined once, in src/grpc/status.ts). */
+export type { GrpcStatusName } from '../grpc/status.js';
 
 export interface RetryOptions {
   /** Total attempts including the first (1 = no retry). */

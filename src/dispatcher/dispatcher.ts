@@ -1,7 +1,7 @@
 import { systemClock, type Clock } from '../clock.js';
 import { DispatcherError, RpcError } from '../errors.js';
-import type { MethodDefinition, RequestOf, ResponseOf, ServerStreamMethodKeys, ServiceDefinition, UnaryMethodKeys } from '../factory/service-definition.js';
-import { GRPC_STATUS } from '../transport/grpc-status.js';
+import type { MethodDefinition, RequestOf, ResponseOf, ServerStreamMethodKeys, ServiceDefinition, UnaryMethodKeys } from '../grpc/service-definition.js';
+import { GRPC_STATUS } from '../grpc/status.js';
 import { CALLER_METADATA_KEY, type CallContext, type DispatcherCallOptions, type PeerInfo, type ProcedureKind } from './context.js';
 import { buildChains, type Chains, type Middleware } from './middleware.js';
 import type { Outbound, OutboundProcedure } from './outbound.js';

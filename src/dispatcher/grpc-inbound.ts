@@ -1,5 +1,5 @@
 import { DispatcherError } from '../errors.js';
-import type { MethodDefinition, ServiceDefinition } from '../factory/service-definition.js';
+import type { MethodDefinition, ServiceDefinition } from '../grpc/service-definition.js';
 import { GrpcHost, type GrpcHostOptions, type ServerCallInfo } from '../server/grpc-host.js';
 import type { Dispatcher } from './dispatcher.js';
 import { InboundContext } from './inbound-context.js';

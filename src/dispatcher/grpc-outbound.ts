@@ -2,7 +2,7 @@ import type { X509Certificate } from 'node:crypto';
 import { systemClock, type Clock } from '../clock.js';
 import { EndpointError } from '../errors.js';
 import { CALLER_OPTION, type CallerMarked } from '../factory/caller.js';
-import type { MethodDefinition, ServiceDefinition } from '../factory/service-definition.js';
+import type { MethodDefinition, ServiceDefinition } from '../grpc/service-definition.js';
 import type { CallOptions, CallTarget, IGrpcControlPlaneClientFactory } from '../factory/types.js';
 import { commonNameOf } from '../grpc/peer-identity.js';
 import type { CallContext } from './context.js';

@@ -1,4 +1,4 @@
-import type { MessageCodec } from '../factory/service-definition.js';
+import type { MessageCodec } from '../grpc/service-definition.js';
 
 /**
  * The acknowledgement of a oneway call: an empty protobuf message (the wire form of

@@ -1,4 +1,4 @@
-import type { ServiceDefinition } from '../factory/service-definition.js';
+import type { ServiceDefinition } from '../grpc/service-definition.js';
 import type { CallContext } from './context.js';
 
 /** The procedure an outbound call targets: a method of a generated service definition, by key. */

@@ -1,5 +1,5 @@
 import { DispatcherError } from '../errors.js';
-import type { MessageCodec, MethodDefinition, RequestOf, ResponseOf, ServerStreamMethodKeys, ServiceDefinition, UnaryMethodKeys } from '../factory/service-definition.js';
+import type { MessageCodec, MethodDefinition, RequestOf, ResponseOf, ServerStreamMethodKeys, ServiceDefinition, UnaryMethodKeys } from '../grpc/service-definition.js';
 import type { CallContext, ProcedureKind } from './context.js';
 
 interface ProcedureBase<Req> {

@@ -13,13 +13,13 @@ import type { RpcObservation, RpcTelemetry } from '../telemetry/index.js';
 import type { ITlsProvider } from '../tls/tls-provider.js';
 import { connectionSettingsOf, type ChannelCache, type CacheEntryInfo, type Lease } from '../transport/channel-cache.js';
 import { parseEndpoint } from '../transport/endpoint.js';
-import { GRPC_STATUS } from '../transport/grpc-status.js';
+import { GRPC_STATUS } from '../grpc/status.js';
 import { ATTR_PROTOCOL_REASON } from '../telemetry/names.js';
 import { chooseProtocol, type Http3Requirement, type ProtocolChoice } from '../transport/protocol-selection.js';
 import type { CallMetadata, DialTarget, ParsedEndpoint, WireCall, WireProtocol, WireUnaryResult } from '../transport/types.js';
 import { callerOf } from './caller.js';
 import type { HttpDispatcherPool } from './http-dispatchers.js';
-import type { MethodDefinition, RequestOf, ResponseOf, ServerStreamMethodKeys, ServiceDefinition, UnaryMethodKeys } from './service-definition.js';
+import type { MethodDefinition, RequestOf, ResponseOf, ServerStreamMethodKeys, ServiceDefinition, UnaryMethodKeys } from '../grpc/service-definition.js';
 import type { CallOptions, CallTarget, Http3ProbeResult, IGrpcControlPlaneClientFactory, TypedClient, UnaryResult } from './types.js';
 import { HealthCheckRequest, HealthCheckResponse, HealthCheckResponse_ServingStatus } from '../gen/grpc/health/v1/health.js';
 

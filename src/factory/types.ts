@@ -2,7 +2,7 @@ import type { Dispatcher } from 'undici';
 import type { ControlPlaneOptions } from '../config/types.js';
 import type { CacheEntryInfo } from '../transport/channel-cache.js';
 import type { CallMetadata, PeerIdentity, WireProtocol } from '../transport/types.js';
-import type { RequestOf, ResponseOf, ServerStreamMethodKeys, ServiceDefinition, UnaryMethodKeys } from './service-definition.js';
+import type { RequestOf, ResponseOf, ServerStreamMethodKeys, ServiceDefinition, UnaryMethodKeys } from '../grpc/service-definition.js';
 
 /** Where a call goes. Give `endpoint` (a URL or a configured endpoint's name), `peers` or `peerList`. */
 export interface CallTarget {

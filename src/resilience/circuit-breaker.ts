@@ -16,7 +16,7 @@ import type { CircuitBreakerOptions, GrpcStatusName } from '../config/types.js';
 import { PeerUnavailableError, RpcError, TlsError } from '../errors.js';
 import { BreakerTelemetry, type CircuitSnapshot } from '../telemetry/breaker-telemetry.js';
 import type { TelemetryProviders } from '../telemetry/internal.js';
-import { GRPC_STATUS, statusName } from '../transport/grpc-status.js';
+import { GRPC_STATUS, statusName } from '../grpc/status.js';
 import { FailureRatioBreaker } from './failure-ratio-breaker.js';
 
 export type BreakerState = 'closed' | 'open' | 'half-open';

@@ -1,6 +1,6 @@
 import type { RetryOptions } from '../config/types.js';
 import { RpcError } from '../errors.js';
-import { GRPC_STATUS } from '../transport/grpc-status.js';
+import { GRPC_STATUS } from '../grpc/status.js';
 
 /** A number in [0, 1), injected so tests decide jitter. */
 export type RandomSource = () => number;

@@ -9,7 +9,7 @@ import {
   type sendUnaryData,
   type UntypedServiceImplementation,
 } from '@grpc/grpc-js';
-import type { MethodDefinition, ServiceDefinition } from '../factory/service-definition.js';
+import type { MethodDefinition, ServiceDefinition } from '../grpc/service-definition.js';
 import { ConfigError, TlsError } from '../errors.js';
 import { commonNameOf } from '../grpc/peer-identity.js';
 import { CertificateCache } from '../tls/certificate-cache.js';

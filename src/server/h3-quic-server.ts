@@ -1,8 +1,8 @@
 import { readFileSync } from 'node:fs';
 import type { QuicConnection } from '../quic/connection.js';
 import { QuicServer } from '../quic/server.js';
-import { H3_ERROR_CODES } from '../transport/http3/error-codes.js';
-import type { H3Session } from '../transport/http3/h3-session.js';
+import { H3_ERROR_CODES } from '../http3/error-codes.js';
+import type { H3Session } from '../http3/session.js';
 import { trustStoreOf, verifyChain } from '../tls/chain-verifier.js';
 import type { GrpcHostTls } from './grpc-host.js';
 

@@ -1,7 +1,7 @@
 import { RpcError } from '../errors.js';
-import type { ServiceDefinition } from '../factory/service-definition.js';
+import type { ServiceDefinition } from '../grpc/service-definition.js';
 import { HealthCheckResponse_ServingStatus, HealthDefinition, type HealthCheckRequest, type HealthCheckResponse } from '../gen/grpc/health/v1/health.js';
-import { GRPC_STATUS } from '../transport/grpc-status.js';
+import { GRPC_STATUS } from '../grpc/status.js';
 import type { ServiceImplementation } from './service-handlers.js';
 
 /** `grpc.health.v1.Health` with `Check` only: what GrpcHost serves when the application does not. */

@@ -10,11 +10,11 @@ import type { QuicConnection } from '../quic/connection.js';
 import { QuicStreamError } from '../quic/errors.js';
 import type { QuicServer } from '../quic/server.js';
 import type { QuicStream } from '../quic/stream.js';
-import { H3_ERROR_CODES, Http3Error } from '../transport/http3/error-codes.js';
-import { concatBytes } from '../transport/http3/frames.js';
-import { H3Session } from '../transport/http3/h3-session.js';
-import { QpackError, type HeaderField } from '../transport/http3/qpack/index.js';
-import { encodeMessage, RequestStreamReader, type RequestStreamEvent } from '../transport/http3/request-stream.js';
+import { H3_ERROR_CODES, Http3Error } from '../http3/error-codes.js';
+import { concatBytes } from '../http3/frames.js';
+import { H3Session } from '../http3/session.js';
+import { QpackError, type HeaderField } from '../http3/qpack/index.js';
+import { encodeMessage, RequestStreamReader, type RequestStreamEvent } from '../http3/request-stream.js';
 import { startH3QuicServer, stopH3QuicServer, type H3QuicServerOptions } from './h3-quic-server.js';
 
 export interface Http3FileHostOptions extends H3QuicServerOptions {

@@ -1,7 +1,7 @@
 import type { X509Certificate } from 'node:crypto';
 import { RpcError } from '../errors.js';
-import type { RequestOf, ResponseOf, ServerStreamMethodKeys, ServiceDefinition, UnaryMethodKeys } from '../factory/service-definition.js';
-import { GRPC_STATUS } from '../transport/grpc-status.js';
+import type { RequestOf, ResponseOf, ServerStreamMethodKeys, ServiceDefinition, UnaryMethodKeys } from '../grpc/service-definition.js';
+import { GRPC_STATUS } from '../grpc/status.js';
 
 /** What a handler learns about the call it serves. */
 export interface ServerCallInfo {

@@ -1,4 +1,4 @@
-import { statusName } from '../transport/grpc-status.js';
+import { statusName } from '../grpc/status.js';
 import { context, SpanKind, SpanStatusCode } from '@opentelemetry/api';
 import type { Attributes, Counter, Histogram, Meter, Span, TracerProvider } from '@opentelemetry/api';
 import { defaultClock, getTracer, MeterBinding, splitHostPort } from './internal.js';

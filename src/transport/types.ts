@@ -2,6 +2,7 @@ import type { X509Certificate } from 'node:crypto';
 import type { ProfileOptions } from '../config/types.js';
 import type { TlsMaterial } from '../tls/material.js';
 import type { PeerCertificateValidator } from '../tls/peer-verification.js';
+import type { CallMetadata } from '../grpc/mapping.js';
 
 /** The wire protocol a call actually used. */
 export type WireProtocol = 'h2' | 'h3';
@@ -27,7 +28,7 @@ export interface DialTarget {
   readonly peerValidator: PeerCertificateValidator | undefined;
 }
 
-export type CallMetadata = Readonly<Record<string, string | Buffer>>;
+export type { CallMetadata };
 
 /** One call as the transport sees it: serialized bytes, absolute deadline. */
 export interface WireCall {

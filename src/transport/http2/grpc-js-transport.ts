@@ -5,7 +5,7 @@ import { CertificateCache } from '../../tls/certificate-cache.js';
 import { classifyTlsFailure } from '../../tls/classify.js';
 import type { TlsMaterial } from '../../tls/material.js';
 import { serverIdentityCheck } from '../../tls/peer-verification.js';
-import { GRPC_STATUS, statusName } from '../grpc-status.js';
+import { GRPC_STATUS, statusName } from '../../grpc/status.js';
 import type { CallMetadata, DialTarget, PeerIdentity, Transport, TransportConnection, WireCall, WireUnaryResult } from '../types.js';
 
 const identity = (bytes: Buffer): Buffer => bytes;
@@ -261,7 +261,7 @@ class GrpcJsConnection implements TransportConnection {
   /** `responded`: response headers or messages arrived (the server was processing the call). */
   #toError(error: ServiceError | undefined, started: number, trailers: Record<string, string>, responded: boolean): Error {
     const endpoint = this.#target.endpoint.authority;
-    const code = error?.code ?? GRPC_STATUS.UNKNOWN;
+    const code: number = error?.code ?? GRPC_STATUS.UNKNOWN;
     const details = error?.details ?? error?.message ?? 'unknown error';
     if (code === GRPC_STATUS.UNAVAILABLE && details === GRPC_JS_REFUSED_STREAM_DETAILS && !responded) {
       return new RpcError(code, statusName(code), 'the server refused the request without processing it (HTTP/2 RST_STREAM REFUSED_STREAM, or a GOAWAY whose last stream id is below this stream)', {

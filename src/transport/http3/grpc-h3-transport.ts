@@ -13,14 +13,14 @@ import { RpcError, TlsError, type TransportFailureKind } from '../../errors.js';
 import { trustStoreOf, verifyChain, TLS_ALERT, type TrustStore } from '../../tls/chain-verifier.js';
 import { runPeerValidator } from '../../tls/peer-verification.js';
 import { pemIdentityOf, type PemIdentity } from '../../tls/pkcs12.js';
-import { GRPC_STATUS, statusName } from '../grpc-status.js';
+import { GRPC_STATUS, statusName } from '../../grpc/status.js';
 import type { DialTarget, PeerIdentity, Transport, TransportConnection, WireCall, WireUnaryResult } from '../types.js';
-import { H3_ERROR_CODES, Http3Error, http3ErrorCodeName } from './error-codes.js';
-import { frameGrpcMessage, GrpcDeframeError, GrpcMappingError, GrpcMessageDeframer, headerRecord, interpretResponseHeaders, interpretTrailers, requestHeaders, type GrpcOutcome } from './grpc-mapping.js';
+import { H3_ERROR_CODES, Http3Error, http3ErrorCodeName } from '../../http3/error-codes.js';
+import { frameGrpcMessage, GrpcDeframeError, GrpcMappingError, GrpcMessageDeframer, headerRecord, interpretResponseHeaders, interpretTrailers, requestHeaders, type GrpcOutcome } from '../../grpc/mapping.js';
 import { dialH3 } from './h3-dial.js';
-import { H3Session, H3SessionClosedError } from './h3-session.js';
-import { QpackError } from './qpack/index.js';
-import { encodeMessage, RequestStreamReader } from './request-stream.js';
+import { H3Session, H3SessionClosedError } from '../../http3/session.js';
+import { QpackError } from '../../http3/qpack/index.js';
+import { encodeMessage, RequestStreamReader } from '../../http3/request-stream.js';
 import { abortable, serverAlertError, serverRejectionError } from './quic-support.js';
 
 /** One live QUIC connection with its HTTP/3 session. */

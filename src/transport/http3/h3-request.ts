@@ -9,13 +9,13 @@ import { QuicConnectionError, QuicDialError, QuicStreamError } from '../../quic/
 import { QuicUnavailableError } from '../../quic/native.js';
 import type { QuicStream } from '../../quic/stream.js';
 import { TlsError } from '../../errors.js';
-import { H3_ERROR_CODES, Http3Error, http3ErrorCodeName } from './error-codes.js';
-import { concatBytes } from './frames.js';
-import { headerRecord } from './grpc-mapping.js';
+import { H3_ERROR_CODES, Http3Error, http3ErrorCodeName } from '../../http3/error-codes.js';
+import { concatBytes } from '../../http3/frames.js';
+import { headerRecord } from '../../grpc/mapping.js';
 import { dialH3 } from './h3-dial.js';
-import { H3Session, H3SessionClosedError } from './h3-session.js';
-import { QpackError, type HeaderField } from './qpack/index.js';
-import { encodeMessage, RequestStreamReader } from './request-stream.js';
+import { H3Session, H3SessionClosedError } from '../../http3/session.js';
+import { QpackError, type HeaderField } from '../../http3/qpack/index.js';
+import { encodeMessage, RequestStreamReader } from '../../http3/request-stream.js';
 import { trustStoreOf, verifyChain } from '../../tls/chain-verifier.js';
 import { abortable, serverAlertError, serverRejectionError } from './quic-support.js';
 

@@ -1,6 +1,6 @@
 import { describe, expect, it } from '@jest/globals';
 import fc from 'fast-check';
-import { H3_ERROR_CODES, Http3Error, http3ErrorCodeName, QPACK_ERROR_CODES } from '../../../src/transport/http3/error-codes.js';
+import { H3_ERROR_CODES, Http3Error, http3ErrorCodeName, QPACK_ERROR_CODES } from '../../../src/http3/error-codes.js';
 import {
   ControlStreamFrameValidator,
   encodeCancelPushFrame,
@@ -27,8 +27,8 @@ import {
   reservedIdentifier,
   SETTINGS_ID,
   UNIDIRECTIONAL_STREAM_TYPE,
-} from '../../../src/transport/http3/frames.js';
-import { encodeVarint, MAX_VARINT } from '../../../src/transport/http3/varint.js';
+} from '../../../src/http3/frames.js';
+import { encodeVarint, MAX_VARINT } from '../../../src/http3/varint.js';
 
 type H3CodeName = keyof typeof H3_ERROR_CODES;
 

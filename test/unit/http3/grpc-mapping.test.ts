@@ -12,8 +12,8 @@ import {
   interpretResponseHeaders,
   interpretTrailers,
   requestHeaders,
-} from '../../../src/transport/http3/grpc-mapping.js';
-import { decodeFieldSection, encodeFieldSection } from '../../../src/transport/http3/qpack/index.js';
+} from '../../../src/grpc/mapping.js';
+import { decodeFieldSection, encodeFieldSection } from '../../../src/http3/qpack/index.js';
 
 describe('grpc-timeout', () => {
   it('uses at most 8 digits and the finest unit that fits', () => {

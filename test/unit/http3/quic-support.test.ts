@@ -1,8 +1,8 @@
 import { X509Certificate } from 'node:crypto';
 import { beforeAll, describe, expect, it } from '@jest/globals';
 import { createDevCertificateAuthority, type DevCertificateAuthority } from '../../../src/tls/dev-pki.js';
-import { localSettings } from '../../../src/transport/http3/h3-session.js';
-import { SETTINGS_ID } from '../../../src/transport/http3/frames.js';
+import { localSettings } from '../../../src/http3/session.js';
+import { SETTINGS_ID } from '../../../src/http3/frames.js';
 import { TlsError } from '../../../src/errors.js';
 import { serverAlertError, serverRejectionError, TLS_ALERT, trustStoreOf, verifyChain } from '../../../src/transport/http3/quic-support.js';
 

@@ -10,7 +10,7 @@ import {
   VarintPrecisionError,
   VarintRangeError,
   writeVarint,
-} from '../../../src/transport/http3/varint.js';
+} from '../../../src/http3/varint.js';
 
 function hex(value: string): Uint8Array {
   return Uint8Array.from(Buffer.from(value, 'hex'));

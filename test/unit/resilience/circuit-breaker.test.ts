@@ -3,7 +3,7 @@ import { PRESETS } from '../../../src/config/presets.js';
 import type { CircuitBreakerOptions } from '../../../src/config/types.js';
 import { PeerUnavailableError, RpcError, TlsError } from '../../../src/errors.js';
 import { ConsecutiveFailureCircuitBreaker, PeerCircuitBreaker, type BreakerChange } from '../../../src/resilience/circuit-breaker.js';
-import { GRPC_STATUS, statusName } from '../../../src/transport/grpc-status.js';
+import { GRPC_STATUS, statusName } from '../../../src/grpc/status.js';
 
 const PEER = '10.0.0.1:7001';
 

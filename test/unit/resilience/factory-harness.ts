@@ -13,7 +13,7 @@ import { PeerCircuitBreaker, type ICircuitBreaker } from '../../../src/resilienc
 import { HttpTelemetry, RpcTelemetry } from '../../../src/telemetry/index.js';
 import { FileTlsProvider } from '../../../src/tls/file-tls-provider.js';
 import { ChannelCache } from '../../../src/transport/channel-cache.js';
-import { statusName } from '../../../src/transport/grpc-status.js';
+import { statusName } from '../../../src/grpc/status.js';
 import type { DialTarget, Transport, TransportConnection, WireCall, WireProtocol, WireUnaryResult } from '../../../src/transport/types.js';
 
 /** What a fake peer does with one call: answer (its name) or throw. */

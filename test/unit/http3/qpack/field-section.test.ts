@@ -11,7 +11,7 @@ import {
   maxEncodedFieldSectionSize,
   type HeaderField,
   type QpackErrorKind,
-} from '../../../../src/transport/http3/qpack/index.js';
+} from '../../../../src/http3/qpack/index.js';
 
 const hex = (h: string): Uint8Array => Uint8Array.from(Buffer.from(h.replace(/\s+/g, ''), 'hex'));
 const toHex = (b: Uint8Array): string => Buffer.from(b).toString('hex');

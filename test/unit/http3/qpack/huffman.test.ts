@@ -7,7 +7,7 @@ import {
   huffmanDecode,
   huffmanEncode,
   huffmanEncodedLength,
-} from '../../../../src/transport/http3/qpack/index.js';
+} from '../../../../src/http3/qpack/index.js';
 
 const hex = (h: string): Uint8Array => Uint8Array.from(Buffer.from(h.replace(/\s+/g, ''), 'hex'));
 const ascii = (s: string): Uint8Array => Uint8Array.from(Buffer.from(s, 'latin1'));

@@ -1,6 +1,6 @@
 import { describe, expect, it } from '@jest/globals';
-import { Http3Error, QPACK_ERROR_CODES } from '../../../../src/transport/http3/error-codes.js';
-import { NoInsertDecoderStreamReader, ZeroCapacityEncoderStreamReader } from '../../../../src/transport/http3/qpack/instruction-streams.js';
+import { Http3Error, QPACK_ERROR_CODES } from '../../../../src/http3/error-codes.js';
+import { NoInsertDecoderStreamReader, ZeroCapacityEncoderStreamReader } from '../../../../src/http3/qpack/instruction-streams.js';
 
 function errorOf(run: () => void): Http3Error {
   try {

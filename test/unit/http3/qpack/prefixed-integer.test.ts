@@ -1,6 +1,6 @@
 import { describe, expect, it } from '@jest/globals';
 import fc from 'fast-check';
-import { QpackError, decodePrefixedInteger, encodePrefixedInteger } from '../../../../src/transport/http3/qpack/index.js';
+import { QpackError, decodePrefixedInteger, encodePrefixedInteger } from '../../../../src/http3/qpack/index.js';
 
 const encode = (value: number, prefix: number, flags = 0): number[] => {
   const out: number[] = [];

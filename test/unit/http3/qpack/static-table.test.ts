@@ -5,7 +5,7 @@ import {
   findStaticExact,
   findStaticName,
   staticEntry,
-} from '../../../../src/transport/http3/qpack/index.js';
+} from '../../../../src/http3/qpack/index.js';
 
 // Spot checks against RFC 9204 Appendix A (checked offline in full against the draft's table and
 // nghttp3's generated table).

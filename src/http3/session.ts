@@ -5,9 +5,9 @@
  * peer's bidirectional stream credit (requests queue until MAX_STREAMS grants more, woken by
  * the connection, never polled), and connection errors closed with their HTTP/3 code.
  */
-import type { QuicConnection } from '../../quic/connection.js';
-import { QuicStreamError, QuicStreamLimitError } from '../../quic/errors.js';
-import type { QuicStream } from '../../quic/stream.js';
+import type { QuicConnection } from '../quic/connection.js';
+import { QuicStreamError, QuicStreamLimitError } from '../quic/errors.js';
+import type { QuicStream } from '../quic/stream.js';
 import { H3_ERROR_CODES, Http3Error } from './error-codes.js';
 import {
   concatBytes,

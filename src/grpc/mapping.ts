@@ -3,9 +3,11 @@
  * applies to HTTP/3 unchanged): request headers, grpc-timeout, custom metadata, and how a
  * response's headers and trailers become a gRPC status.
  */
-import { GRPC_STATUS, statusName } from '../grpc-status.js';
-import type { CallMetadata } from '../types.js';
-import type { HeaderField } from './qpack/index.js';
+import { GRPC_STATUS, statusName } from './status.js';
+import type { HeaderField } from '../http3/qpack/index.js';
+
+/** gRPC call metadata: ASCII values as strings, `-bin` keys as bytes. */
+export type CallMetadata = Readonly<Record<string, string | Buffer>>;
 
 /** Headers a caller may not set as metadata: the transport owns them. */
 const RESERVED_METADATA = new Set(['content-type', 'te', 'user-agent', 'host', 'connection', 'keep-alive', 'transfer-encoding', 'upgrade', 'proxy-connection']);

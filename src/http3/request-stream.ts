@@ -5,9 +5,9 @@
  * request-stream rules of the receiving role, field sections decoded with QPACK. Every reader
  * of a request stream (gRPC client and host, the plain HTTP/3 client and file host) uses it.
  */
-import type { QuicStream } from '../../quic/stream.js';
+import type { QuicStream } from '../quic/stream.js';
 import { concatBytes, encodeDataFrame, encodeHeadersFrame, FRAME_TYPE, RequestStreamFrameValidator, type EndpointRole, type FrameParser, type Http3Frame } from './frames.js';
-import type { H3Session } from './h3-session.js';
+import type { H3Session } from './session.js';
 import { decodeFieldSection, encodeFieldSection, type HeaderField } from './qpack/index.js';
 
 /** What a request stream carries, in order: header sections (headers, then maybe trailers) and DATA. */
