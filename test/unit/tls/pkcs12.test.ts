@@ -7,54 +7,19 @@ import 'reflect-metadata';
 import { execFile } from 'node:child_process';
 import { createPrivateKey, X509Certificate } from 'node:crypto';
 import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
-import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import * as tls from 'node:tls';
 import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
-import type { TlsOptions } from '../../../src/config/types.js';
 import { TlsError } from '../../../src/errors.js';
 import { trustStoreOf, verifyChain } from '../../../src/tls/chain-verifier.js';
 import { createDevCertificateAuthority, type DevCertificateAuthority, type IssuedCertificate } from '../../../src/tls/dev-pki.js';
-import { loadTlsMaterial, type TlsMaterial } from '../../../src/tls/material.js';
 import { pemIdentityFromPkcs12, pemIdentityOf } from '../../../src/tls/pkcs12.js';
+import type { TlsMaterial } from '../../../src/tls/material.js';
+import { ders, http2Verdict, loadMaterial, tlsOptions } from '../../support/tls-verdicts.js';
 
 const execFileAsync = promisify(execFile);
-
-function ders(pem: string): Uint8Array[] {
-  return [...pem.matchAll(/-----BEGIN CERTIFICATE-----[\s\S]+?-----END CERTIFICATE-----/g)].map((m) => new X509Certificate(m[0]).raw);
-}
-
-function tlsOptions(extra: Partial<TlsOptions>): TlsOptions {
-  return { mode: 'mtls', crlFiles: [], checkRevocation: false, reloadPollMs: 60_000, ...extra };
-}
-
-/** Material as a provider hands it out (generation 1). */
-function load(profile: string, options: TlsOptions): TlsMaterial {
-  return { ...loadTlsMaterial(profile, options, new Date()), generation: 1 };
-}
-
-/** The verdict of Node's TLS client using `material.secureContext` (what HTTP/2 uses) against a server presenting `server`. */
-async function http2Verdict(material: TlsMaterial, server: IssuedCertificate): Promise<string> {
-  const srv = tls.createServer({ cert: server.chainPem, key: server.keyPem }, (socket) => {
-    socket.on('error', () => undefined);
-    socket.end('x');
-  });
-  srv.on('tlsClientError', () => undefined);
-  await new Promise<void>((resolve) => srv.listen(0, '127.0.0.1', resolve));
-  let verdict = 'ok';
-  await new Promise<void>((resolve) => {
-    const socket = tls.connect({ host: '127.0.0.1', port: (srv.address() as AddressInfo).port, secureContext: material.secureContext, checkServerIdentity: () => undefined });
-    socket.on('error', (error: NodeJS.ErrnoException) => {
-      verdict = error.code ?? error.message;
-    });
-    socket.on('data', () => undefined);
-    socket.on('close', () => resolve());
-  });
-  await new Promise((resolve) => srv.close(resolve));
-  return verdict;
-}
 
 let dir: string;
 let root: DevCertificateAuthority;
@@ -115,7 +80,7 @@ describe('PKCS#12', () => {
   });
 
   it('once per TLS generation: the same material gives the same extraction; a failure is a TlsError naming the profile', async () => {
-    const material = load('pfx-profile', tlsOptions({ caFile: join(dir, 'root.pem'), pfxFile, pfxPassword: password }));
+    const material = loadMaterial('pfx-profile', tlsOptions({ caFile: join(dir, 'root.pem'), pfxFile, pfxPassword: password }));
     expect(material.pfx).toBeDefined();
     const first = pemIdentityOf(material);
     expect(pemIdentityOf(material)).toBe(first);
@@ -127,8 +92,8 @@ describe('PKCS#12', () => {
 
   it('CA certificates inside the bundle are trusted for the peer on HTTP/2 (Node adds them to its store), and so on HTTP/3', async () => {
     const stranger = await extraCa.issue({ commonName: 'stranger', ipAddresses: ['127.0.0.1'], usage: 'server' });
-    const withCa = load('p', tlsOptions({ caFile: join(dir, 'root.pem'), pfxFile: join(dir, 'with-ca.p12'), pfxPassword: password }));
-    const withoutCa = load('p', tlsOptions({ caFile: join(dir, 'root.pem'), pfxFile, pfxPassword: password }));
+    const withCa = loadMaterial('p', tlsOptions({ caFile: join(dir, 'root.pem'), pfxFile: join(dir, 'with-ca.p12'), pfxPassword: password }));
+    const withoutCa = loadMaterial('p', tlsOptions({ caFile: join(dir, 'root.pem'), pfxFile, pfxPassword: password }));
     expect(await http2Verdict(withCa, stranger)).toBe('ok');
     expect(await http2Verdict(withoutCa, stranger)).toBe('UNABLE_TO_VERIFY_LEAF_SIGNATURE');
     const identity = await pemIdentityOf(withCa);
