@@ -135,16 +135,24 @@ export class H3Session {
    * A frame parser for one request stream: frames up to the larger of a gRPC message of
    * `maxMessageBytes` and our field section limit, and a HEADERS frame too long to hold a field
    * section within SETTINGS_MAX_FIELD_SECTION_SIZE refused from its frame header (a QpackError
-   * `field-section-too-large`: a stream-level refusal, RFC 9114 §4.2.2), before its payload is held.
+   * `field-section-too-large`: a stream-level refusal, RFC 9114 §4.2.2), before its payload is
+   * held; a DATA frame longer than a message we accept likewise (a stream-level Http3Error
+   * H3_EXCESSIVE_LOAD).
    */
   requestStreamParser(maxMessageBytes: number): FrameParser {
     const limit = this.maxFieldSectionSize;
     const encodedLimit = maxEncodedFieldSectionSize(limit);
+    const dataLimit = maxMessageBytes + 5 + 1024;
     return new FrameParser({
       maxFramePayloadBytes: Math.max(maxMessageBytes + 5, encodedLimit) + 1024,
       onFrameStart: (type, length) => {
         if (type === FRAME_TYPE.HEADERS && length > BigInt(encodedLimit)) {
           throw new QpackError('field-section-too-large', `a HEADERS frame of ${length} bytes cannot hold a field section within our limit of ${limit} bytes`);
+        }
+        // A message larger than we accept fails its own request only (a stream error, like
+        // gRPC's RESOURCE_EXHAUSTED over HTTP/2), refused from the frame header.
+        if (type === FRAME_TYPE.DATA && length > BigInt(dataLimit)) {
+          throw Http3Error.stream(H3_ERROR_CODES.H3_EXCESSIVE_LOAD, `a DATA frame of ${length} bytes is larger than the largest message accepted (${maxMessageBytes} bytes)`);
         }
       },
     });
@@ -155,10 +163,21 @@ export class H3Session {
     const connection = this.#connection;
     void connection.closed.then(() => this.#finish(connection.closeError));
     connection.onStream((stream) => this.#accept(stream));
-    this.#control = connection.openStream(false);
-    this.#write(this.#control, concatBytes([encodeVarint(UNIDIRECTIONAL_STREAM_TYPE.CONTROL), encodeSettingsFrame(localSettings(this.maxFieldSectionSize))]));
-    for (const type of [UNIDIRECTIONAL_STREAM_TYPE.QPACK_ENCODER, UNIDIRECTIONAL_STREAM_TYPE.QPACK_DECODER]) {
-      this.#write(connection.openStream(false), encodeVarint(type));
+    // RFC 9114 §6.2: a peer must let us open our control and two QPACK streams. One whose
+    // transport parameters do not is refused here (never thrown to the caller: a handshake
+    // completing in the packet loop must not be able to crash the process).
+    if (connection.peerStreamsLeftUni() < 3) {
+      this.fail(Http3Error.connection(H3_ERROR_CODES.H3_STREAM_CREATION_ERROR, `the peer allows ${connection.peerStreamsLeftUni()} unidirectional streams; HTTP/3 needs at least 3 (RFC 9114 §6.2)`));
+      return;
+    }
+    try {
+      this.#control = connection.openStream(false);
+      this.#write(this.#control, concatBytes([encodeVarint(UNIDIRECTIONAL_STREAM_TYPE.CONTROL), encodeSettingsFrame(localSettings(this.maxFieldSectionSize))]));
+      for (const type of [UNIDIRECTIONAL_STREAM_TYPE.QPACK_ENCODER, UNIDIRECTIONAL_STREAM_TYPE.QPACK_DECODER]) {
+        this.#write(connection.openStream(false), encodeVarint(type));
+      }
+    } catch (error) {
+      this.fail(Http3Error.connection(H3_ERROR_CODES.H3_STREAM_CREATION_ERROR, `cannot open our control and QPACK streams: ${(error as Error).message}`));
     }
   }
 

@@ -34,6 +34,8 @@ export interface QuicEndpointConfig {
   readonly maxIdleTimeoutMs: number;
   /** Bidirectional streams the peer may open at once (a server's concurrent requests per client). Default 100. */
   readonly initialMaxStreamsBidi?: number | undefined;
+  /** Unidirectional streams the peer may open at once. Default 100 (HTTP/3 needs at least 3). */
+  readonly initialMaxStreamsUni?: number | undefined;
   /** ALPN; default `h3`. */
   readonly alpn?: readonly string[] | undefined;
 }
@@ -62,7 +64,7 @@ export function buildQuicConfig(binding: QuicheBinding, options: QuicEndpointCon
   config.setInitialMaxStreamDataBidiRemote(INITIAL_MAX_STREAM_DATA);
   config.setInitialMaxStreamDataUni(1024 * 1024);
   config.setInitialMaxStreamsBidi(options.initialMaxStreamsBidi ?? 100);
-  config.setInitialMaxStreamsUni(100);
+  config.setInitialMaxStreamsUni(options.initialMaxStreamsUni ?? 100);
   config.setDisableActiveMigration(true);
   // quiche's pacing only stamps each packet with a send time; Node cannot honour it per packet,
   // so bursts are bounded by the driver instead (MAX_PACKETS_PER_PASS).

@@ -167,6 +167,11 @@ export class QuicConnection implements StreamOwner {
     return this.#ended ? 0 : this.native.peerStreamsLeftBidi();
   }
 
+  /** Unidirectional streams the peer still lets us open. */
+  peerStreamsLeftUni(): number {
+    return this.#ended ? 0 : this.native.peerStreamsLeftUni();
+  }
+
   /** UDP datagrams received and sent, and quiche's packet counters. */
   stats(): { datagramsIn: number; datagramsOut: number; lost: number; retransmitted: number; rttMs: number | undefined } {
     const native = this.#ended ? undefined : this.native.stats();

@@ -230,8 +230,14 @@ export class GrpcH3Host {
       } else if (error instanceof QpackError && error.kind === 'field-section-too-large') {
         // RFC 9114 §4.2.2: refuse this request only; the connection stays.
         await finish(GRPC_STATUS.RESOURCE_EXHAUSTED, `the request header section is larger than the server's SETTINGS_MAX_FIELD_SECTION_SIZE (${state.session.maxFieldSectionSize} bytes)`);
+      } else if (error instanceof Http3Error && error.scope === 'stream' && error.code === H3_ERROR_CODES.H3_EXCESSIVE_LOAD) {
+        // A request message above our limit fails this call only, as over HTTP/2.
+        await finish(GRPC_STATUS.RESOURCE_EXHAUSTED, `the request message is larger than the server's limit (${this.#maxReceive} bytes): ${error.message}`);
       } else if (error instanceof Http3Error && error.scope === 'connection') {
         state.session.fail(error);
+      } else if (error instanceof Http3Error && !done) {
+        done = true;
+        stream.reset(error.code);
       } else if (error instanceof QpackError) {
         state.session.fail({ code: error.code, message: error.message });
       } else if (!done) {
@@ -261,11 +267,16 @@ export class GrpcH3Host {
         event = await request.next();
         if (event === null) break;
         if (event.kind === 'headers') fields ??= event.fields; // request trailers carry nothing gRPC uses
-        else messages.push(...deframer.push(event.payload));
+        else {
+          messages.push(...deframer.push(event.payload));
+          // Every method served takes one request message: a second is refused at once rather
+          // than buffered until the client's FIN (grpc-js does the same).
+          if (messages.length > 1) throw new GrpcDeframeError(GRPC_STATUS.INTERNAL, 'expected one request message, got more');
+        }
       } catch (error) {
         if (error instanceof QuicStreamError) return undefined; // the client reset the request
         // A request we refuse at the stream level: stop reading it (nothing more is buffered).
-        if ((error instanceof QpackError && error.kind === 'field-section-too-large') || error instanceof GrpcDeframeError) request.stop(H3_ERROR_CODES.H3_NO_ERROR);
+        if ((error instanceof QpackError && error.kind === 'field-section-too-large') || error instanceof GrpcDeframeError || (error instanceof Http3Error && error.scope === 'stream')) request.stop(H3_ERROR_CODES.H3_NO_ERROR);
         throw error;
       }
     }

@@ -12,6 +12,7 @@ import { readFile } from 'node:fs/promises';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from '@jest/globals';
 import type { Container } from 'inversify';
 import { controlPlaneV1, GrpcH3Host, GrpcHost, RpcError, TlsError, type IGrpcControlPlaneClientFactory, type ServerCallInfo } from 'omnirelay';
+import { decodeFieldSection } from '../../dist/http3/qpack/index.js';
 import { containerWith, mtlsOptions } from '../support/cluster.js';
 import { createTestPki, type Files, type TestPki } from '../support/pki-files.js';
 import { concat, connectRawH3, frame, FRAME, frameTypes, grpcDataFrame, grpcRequest, headersFrame, okGrpcResponse, RawConnection, startRawH3Server, STREAM_TYPE, varint, type QuicStream, type RawH3Server } from '../support/raw-h3-peer.js';
@@ -337,8 +338,8 @@ describe('a misbehaving HTTP/3 client (raw peer) against GrpcH3Host', () => {
     h3 = await startH3();
   });
 
-  async function rawClient(): Promise<RawConnection> {
-    const client = await connectRawH3({ port: h3.host.port, ca: await readFile(pki.caFile, 'utf8'), certPem: pki.client.certPem, keyPem: pki.client.keyPem });
+  async function rawClient(options: { initialMaxStreamsUni?: number } = {}): Promise<RawConnection> {
+    const client = await connectRawH3({ port: h3.host.port, ca: await readFile(pki.caFile, 'utf8'), certPem: pki.client.certPem, keyPem: pki.client.keyPem, ...options });
     closers.push(() => client.close());
     return client.peer;
   }
@@ -360,6 +361,28 @@ describe('a misbehaving HTTP/3 client (raw peer) against GrpcH3Host', () => {
     expect(frameTypes(response).map((f) => f.type)).toEqual([FRAME.HEADERS, FRAME.DATA, FRAME.HEADERS]);
     expect(h3.served).toEqual([{ method: 'ping', identity: 'client' }]);
     h3.served.length = 0;
+  });
+
+  it('a client that lets the host open fewer than 3 unidirectional streams -> H3_STREAM_CREATION_ERROR; the host process lives and serves on', async () => {
+    // RFC 9114 §6.2: the host cannot open its control and QPACK streams. This used to throw out
+    // of the handshake's completion in the packet loop and end the process.
+    const peer = await rawClient({ initialMaxStreamsUni: 0 });
+    await expectClosedWith(peer, H3.H3_STREAM_CREATION_ERROR);
+  });
+
+  it('a second request message for a one-message method is refused at once, before the client ends its stream (nothing is buffered until a FIN)', async () => {
+    const peer = await rawClient();
+    await peer.openControl();
+    const stream = peer.connection.openStream(true);
+    await stream.write(concat(grpcRequest(PING_PATH), grpcDataFrame(new Uint8Array(10)))); // two messages, no FIN
+    const chunks: Uint8Array[] = [];
+    for (let chunk = await stream.read(); chunk !== null; chunk = await stream.read()) chunks.push(chunk);
+    const response = concat(...chunks);
+    const frames = frameTypes(response);
+    expect(frames.map((f) => f.type)).toEqual([FRAME.HEADERS]); // trailers-only
+    const section = decodeFieldSection(response.subarray(response.length - (frames[0]?.length ?? 0))).headers;
+    expect(section).toEqual(expect.arrayContaining([['grpc-status', '13'], ['grpc-message', 'expected one request message, got more']]));
+    expect(h3.served).toEqual([]);
   });
 
   it('a second control stream -> H3_STREAM_CREATION_ERROR', async () => {

@@ -271,7 +271,7 @@ export async function startRawH3Server(options: {
 }
 
 /** A raw HTTP/3 client connection (ALPN h3) presenting `cert`/`key` (the server's certificate is not checked). */
-export async function connectRawH3(options: { port: number; ca: string; certPem: string; keyPem: string }): Promise<{ peer: RawConnection; close(): Promise<void> }> {
+export async function connectRawH3(options: { port: number; ca: string; certPem: string; keyPem: string; initialMaxStreamsUni?: number }): Promise<{ peer: RawConnection; close(): Promise<void> }> {
   const connection = await dialQuic({
     host: '127.0.0.1',
     port: options.port,
@@ -284,6 +284,7 @@ export async function connectRawH3(options: { port: number; ca: string; certPem:
     verify: () => undefined,
     maxIdleTimeoutMs: 10_000,
     connectTimeoutMs: 5_000,
+    initialMaxStreamsUni: options.initialMaxStreamsUni,
   });
   return {
     peer: new RawConnection(connection),

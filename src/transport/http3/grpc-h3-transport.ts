@@ -366,7 +366,14 @@ class GrpcH3Connection implements TransportConnection {
         timeoutMs: Math.max(1, remaining),
         metadata: call.metadata,
       });
-      await opened.end(encodeMessage({ headers: fields, data: [frameGrpcMessage(call.message)] }));
+      try {
+        await opened.end(encodeMessage({ headers: fields, data: [frameGrpcMessage(call.message)] }));
+      } catch (error) {
+        // RFC 9114 §4.1.1: a server may answer before the request is complete and ask us to
+        // stop sending (STOP_SENDING H3_NO_ERROR), e.g. to refuse a message above its limit:
+        // its response follows, so read it.
+        if (!(error instanceof QuicStreamError && error.kind === 'stopped' && error.code === H3_ERROR_CODES.H3_NO_ERROR)) throw error;
+      }
 
       const maxReceive = profile.limits.maxReceiveMessageBytes;
       const response = new RequestStreamReader(opened, live.session, 'client', maxReceive);
@@ -428,6 +435,14 @@ class GrpcH3Connection implements TransportConnection {
       stream?.reset(H3_ERROR_CODES.H3_REQUEST_CANCELLED);
       const limit = live?.session.maxFieldSectionSize;
       return this.#rpcError(GRPC_STATUS.RESOURCE_EXHAUSTED, `the response header section is larger than our SETTINGS_MAX_FIELD_SECTION_SIZE (${String(limit)} bytes): ${error.message}`);
+    }
+    if (error instanceof Http3Error && error.scope === 'stream') {
+      // A stream error (RFC 9114 §8) ends this call only; the connection stays.
+      stream?.reset(error.code);
+      if (error.code === H3_ERROR_CODES.H3_EXCESSIVE_LOAD) {
+        return this.#rpcError(GRPC_STATUS.RESOURCE_EXHAUSTED, `the response message is larger than the profile's maxReceiveMessageBytes (${this.#target.profile.limits.maxReceiveMessageBytes} bytes): ${error.message}`);
+      }
+      return this.#rpcError(GRPC_STATUS.INTERNAL, `HTTP/3 stream error: ${error.message}`, 'stream');
     }
     if (error instanceof Http3Error || error instanceof QpackError) {
       if (live !== undefined) live.session.fail(error instanceof QpackError ? { code: error.code, message: error.message } : error);
