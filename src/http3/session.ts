@@ -382,6 +382,8 @@ export class H3Session {
           this.#peerSettings = readKnownSettings(parseSettingsPayload(frame.payload));
         } else if (frame.type === FRAME_TYPE.GOAWAY) {
           const id = parseGoawayPayload(frame.payload);
+          // RFC 9114 §5.2: a server's GOAWAY carries a client-initiated bidirectional stream id.
+          if (this.role === 'client' && id % 4n !== 0n) throw Http3Error.connection(H3_ERROR_CODES.H3_ID_ERROR, `GOAWAY with stream id ${id}, not a client-initiated bidirectional stream`);
           if (this.#goawayId !== undefined && id > this.#goawayId) throw Http3Error.connection(H3_ERROR_CODES.H3_ID_ERROR, 'GOAWAY id increased');
           this.#goawayId = id;
           // Requests still waiting for stream credit would get ids above the GOAWAY id: refuse them now.

@@ -41,9 +41,9 @@ export interface QuicEndpointConfig {
 }
 
 /** Connection-level receive window: 64 KiB × 50 concurrent calls, with room. */
-const INITIAL_MAX_DATA = 16 * 1024 * 1024;
+const INITIAL_MAX_DATA = 32 * 1024 * 1024;
 /** Per-stream receive window: a 1 MiB message in flight at once. */
-const INITIAL_MAX_STREAM_DATA = 2 * 1024 * 1024;
+const INITIAL_MAX_STREAM_DATA = 512 * 1024;
 
 export function buildQuicConfig(binding: QuicheBinding, options: QuicEndpointConfig): NativeConfig {
   const encode = (text: string): Uint8Array => Buffer.from(text, 'utf8');

@@ -2,8 +2,9 @@
  * A QUIC server: one UDP socket per port, datagrams routed to connections by destination
  * connection id (ours, or the client's original one until it switches), new connections
  * accepted from full-size Initial packets, version negotiation for other versions. No Retry:
- * quiche's anti-amplification limit (3× what the client sent) bounds what an unvalidated
- * address can get from us.
+ * quiche's anti-amplification limit (3× what the client sent) bounds the bytes an unvalidated
+ * address gets from us, and at most MAX_HANDSHAKES handshakes are pending at once (each given
+ * HANDSHAKE_TIMEOUT_MS) so junk Initials cannot grow our memory without bound.
  */
 import { randomBytes } from 'node:crypto';
 import { createSocket, type Socket } from 'node:dgram';
@@ -25,6 +26,15 @@ export interface QuicServerOptions extends QuicEndpointConfig {
   readonly onConnection: (connection: QuicConnection) => void;
 }
 
+/**
+ * Connections whose handshake is still running, at most. Real handshakes finish within a few
+ * round trips; junk Initials (random ids, no client behind them) hold a slot until quiche's idle
+ * timeout. 256 × ~50 KB bounds that memory to ~13 MB per server.
+ */
+const MAX_HANDSHAKES = 256;
+/** A handshake takes a few round trips; one still running after this is given up. */
+const HANDSHAKE_TIMEOUT_MS = 10_000;
+
 export class QuicServer {
   readonly host: string;
   readonly port: number;
@@ -35,6 +45,8 @@ export class QuicServer {
   readonly #local: NativeHostPort;
   readonly #routes = new Map<string, QuicConnection>();
   readonly #connections = new Set<QuicConnection>();
+  /** Connections accepted whose handshake has not completed (see MAX_HANDSHAKES). */
+  #handshaking = 0;
   #closing = false;
 
   private constructor(socket: Socket, binding: QuicheBinding, config: NativeConfig, options: QuicServerOptions, host: string, port: number) {
@@ -105,6 +117,10 @@ export class QuicServer {
     }
     // A new client: only a full-size Initial opens a connection (RFC 9000 §14.1).
     if (!header.initial || datagram.length < binding.MIN_CLIENT_INITIAL_LEN) return;
+    // Each accepted Initial costs a quiche connection (~50 KB) until its handshake completes or
+    // its idle timeout ends it: bound how many may be pending. A client turned away here
+    // resends its Initial (after its probe timeout) and gets in once slots free up.
+    if (this.#handshaking >= MAX_HANDSHAKES) return;
     this.#accept(datagram, header.dcid, peer);
   };
 
@@ -134,6 +150,15 @@ export class QuicServer {
     });
     for (const key of keys) this.#routes.set(key, connection);
     this.#connections.add(connection);
+    this.#handshaking++;
+    // A handshake not done in HANDSHAKE_TIMEOUT_MS gives its slot back (quiche's own limit is
+    // the idle timeout, 30 s by default).
+    const deadline = setTimeout(() => connection.close(0, 'handshake timeout', false), HANDSHAKE_TIMEOUT_MS);
+    const handshakeOver = (): void => {
+      clearTimeout(deadline);
+      this.#handshaking--;
+    };
+    connection.established.then(handshakeOver, handshakeOver);
     connection.receive(datagram, peer);
     this.#options.onConnection(connection);
   }

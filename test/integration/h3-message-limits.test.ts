@@ -31,9 +31,14 @@ beforeAll(async () => {
         ControlPlaneDefinition,
         {
           ping: (request: controlPlaneV1.PingRequest, call: ServerCallInfo) => ({ node: 'limits', sequence: request.sequence, clientIdentity: call.clientIdentity, payload: new Uint8Array() }),
-          // One event whose node name alone is twice the client's limit.
-          watch: async function* (): AsyncIterable<controlPlaneV1.MembershipEvent> {
+          // `bulk`: `count` events of 60 KB each; otherwise one event whose node name alone is
+          // twice the client's limit.
+          watch: async function* (request: controlPlaneV1.WatchRequest): AsyncIterable<controlPlaneV1.MembershipEvent> {
             await Promise.resolve();
+            if (request.fromNode === 'bulk') {
+              for (let i = 0; i < request.count; i++) yield { node: 'b'.repeat(60_000), sequence: i };
+              return;
+            }
             yield { node: 'x'.repeat(2 * CLIENT_LIMIT), sequence: 1 };
           },
         },
@@ -103,5 +108,20 @@ describe.each(['require', 'disable'] as const)('message limits with http3 %s', (
     await expect(concurrent).resolves.toMatchObject({ protocol });
     await expect(factory.unary(ControlPlaneDefinition, 'ping', ping(3), { endpoint: host.url })).resolves.toMatchObject({ protocol });
     expect(factory.connections().filter((c) => c.protocol === protocol)).toHaveLength(1);
+  });
+
+  it('server streams whose consumers stall (one event read, 6 MB more sent) do not block other calls on the connection', async () => {
+    // Each stalled stream holds at most its flow-control window; over HTTP/3 all calls to an
+    // endpoint share one QUIC connection, whose window must outlast a dozen such streams.
+    const factory = factoryFor(http3);
+    const held: AsyncIterator<controlPlaneV1.MembershipEvent>[] = [];
+    for (let i = 0; i < 12; i++) {
+      const events = factory.serverStream(ControlPlaneDefinition, 'watch', { fromNode: 'bulk', count: 100, intervalMs: 0 }, { endpoint: host.url, deadlineMs: 60_000 })[Symbol.asyncIterator]();
+      await events.next();
+      held.push(events);
+    }
+    await new Promise((resolve) => setTimeout(resolve, 1_000)); // the servers fill every window they are given
+    await expect(factory.unary(ControlPlaneDefinition, 'ping', ping(4), { endpoint: host.url, deadlineMs: 5_000 })).resolves.toMatchObject({ protocol });
+    for (const events of held) await events.return?.();
   });
 });

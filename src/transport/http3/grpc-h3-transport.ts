@@ -299,6 +299,12 @@ class GrpcH3Connection implements TransportConnection {
         break;
       }
       messages.push(next.value);
+      if (messages.length > 1) {
+        // As grpc-js: a second response message ends the call at once (its stream is reset by
+        // the generator's cleanup), rather than collecting messages until the deadline.
+        await run.return(undefined as never);
+        throw this.#rpcError(GRPC_STATUS.UNIMPLEMENTED, 'a unary response must carry exactly one message, got more');
+      }
     }
     const message = messages[0];
     if (messages.length !== 1 || message === undefined) {
