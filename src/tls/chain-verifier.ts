@@ -17,6 +17,12 @@
  *    key type (not by signature); a path is trusted when it ends at a self-signed certificate
  *    of the trust store (`UNABLE_TO_GET_ISSUER_CERT[_LOCALLY]`, `SELF_SIGNED_CERT_IN_CHAIN`,
  *    `DEPTH_ZERO_SELF_SIGNED_CERT`, `CERT_CHAIN_TOO_LONG`).
+ * 0. At most MAX_PRESENTED_CERTIFICATES (10) presented certificates, else `CERT_CHAIN_TOO_LONG`
+ *    before any is parsed (OpenSSL's bound is its verify depth, 100: a deliberate difference);
+ *    then security level 1 (OpenSSL 3.0's default): the peer's key first (`EE_KEY_TOO_SMALL`),
+ *    after the extensions every CA key (`CA_KEY_TOO_SMALL`) and every signature but the top
+ *    certificate's (`CA_MD_TOO_WEAK`: SHA-1, MD5) — 80 security bits (RSA >= ~920 bits by
+ *    OpenSSL's formula, DSA >= 1024, EC orders >= 160 bits).
  * 2. Extensions of every certificate of the path: unknown critical extensions, CA
  *    certificates (`INVALID_CA`: basicConstraints CA:TRUE, keyUsage keyCertSign if present),
  *    purpose (`INVALID_PURPOSE`: extendedKeyUsage, when present, must list serverAuth —
@@ -174,6 +180,174 @@ function keyTypeForSignature(oid: string): readonly string[] | undefined {
   return undefined;
 }
 
+/**
+ * A coarse key of a printed name (Node's multi-line form): lowercased, whitespace and escapes
+ * dropped, the values of a multi-valued RDN sorted. Names OpenSSL's canonical form finds equal
+ * always get the same key, so comparing keys finds every candidate issuer; candidates are then
+ * fully parsed and compared as OpenSSL does (`likelyIssued`).
+ */
+function nameKey(printed: string): string {
+  return printed
+    .split('\n')
+    .map((rdn) => rdn.toLowerCase().replace(/[\s\\]+/g, '').split('+').sort().join('+'))
+    .join('\n');
+}
+
+/** `ossl_ifc_ffc_compute_security_bits` (OpenSSL 3.0, RSA: NIST SP 800-56B rev 2 Appendix D), in OpenSSL's fixed point. */
+function ifcSecurityBits(n: number): number {
+  const canonical: Readonly<Record<number, number>> = { 2048: 112, 3072: 128, 4096: 152, 6144: 176, 7680: 192, 8192: 200, 15360: 256 };
+  if (canonical[n] !== undefined) return canonical[n];
+  if (n >= 687737) return 1200;
+  if (n < 8) return 0;
+  const cap = n <= 7680 ? 192 : n <= 15360 ? 256 : 1200;
+  const scale = 1n << 18n;
+  const mul = (a: bigint, b: bigint): bigint => (a * b) / scale;
+  const cbrt = (value: bigint): bigint => {
+    let x = value;
+    let r = 0n;
+    for (let s = 63n; s >= 0n; s -= 3n) {
+      r <<= 1n;
+      const b = 3n * r * (r + 1n) + 1n;
+      if (x >> s >= b) {
+        x -= b << s;
+        r++;
+      }
+    }
+    return r * (1n << 12n);
+  };
+  const ln = (value: bigint): bigint => {
+    let v = value;
+    let r = 0n;
+    while (v >= 2n * scale) {
+      v >>= 1n;
+      r += scale;
+    }
+    for (let i = scale / 2n; i !== 0n; i /= 2n) {
+      v = mul(v, v);
+      if (v >= 2n * scale) {
+        v >>= 1n;
+        r += i;
+      }
+    }
+    return (r * scale) / 0x05c551n;
+  };
+  const log2 = 0x02c5c8n;
+  const x = BigInt(n) * log2;
+  const lx = ln(x);
+  const estimate = mul(0x07b126n, cbrt(mul(mul(x, lx), lx))) - 0x12c28fn;
+  if (estimate < 0n) return 0;
+  const y = (Number(estimate / log2) + 4) & ~7;
+  return Math.min(y, cap);
+}
+
+/** `BN_security_bits` (DSA: p and q sizes). */
+function ffcSecurityBits(l: number, n: number | undefined): number {
+  const bits = l >= 15360 ? 256 : l >= 7680 ? 192 : l >= 3072 ? 128 : l >= 2048 ? 112 : l >= 1024 ? 80 : 0;
+  if (bits === 0 || n === undefined) return bits;
+  return n / 2 < 80 ? 0 : Math.min(bits, Math.floor(n / 2));
+}
+
+/** Order sizes (bits) of the named curves whose name does not give it. */
+const CURVE_ORDER_BITS: Readonly<Record<string, number>> = {
+  prime256v1: 256,
+  prime192v1: 192,
+  secp112r2: 110,
+  secp128r2: 126,
+  sect113r2: 113,
+  'wap-wsg-idm-ecid-wtls1': 112,
+  'wap-wsg-idm-ecid-wtls3': 163,
+  'wap-wsg-idm-ecid-wtls4': 113,
+  'wap-wsg-idm-ecid-wtls5': 163,
+  'wap-wsg-idm-ecid-wtls6': 112,
+  'wap-wsg-idm-ecid-wtls7': 161,
+  'wap-wsg-idm-ecid-wtls8': 112,
+  'wap-wsg-idm-ecid-wtls9': 161,
+  'wap-wsg-idm-ecid-wtls10': 233,
+  'wap-wsg-idm-ecid-wtls11': 233,
+  'wap-wsg-idm-ecid-wtls12': 224,
+  'Oakley-EC2N-3': 152,
+  'Oakley-EC2N-4': 184,
+};
+
+/** `EVP_PKEY_get_security_bits` of a certificate's key, as OpenSSL 3.0 computes it; 0 when unknown. */
+function keySecurityBits(node: X509Certificate): number {
+  const key = node.publicKey;
+  const details = key.asymmetricKeyDetails ?? {};
+  switch (key.asymmetricKeyType) {
+    case 'rsa':
+    case 'rsa-pss':
+      return details.modulusLength === undefined ? 0 : ifcSecurityBits(details.modulusLength);
+    case 'dsa':
+      return details.modulusLength === undefined ? 0 : ffcSecurityBits(details.modulusLength, details.divisorLength);
+    case 'ec': {
+      // `ec_security_bits`: from the size of the group order.
+      const curve = details.namedCurve ?? '';
+      const order = CURVE_ORDER_BITS[curve] ?? Number(/(\d{3})/.exec(curve)?.[1] ?? 0);
+      return order >= 512 ? 256 : order >= 384 ? 192 : order >= 256 ? 128 : order >= 224 ? 112 : order >= 160 ? 80 : Math.floor(order / 2);
+    }
+    case 'ed25519':
+    case 'x25519':
+      return 128;
+    case 'ed448':
+    case 'x448':
+      return 224;
+    default:
+      return 0;
+  }
+}
+
+/** Digest security bits (`x509_sig_info_init`): half the digest size, SHA-1 63, MD5 39. */
+const SIGNATURE_BITS: Readonly<Record<string, number>> = {
+  '1.2.840.113549.1.1.2': 64, // md2WithRSAEncryption
+  '1.2.840.113549.1.1.3': 64, // md4WithRSAEncryption
+  '1.2.840.113549.1.1.4': 39, // md5WithRSAEncryption
+  '1.2.840.113549.1.1.5': 63, // sha1WithRSAEncryption
+  '1.3.14.3.2.29': 63, // sha1WithRSA (OIW)
+  '1.2.840.113549.1.1.14': 112,
+  '1.2.840.113549.1.1.11': 128,
+  '1.2.840.113549.1.1.12': 192,
+  '1.2.840.113549.1.1.13': 256,
+  '1.2.840.113549.1.1.15': 112,
+  '1.2.840.113549.1.1.16': 128,
+  '1.2.840.10045.4.1': 63, // ecdsa-with-SHA1
+  '1.2.840.10045.4.3.1': 112,
+  '1.2.840.10045.4.3.2': 128,
+  '1.2.840.10045.4.3.3': 192,
+  '1.2.840.10045.4.3.4': 256,
+  '1.2.840.10040.4.3': 63, // dsa-with-sha1
+  '2.16.840.1.101.3.4.3.1': 112,
+  '2.16.840.1.101.3.4.3.2': 128,
+  '2.16.840.1.101.3.4.3.3': 192,
+  '2.16.840.1.101.3.4.3.4': 256,
+  '2.16.840.1.101.3.4.3.9': 112,
+  '2.16.840.1.101.3.4.3.10': 128,
+  '2.16.840.1.101.3.4.3.11': 192,
+  '2.16.840.1.101.3.4.3.12': 256,
+  '2.16.840.1.101.3.4.3.13': 112,
+  '2.16.840.1.101.3.4.3.14': 128,
+  '2.16.840.1.101.3.4.3.15': 192,
+  '2.16.840.1.101.3.4.3.16': 256,
+  '1.3.101.112': 128, // Ed25519
+  '1.3.101.113': 224, // Ed448
+};
+
+/** RSA-PSS (`rsa_pss_siginf_set`): half the digest size of its hash, SHA-1 64, MD5 39. */
+const PSS_HASH_BITS: Readonly<Record<string, number>> = { 'SHA-1': 64, 'SHA-256': 128, 'SHA-384': 192, 'SHA-512': 256 };
+
+function signatureSecurityBits(oid: string, cert: x509.X509Certificate): number {
+  if (oid !== '1.2.840.113549.1.1.10') return SIGNATURE_BITS[oid] ?? -1;
+  try {
+    const algorithm = cert.signatureAlgorithm as unknown as { hash?: { name?: string } | string };
+    const hash = typeof algorithm.hash === 'string' ? algorithm.hash : (algorithm.hash?.name ?? 'SHA-1');
+    return PSS_HASH_BITS[hash.toUpperCase()] ?? -1;
+  } catch {
+    return -1;
+  }
+}
+
+/** Security level 1 (OpenSSL 3.0's default, Node 20's): 80 bits for keys and signatures. */
+const SECURITY_BITS = 80;
+
 /** One certificate with what OpenSSL caches of it (`ossl_x509v3_cache_extensions`). */
 interface Cert {
   readonly der: Buffer;
@@ -187,6 +361,14 @@ interface Cert {
   readonly notAfter: Date;
   readonly keyType: string;
   readonly signatureKeyTypes: readonly string[] | undefined;
+  /** `EVP_PKEY_get_security_bits` of the public key (0: unknown or unusable). */
+  readonly keyBits: number;
+  /** Security bits of the signature (`X509_get_signature_info`); -1 when unknown. */
+  readonly signatureBits: number;
+  readonly signatureOid: string;
+  /** Coarse keys of the printed names, to find issuer candidates before parsing (see `nameKey`). */
+  readonly subjectKey: string;
+  readonly issuerKey: string;
   readonly skid: string | undefined;
   readonly akid: { readonly keyId: string | undefined; readonly issuers: readonly string[]; readonly serial: string | undefined } | undefined;
   /** basicConstraints, when present. */
@@ -203,8 +385,8 @@ interface Cert {
   readonly selfSigned: boolean;
 }
 
-function parseCertificate(der: Buffer): Cert {
-  const node = new X509Certificate(der);
+function parseCertificate(der: Buffer, parsedNode?: X509Certificate): Cert {
+  const node = parsedNode ?? new X509Certificate(der);
   const cert = new x509.X509Certificate(der);
   const ext = <T extends x509.Extension>(type: new (raw: ArrayBuffer) => T): T | null => cert.getExtension(type);
   const basic = ext(x509.BasicConstraintsExtension);
@@ -232,6 +414,11 @@ function parseCertificate(der: Buffer): Cert {
     notAfter: cert.notAfter,
     keyType,
     signatureKeyTypes,
+    keyBits: keySecurityBits(node),
+    signatureBits: signatureSecurityBits(schema.signatureAlgorithm.algorithm, cert),
+    signatureOid: schema.signatureAlgorithm.algorithm,
+    subjectKey: nameKey(node.subject),
+    issuerKey: nameKey(node.issuer),
     skid,
     akid,
     basic: basic === null ? undefined : { ca: basic.ca, pathLength: basic.pathLength },
@@ -351,15 +538,47 @@ class ParsedCertificates {
 
   constructor(private readonly capacity = 256) {}
 
-  get(der: Buffer): Cert {
-    const key = der.toString('base64');
+  peek(key: string): Cert | undefined {
+    return this.#entries.get(key);
+  }
+
+  get(der: Buffer, node?: X509Certificate, key = der.toString('base64')): Cert {
     let cert = this.#entries.get(key);
     if (cert === undefined) {
-      cert = parseCertificate(der);
+      cert = parseCertificate(der, node);
       if (this.#entries.size >= this.capacity) this.#entries.delete(this.#entries.keys().next().value as string);
       this.#entries.set(key, cert);
     }
     return cert;
+  }
+}
+
+/**
+ * A presented certificate before path building needs it: decoded by Node (as OpenSSL decodes
+ * every certificate of the message), its names keyed, fully parsed only once it is a candidate.
+ */
+class Presented {
+  readonly der: Buffer;
+  readonly subjectKey: string;
+  #node: X509Certificate | undefined;
+  #cert: Cert | undefined;
+  readonly #key: string;
+
+  constructor(raw: Uint8Array) {
+    this.der = Buffer.from(raw);
+    this.#key = this.der.toString('base64');
+    this.#cert = presented.peek(this.#key);
+    if (this.#cert !== undefined) {
+      this.subjectKey = this.#cert.subjectKey;
+    } else {
+      this.#node = new X509Certificate(this.der);
+      this.subjectKey = nameKey(this.#node.subject);
+    }
+  }
+
+  get cert(): Cert {
+    this.#cert ??= presented.get(this.der, this.#node, this.#key);
+    return this.#cert;
   }
 }
 
@@ -430,6 +649,17 @@ function bundledRoots(): BundledRoots {
 /** OpenSSL's default verify depth (100) plus one. */
 const MAX_DEPTH = 101;
 
+/**
+ * The most certificates a peer may present. OpenSSL takes up to its verify depth (100) and
+ * parses every one; our verifier runs synchronously in the QUIC packet loop, so a peer with
+ * no valid certificate could make each handshake cost tens of milliseconds of event-loop time
+ * with a long chain of fresh certificates. No chain of ours (leaf, intermediates, at most a
+ * cross-certificate and the root) comes near 10; longer ones are refused as
+ * `CERT_CHAIN_TOO_LONG` before any certificate is parsed (OpenSSL would refuse them only
+ * beyond depth 100: a deliberate difference, documented in docs/http3.md).
+ */
+export const MAX_PRESENTED_CERTIFICATES = 10;
+
 const CRL_SCORE = {
   NOCRITICAL: 0x100,
   SCOPE: 0x080,
@@ -491,12 +721,12 @@ class Verification {
   untrusted = 1;
 
   constructor(
-    private readonly peer: readonly Cert[],
+    private readonly peer: readonly Presented[],
     private readonly trust: TrustStore,
     private readonly role: PeerRole,
     private readonly now: Date,
   ) {
-    this.chain = [peer[0] as Cert];
+    this.chain = [(peer[0] as Presented).cert];
   }
 
   fail(verifyError: CertificateVerifyError, depth: number, detail?: string, cert?: Cert): void {
@@ -505,8 +735,12 @@ class Verification {
   }
 
   run(): void {
+    // `X509_verify_cert`: a peer key below the security level is reported first.
+    const leaf = this.chain[0] as Cert;
+    if (leaf.keyBits < SECURITY_BITS) this.fail('EE_KEY_TOO_SMALL', 0, keyText(leaf));
     this.buildChain();
     this.checkExtensions();
+    this.checkAuthLevel();
     if (this.trust.crls.length > 0) {
       for (let depth = 0; depth < this.chain.length; depth++) this.checkRevocation(depth);
     }
@@ -515,7 +749,7 @@ class Verification {
 
   /** `build_chain`, trusted first. */
   buildChain(): void {
-    const pool = [...this.peer];
+    const pool = this.peer.slice(1);
     let searchTrusted = true;
     let searchUntrusted = true;
     let trusted = false;
@@ -549,13 +783,23 @@ class Verification {
         if (!searchUntrusted) break;
       }
       const current = this.chain[this.chain.length - 1] as Cert;
-      const issuer = current.selfSigned || this.chain.length > MAX_DEPTH ? undefined : bestIssuer(pool, current, this.now, this.chain);
+      // Only the presented certificates whose subject fits the issuer name are parsed.
+      const candidates = current.selfSigned || this.chain.length > MAX_DEPTH ? [] : pool.filter((p) => p.subjectKey === current.issuerKey);
+      const issuer = bestIssuer(
+        candidates.map((p) => p.cert),
+        current,
+        this.now,
+        this.chain,
+      );
       if (issuer === undefined) {
         searchUntrusted = false;
         searchTrusted = true;
         continue;
       }
-      pool.splice(pool.indexOf(issuer), 1);
+      pool.splice(
+        pool.findIndex((p) => p.der.equals(issuer.der)),
+        1,
+      );
       this.chain.push(issuer);
       this.untrusted++;
     }
@@ -585,6 +829,14 @@ class Verification {
       const limit = cert.basic?.pathLength;
       if (depth > 1 && limit !== undefined && pathLength > limit) this.fail('PATH_LENGTH_EXCEEDED', depth);
       if (depth > 0 && !cert.selfIssued) pathLength++;
+    });
+  }
+
+  /** `check_auth_level`: CA keys, and every signature but the top certificate's, at the security level. */
+  checkAuthLevel(): void {
+    this.chain.forEach((cert, depth) => {
+      if (depth > 0 && cert.keyBits < SECURITY_BITS) this.fail('CA_KEY_TOO_SMALL', depth, keyText(cert));
+      if (depth < this.chain.length - 1 && cert.signatureBits < SECURITY_BITS) this.fail('CA_MD_TOO_WEAK', depth, `signature ${cert.signatureOid}`);
     });
   }
 
@@ -726,6 +978,12 @@ class Verification {
   }
 }
 
+function keyText(cert: Cert): string {
+  const details = cert.node.publicKey.asymmetricKeyDetails;
+  const size = details?.namedCurve ?? (details?.modulusLength !== undefined ? `${details.modulusLength} bits` : undefined);
+  return `${cert.keyType} key${size !== undefined ? ` (${size})` : ''}, ${cert.keyBits} security bits, ${SECURITY_BITS} needed`;
+}
+
 function issuerText(cert: Cert): string {
   return cert.node.issuer.replace(/\n/g, ', ');
 }
@@ -766,14 +1024,20 @@ export function verifyChain(chainDer: readonly Uint8Array[], trust: TrustStore, 
   if (chainDer.length === 0) {
     return { code: 'TLS_PEER_UNTRUSTED', verifyError: 'NO_CERTIFICATE', reason: 'no certificate was presented', alert: TLS_ALERT.BAD_CERTIFICATE, problems: [] };
   }
-  let peer: Cert[];
+  if (chainDer.length > MAX_PRESENTED_CERTIFICATES) {
+    const info = VERIFY_ERRORS.CERT_CHAIN_TOO_LONG;
+    const detail = `${chainDer.length} certificates presented, at most ${MAX_PRESENTED_CERTIFICATES} are accepted`;
+    return { code: info.code, verifyError: 'CERT_CHAIN_TOO_LONG', reason: `${info.message} (${detail})`, alert: info.alert, problems: [{ verifyError: 'CERT_CHAIN_TOO_LONG', depth: 0, subject: '', detail }] };
+  }
+  let peer: Presented[];
+  let verification: Verification;
   try {
-    peer = chainDer.map((der) => presented.get(Buffer.from(der)));
+    peer = chainDer.map((der) => new Presented(der));
+    verification = new Verification(peer, trust, options.peer, options.now ?? new Date());
+    verification.run();
   } catch (error) {
     return { code: 'TLS_HANDSHAKE_FAILED', verifyError: 'UNPARSABLE_CERTIFICATE', reason: `an unparsable certificate was presented (${(error as Error).message})`, alert: TLS_ALERT.BAD_CERTIFICATE, problems: [] };
   }
-  const verification = new Verification(peer, trust, options.peer, options.now ?? new Date());
-  verification.run();
   const last = verification.problems[verification.problems.length - 1];
   if (last !== undefined) {
     const info = VERIFY_ERRORS[last.verifyError];
@@ -781,7 +1045,7 @@ export function verifyChain(chainDer: readonly Uint8Array[], trust: TrustStore, 
     return { code: info.code, verifyError: last.verifyError, reason: `${describe(last)}${others}`, alert: info.alert, problems: verification.problems };
   }
   if (options.peer === 'server' && options.name !== undefined) {
-    const leaf = peer[0] as Cert;
+    const leaf = (peer[0] as Presented).cert;
     const mismatch = checkServerIdentity(options.name, leaf.node.toLegacyObject());
     if (mismatch !== undefined) {
       return { code: 'TLS_PEER_NAME_MISMATCH', verifyError: 'ERR_TLS_CERT_ALTNAME_INVALID', reason: mismatch.message, alert: TLS_ALERT.BAD_CERTIFICATE, problems: [] };

@@ -5,13 +5,18 @@
  * same certificates, and both must reach the same verdict — the same OpenSSL verify error.
  */
 import 'reflect-metadata';
+import { execFileSync } from 'node:child_process';
 import { createPrivateKey, webcrypto, X509Certificate } from 'node:crypto';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import type { AddressInfo } from 'node:net';
 import * as tls from 'node:tls';
 import { beforeAll, describe, expect, it } from '@jest/globals';
 import * as x509 from '@peculiar/x509';
-import { TLS_ALERT, trustStoreOf, verifyChain, type PeerRole } from '../../../src/tls/chain-verifier.js';
+import { MAX_PRESENTED_CERTIFICATES, TLS_ALERT, trustStoreOf, verifyChain, type PeerRole } from '../../../src/tls/chain-verifier.js';
 import { createDevCertificateAuthority, type DevCertificateAuthority, type IssuedCertificate } from '../../../src/tls/dev-pki.js';
+import { verifyErrorIn } from '../../../src/tls/verify-errors.js';
 
 const DAY = 24 * 60 * 60 * 1000;
 const SANS = { dnsNames: ['localhost'], ipAddresses: ['127.0.0.1'] };
@@ -32,7 +37,12 @@ interface Case {
   readonly crls?: readonly string[];
   /** Server only: check the name (127.0.0.1) too. */
   readonly checkName?: boolean;
+  /** TLS 1.2 at most on the presenting side (an RSA key too small for RSA-PSS signatures). */
+  readonly tls12?: boolean;
 }
+
+/** The presenting side may load weak certificates (security level 0); the verifying side keeps Node's default (level 1). */
+const presenter = (c: Case): tls.SecureContextOptions => ({ ciphers: 'DEFAULT@SECLEVEL=0', ...(c.tls12 === true ? { maxVersion: 'TLSv1.2' as const } : {}) });
 
 /** Node's (OpenSSL's) verdict: 'ok' or the verify error code. */
 async function nodeVerdict(c: Case): Promise<string> {
@@ -41,9 +51,12 @@ async function nodeVerdict(c: Case): Promise<string> {
   let verdict = 'ok';
   const crl = c.crls !== undefined && c.crls.length > 0 ? [...c.crls] : undefined;
   const server = tls.createServer(
-    c.role === 'client' ? { cert: helper.certPem, key: helper.keyPem, ca: c.ca, crl, requestCert: true, rejectUnauthorized: false } : { cert: c.chain, key: c.key },
+    c.role === 'client' ? { cert: helper.certPem, key: helper.keyPem, ca: c.ca, crl, requestCert: true, rejectUnauthorized: false } : { ...presenter(c), cert: c.chain, key: c.key },
     (socket) => {
-      if (c.role === 'client' && !socket.authorized) verdict = String(socket.authorizationError ?? 'unauthorized');
+      if (c.role === 'client' && !socket.authorized) {
+        const handle = (socket as unknown as { _handle?: { verifyError?: () => Error | null } })._handle;
+        verdict = named(String(socket.authorizationError ?? 'unauthorized'), handle?.verifyError?.()?.message ?? '');
+      }
       socket.on('error', () => undefined);
       socket.end('x');
     },
@@ -54,16 +67,25 @@ async function nodeVerdict(c: Case): Promise<string> {
   await new Promise<void>((resolve) => {
     const socket =
       c.role === 'client'
-        ? tls.connect({ host: '127.0.0.1', port, ca: helperCa.certPem, cert: c.chain, key: c.key })
+        ? tls.connect({ host: '127.0.0.1', port, ca: helperCa.certPem, ...presenter(c), cert: c.chain, key: c.key })
         : tls.connect({ host: '127.0.0.1', port, ca: c.ca, crl, ...(c.checkName === true ? {} : { checkServerIdentity: () => undefined }) });
     socket.on('error', (error: NodeJS.ErrnoException) => {
-      if (c.role === 'server') verdict = error.code ?? error.message;
+      if (c.role === 'server') verdict = named(error.code ?? error.message, error.message);
     });
     socket.on('data', () => undefined);
     socket.on('close', () => resolve());
   });
   await new Promise((resolve) => server.close(resolve));
   return verdict;
+}
+
+/**
+ * Node names only the classic verify errors; the security-level ones (EE_KEY_TOO_SMALL,
+ * CA_KEY_TOO_SMALL, CA_MD_TOO_WEAK) come as code UNSPECIFIED with OpenSSL's message, which
+ * names them (and which our HTTP/2 classification reads, `verifyErrorIn`).
+ */
+function named(code: string, message: string): string {
+  return code === 'UNSPECIFIED' ? (verifyErrorIn(undefined, message) ?? `UNSPECIFIED: ${message}`) : code;
 }
 
 function ourVerdict(c: Case): string {
@@ -207,6 +229,21 @@ describe('verifyChain reaches the verdict OpenSSL reaches for HTTP/2', () => {
     ],
   );
 
+  // Security level 1 (OpenSSL 3.0's default): weak digests and small keys, made with the openssl CLI.
+  cases.push(
+    ['a SHA-1-signed intermediate', () => weakCase({ interDigest: 'sha1' }), 'CA_MD_TOO_WEAK'],
+    ['a SHA-1-signed leaf', () => weakCase({ leafDigest: 'sha1' }), 'CA_MD_TOO_WEAK'],
+    ['a SHA-1-signed leaf, client role', () => weakCase({ leafDigest: 'sha1', role: 'client' }), 'CA_MD_TOO_WEAK'],
+    ['an MD5-signed leaf', () => weakCase({ leafDigest: 'md5' }), 'CA_MD_TOO_WEAK'],
+    ['a SHA-1 self-signed root (the trust anchor\'s own signature is not checked)', () => weakCase({ rootDigest: 'sha1' }), 'ok'],
+    ['an RSA-512 leaf', () => weakCase({ leafKey: 'rsa:512', tls12: true }), 'EE_KEY_TOO_SMALL'],
+    ['an RSA-512 leaf, client role', () => weakCase({ leafKey: 'rsa:512', tls12: true, role: 'client' }), 'EE_KEY_TOO_SMALL'],
+    ['an RSA-768 intermediate', () => weakCase({ interKey: 'rsa:768' }), 'CA_KEY_TOO_SMALL'],
+    ['an RSA-1024 leaf (80 bits: enough at level 1)', () => weakCase({ leafKey: 'rsa:1024' }), 'ok'],
+    ['an intermediate on secp112r1 (56 bits)', () => weakCase({ interKey: 'ec:secp112r1' }), 'CA_KEY_TOO_SMALL'],
+    ['an RSA-512 leaf signed with SHA-1 below a SHA-1 intermediate (the last failure decides)', () => weakCase({ leafKey: 'rsa:512', leafDigest: 'sha1', interDigest: 'sha1', tls12: true }), 'CA_MD_TOO_WEAK'],
+  );
+
   it.each(cases)('%s', async (_name, make, expected) => {
     const c = await make();
     expect({ openssl: await nodeVerdict(c), ours: ourVerdict(c) }).toEqual({ openssl: expected, ours: expected });
@@ -310,5 +347,60 @@ describe('verifyChain: typed reasons and alerts', () => {
     const store = await trust();
     expect(verifyChain([], store, { peer: 'client' })).toMatchObject({ code: 'TLS_PEER_UNTRUSTED', verifyError: 'NO_CERTIFICATE' });
     expect(verifyChain([new Uint8Array([1, 2, 3])], store, { peer: 'client' })).toMatchObject({ code: 'TLS_HANDSHAKE_FAILED', verifyError: 'UNPARSABLE_CERTIFICATE' });
+  });
+});
+
+interface WeakOptions {
+  readonly role?: PeerRole;
+  readonly rootDigest?: string;
+  readonly interDigest?: string;
+  readonly leafDigest?: string;
+  readonly interKey?: string;
+  readonly leafKey?: string;
+  readonly tls12?: boolean;
+}
+
+/** root -> intermediate -> leaf with the openssl CLI (digests and key sizes Node's webcrypto does not make). */
+function weakCase(options: WeakOptions): Case {
+  const dir = mkdtempSync(join(tmpdir(), 'weak-pki-'));
+  const run = (...args: string[]): void => {
+    execFileSync('openssl', args, { cwd: dir, stdio: 'pipe' });
+  };
+  const key = (name: string, spec: string): void => {
+    const [type, size] = spec.split(':') as [string, string];
+    if (type === 'rsa') run('genpkey', '-algorithm', 'RSA', '-pkeyopt', `rsa_keygen_bits:${size}`, '-out', `${name}.key`);
+    else run('genpkey', '-algorithm', 'EC', '-pkeyopt', `ec_paramgen_curve:${size}`, '-pkeyopt', 'ec_param_enc:named_curve', '-out', `${name}.key`);
+  };
+  const role = options.role ?? 'server';
+  try {
+    writeFileSync(join(dir, 'ca.ext'), 'basicConstraints=critical,CA:TRUE\nkeyUsage=critical,keyCertSign,cRLSign\nsubjectKeyIdentifier=hash\nauthorityKeyIdentifier=keyid\n');
+    writeFileSync(join(dir, 'leaf.ext'), `basicConstraints=critical,CA:FALSE\nkeyUsage=critical,digitalSignature,keyEncipherment\nextendedKeyUsage=${role === 'server' ? 'serverAuth' : 'clientAuth'}\nsubjectAltName=IP:127.0.0.1\nauthorityKeyIdentifier=keyid\n`);
+    key('root', 'rsa:2048');
+    run('req', '-x509', '-new', '-key', 'root.key', '-subj', '/CN=Weak Root', `-${options.rootDigest ?? 'sha256'}`, '-days', '2', '-addext', 'basicConstraints=critical,CA:TRUE', '-addext', 'keyUsage=critical,keyCertSign,cRLSign', '-out', 'root.pem');
+    key('inter', options.interKey ?? 'rsa:2048');
+    run('req', '-new', '-key', 'inter.key', '-subj', '/CN=Weak Intermediate', '-out', 'inter.csr');
+    run('x509', '-req', '-in', 'inter.csr', '-CA', 'root.pem', '-CAkey', 'root.key', '-set_serial', '2', '-days', '2', `-${options.interDigest ?? 'sha256'}`, '-extfile', 'ca.ext', '-out', 'inter.pem');
+    key('leaf', options.leafKey ?? 'rsa:2048');
+    run('req', '-new', '-key', 'leaf.key', '-subj', '/CN=weak leaf', '-out', 'leaf.csr');
+    run('x509', '-req', '-in', 'leaf.csr', '-CA', 'inter.pem', '-CAkey', 'inter.key', '-set_serial', '3', '-days', '2', `-${options.leafDigest ?? 'sha256'}`, '-extfile', 'leaf.ext', '-out', 'leaf.pem');
+    const read = (name: string): string => readFileSync(join(dir, name), 'utf8');
+    return { role, ca: read('root.pem'), chain: read('leaf.pem') + read('inter.pem'), key: read('leaf.key'), tls12: options.tls12 };
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+describe('verifyChain: presented chain length', () => {
+  it(`refuses more than ${MAX_PRESENTED_CERTIFICATES} presented certificates before parsing any (CERT_CHAIN_TOO_LONG, alert unknown_ca)`, async () => {
+    const root = await createDevCertificateAuthority({ commonName: 'Length Root' });
+    const leaf = await root.issue({ commonName: 'c', usage: 'client' });
+    const store = trustStoreOf(root.certPem, []);
+    const garbage = new Uint8Array([1, 2, 3]);
+    const long = [...ders(leaf.chainPem), ...Array.from({ length: MAX_PRESENTED_CERTIFICATES }, () => garbage)];
+    expect(verifyChain(long, store, { peer: 'client' })).toMatchObject({ code: 'TLS_PEER_UNTRUSTED', verifyError: 'CERT_CHAIN_TOO_LONG', alert: TLS_ALERT.UNKNOWN_CA });
+    // At the bound: every presented certificate is decoded (as OpenSSL decodes the message), extra ones unused.
+    const atBound = [...ders(leaf.chainPem), ...Array.from({ length: MAX_PRESENTED_CERTIFICATES - 1 }, () => ders(leaf.certPem)[0] as Uint8Array)];
+    expect(verifyChain(atBound, store, { peer: 'client' })).toBeUndefined();
+    expect(verifyChain([...ders(leaf.chainPem), garbage], store, { peer: 'client' })).toMatchObject({ verifyError: 'UNPARSABLE_CERTIFICATE' });
   });
 });
