@@ -1,0 +1,70 @@
+/**
+ * Against an independent HTTP/2-only gRPC server: grpc-go (Debian's golang-google-grpc-dev,
+ * test/support/grpc-go/server.go). With the default profile (HTTP/3 preferred), the HTTP/3
+ * attempt has no server: its UDP port is either closed (ICMP port unreachable, ECONNREFUSED
+ * in milliseconds) or swallows datagrams (as a firewall that drops them would), so HTTP/3
+ * hears nothing until the connect timeout. HTTP/2's answer must decide the call.
+ */
+import 'reflect-metadata';
+import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
+import type { Container } from 'inversify';
+import { controlPlaneV1 } from 'omnirelay';
+import type { ProfileOptionsInput } from 'omnirelay';
+import { createTestPki, type Files, type TestPki } from '../support/pki-files.js';
+import { createContainer, factoryOf, ping } from '../support/hosts.js';
+import { startGrpcGoServer, swallowUdp, type GrpcGoServer, type UdpSink } from '../support/grpc-go.js';
+
+const Ping = controlPlaneV1.ControlPlaneDefinition;
+/** Far above what a definite HTTP/2 answer takes, so "quickly" is unambiguous. */
+const CONNECT_TIMEOUT_MS = 8_000;
+
+let pki: TestPki;
+const servers: GrpcGoServer[] = [];
+const sinks: UdpSink[] = [];
+const containers: Container[] = [];
+
+beforeAll(async () => {
+  pki = await createTestPki();
+});
+
+afterAll(async () => {
+  for (const c of containers) await c.unbindAllAsync();
+  for (const s of servers) await s.close();
+  for (const s of sinks) await s.close();
+  await pki?.cleanup();
+});
+
+function mtls(client: Pick<Files, 'certFile' | 'keyFile'>, extra: Record<string, unknown> = {}): NonNullable<ProfileOptionsInput['tls']> {
+  return { mode: 'mtls', certFile: client.certFile, keyFile: client.keyFile, caFile: pki.caFile, ...extra };
+}
+
+/** The default control-plane profile (http3 'prefer'), one attempt, a long connect timeout. */
+function preferProfile(tls: NonNullable<ProfileOptionsInput['tls']>, extra: ProfileOptionsInput = {}): ProfileOptionsInput {
+  return { tls, retry: { maxAttempts: 1 }, connectTimeoutMs: CONNECT_TIMEOUT_MS, deadlineMs: CONNECT_TIMEOUT_MS + 2_000, ...extra };
+}
+
+async function grpcGo(leaf: Pick<Files, 'certFile' | 'keyFile'>, udp: 'closed' | 'swallowed', requireClientCert = true): Promise<GrpcGoServer> {
+  const server = await startGrpcGoServer({ certFile: leaf.certFile, keyFile: leaf.keyFile, caFile: pki.caFile, requireClientCert });
+  servers.push(server);
+  if (udp === 'swallowed') sinks.push(await swallowUdp(server.port));
+  return server;
+}
+
+function factory(profile: ProfileOptionsInput) {
+  const c = createContainer({ profiles: { 'control-plane': profile } });
+  containers.push(c);
+  return factoryOf(c);
+}
+
+describe('grpc-go, HTTP/2 only (control)', () => {
+  it.each(['closed', 'swallowed'] as const)('an mTLS ping is served over HTTP/2 with our identity (UDP %s)', async (udp) => {
+    const server = await grpcGo(pki.server, udp);
+    const result = await factory(preferProfile(mtls(pki.client))).unary(Ping, 'ping', ping('node-a', 7), { endpoint: server.url });
+    expect({ protocol: result.protocol, node: result.message.node, sequence: result.message.sequence, identity: result.message.clientIdentity }).toEqual({
+      protocol: 'h2',
+      node: 'grpc-go',
+      sequence: 7,
+      identity: 'client',
+    });
+  });
+});
