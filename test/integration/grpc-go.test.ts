@@ -56,6 +56,20 @@ function factory(profile: ProfileOptionsInput) {
   return factoryOf(c);
 }
 
+async function failureOf(run: () => Promise<unknown>): Promise<{ error: unknown; ms: number }> {
+  const started = performance.now();
+  try {
+    await run();
+  } catch (error) {
+    return { error, ms: performance.now() - started };
+  }
+  throw new Error('expected a failure, but the call succeeded');
+}
+
+function describeError(error: unknown): string {
+  return error instanceof Error ? `${error.name} ${String((error as { code?: unknown }).code)}: ${error.message}` : String(error);
+}
+
 describe('grpc-go, HTTP/2 only (control)', () => {
   it.each(['closed', 'swallowed'] as const)('an mTLS ping is served over HTTP/2 with our identity (UDP %s)', async (udp) => {
     const server = await grpcGo(pki.server, udp);
@@ -66,5 +80,13 @@ describe('grpc-go, HTTP/2 only (control)', () => {
       sequence: 7,
       identity: 'client',
     });
+  });
+});
+
+describe('no client certificate against grpc-go requiring one (defect 6): TLS_CLIENT_CERT_REQUIRED, not REJECTED', () => {
+  it.each(['disable', 'prefer'] as const)('http3 %s', async (http3) => {
+    const server = await grpcGo(pki.server, 'closed');
+    const { error } = await failureOf(() => factory(preferProfile({ mode: 'tls', caFile: pki.caFile }, { http3 })).unary(Ping, 'ping', ping(), { endpoint: server.url }));
+    expect(describeError(error)).toMatch(/^TlsError TLS_CLIENT_CERT_REQUIRED: .*we sent none/);
   });
 });

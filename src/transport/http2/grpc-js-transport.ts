@@ -2,7 +2,7 @@ import { credentials, Client, Metadata, type ChannelCredentials, type ChannelOpt
 
 import { RpcError, TlsError } from '../../errors.js';
 import { CertificateCache } from '../../tls/certificate-cache.js';
-import { classifyTlsFailure } from '../../tls/classify.js';
+import { classifyTlsFailure, clientCertificateVerdict } from '../../tls/classify.js';
 import type { TlsMaterial } from '../../tls/material.js';
 import { serverIdentityCheck } from '../../tls/peer-verification.js';
 import { GRPC_STATUS, statusName } from '../../grpc/status.js';
@@ -275,7 +275,7 @@ class GrpcJsConnection implements TransportConnection {
       const recorded = this.#shared.lastFailure;
       if (recorded !== undefined && recorded.at >= started - 1) return recorded.error;
       const classified = classifyTlsFailure(details, { peer: endpoint, profile: this.#target.profileName });
-      if (classified !== undefined) return classified;
+      if (classified !== undefined) return clientCertificateVerdict(classified, this.#target.tls.mode === 'mtls');
       // TLS 1.3: the client's handshake completes before the server has checked our
       // certificate. A server that rejects it without an alert (Node's TLS servers verify
       // after the handshake, then close) shows up as a connection that closed right after a
