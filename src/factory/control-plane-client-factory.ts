@@ -932,7 +932,9 @@ export class ControlPlaneClientFactory implements IGrpcControlPlaneClientFactory
    * dial HTTP/2 alongside and use whichever is ready first. When HTTP/2 wins, HTTP/3 keeps
    * connecting in the background: if it fails, the endpoint is marked broken; if it
    * succeeds, later calls use it. So a blocked UDP path costs a call the race delay, not a
-   * QUIC timeout. A TLS verification failure on HTTP/3 is thrown: it never falls back.
+   * QUIC timeout. HTTP/2's definite answers decide the call without waiting for HTTP/3: a TLS
+   * failure over HTTP/2 (certificate or name rejected, client certificate refused) is thrown
+   * at once. A TLS verification failure on HTTP/3 is thrown too: it never falls back.
    */
   async #raceHttp3(resolved: ResolvedTarget, peer: PeerCandidate, target: DialTarget, observation: RpcObservation | undefined, call: WireCall): Promise<'h3' | 'h2'> {
     const h3 = this.#deps.cache.acquire(target, 'h3');
@@ -979,13 +981,19 @@ export class ControlPlaneClientFactory implements IGrpcControlPlaneClientFactory
 
       const h2 = this.#deps.cache.acquire(target, 'h2');
       try {
-        const h2Ready = (h2.connection.ready?.() ?? Promise.resolve()).then(
-          () => 'h2' as const,
-          () => 'h2-failed' as const,
+        type H2Outcome = { readonly h2: 'ready' } | { readonly h2: 'failed'; readonly error: unknown };
+        const h2Ready: Promise<H2Outcome> = (h2.connection.ready?.() ?? Promise.resolve()).then(
+          () => ({ h2: 'ready' }),
+          (error: unknown) => ({ h2: 'failed', error }),
         );
         const second = await Promise.race([h3Outcome, h2Ready]);
-        if (typeof second === 'object') return settle(second);
-        if (second === 'h2-failed') return settle(await h3Outcome);
+        if ('ok' in second) return settle(second);
+        if (second.h2 === 'failed') {
+          // A TLS failure over HTTP/2 is a definite answer about this peer (or our
+          // certificate): HTTP/3, still silent, would only make the call wait for its timeout.
+          if (second.error instanceof TlsError) throw second.error;
+          return settle(await h3Outcome);
+        }
         // HTTP/2 is up first: use it, and let HTTP/3 finish in the background to learn from it.
         void h3Outcome.then((outcome) => {
           const reason = outcome.ok ? undefined : http3FailureReason(outcome.error);

@@ -9,7 +9,7 @@ import 'reflect-metadata';
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import type { Container } from 'inversify';
 import { controlPlaneV1 } from 'omnirelay';
-import type { ProfileOptionsInput } from 'omnirelay';
+import type { ProfileOptionsInput, TlsError } from 'omnirelay';
 import { createTestPki, type Files, type TestPki } from '../support/pki-files.js';
 import { createContainer, factoryOf, ping } from '../support/hosts.js';
 import { startGrpcGoServer, swallowUdp, type GrpcGoServer, type UdpSink } from '../support/grpc-go.js';
@@ -81,6 +81,29 @@ describe('grpc-go, HTTP/2 only (control)', () => {
       identity: 'client',
     });
   });
+});
+
+/** Each TLS failure against grpc-go: the TlsError code HTTP/2's handshake gives. */
+const TLS_CASES: ReadonlyArray<readonly [string, () => Pick<Files, 'certFile' | 'keyFile'>, () => NonNullable<ProfileOptionsInput['tls']>, TlsError['code']]> = [
+  ['server certificate from a CA we do not trust', () => pki.server, () => mtls(pki.client, { caFile: pki.otherCaFile }), 'TLS_PEER_UNTRUSTED'],
+  ['server certificate without the dialled name', () => pki.wrongNameServer, () => mtls(pki.client), 'TLS_PEER_NAME_MISMATCH'],
+  ['expired server certificate', () => pki.expiredServer, () => mtls(pki.client), 'TLS_PEER_EXPIRED'],
+  ['revoked server certificate (our CRL)', () => pki.revokedServer, () => mtls(pki.client, { crlFiles: [pki.crlFile] }), 'TLS_REVOKED'],
+  ['our client certificate from another CA (grpc-go rejects it)', () => pki.server, () => mtls(pki.untrustedClient), 'TLS_CLIENT_CERT_REJECTED'],
+  ['no client certificate (tls.mode "tls") where grpc-go requires one', () => pki.server, () => ({ mode: 'tls', caFile: pki.caFile }), 'TLS_CLIENT_CERT_REQUIRED'],
+];
+
+describe('TLS failures with HTTP/3 preferred (defect 1): HTTP/2 answers definitely, so the call fails with its TlsError at once', () => {
+  for (const udp of ['closed', 'swallowed'] as const) {
+    it.each(TLS_CASES)(`%s (UDP ${udp}) -> %#`, async (_name, leaf, tls, code) => {
+      const server = await grpcGo(leaf(), udp);
+      const { error, ms } = await failureOf(() => factory(preferProfile(tls())).unary(Ping, 'ping', ping(), { endpoint: server.url }));
+      expect(describeError(error)).toMatch(new RegExp(`^TlsError ${code}: `));
+      expect((error as TlsError).peer).toBe(`127.0.0.1:${server.port}`);
+      // The HTTP/2 handshake takes milliseconds; waiting for HTTP/3 would take the connect timeout.
+      expect(ms).toBeLessThan(CONNECT_TIMEOUT_MS / 4);
+    });
+  }
 });
 
 describe('no client certificate against grpc-go requiring one (defect 6): TLS_CLIENT_CERT_REQUIRED, not REJECTED', () => {
