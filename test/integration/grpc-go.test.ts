@@ -8,11 +8,12 @@
 import 'reflect-metadata';
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import type { Container } from 'inversify';
-import { controlPlaneV1 } from 'omnirelay';
+import { AggregationTemporality, InMemoryMetricExporter, MeterProvider, PeriodicExportingMetricReader } from '@opentelemetry/sdk-metrics';
+import { controlPlaneV1, RpcError, TOKENS } from 'omnirelay';
 import type { ProfileOptionsInput, TlsError } from 'omnirelay';
 import { createTestPki, type Files, type TestPki } from '../support/pki-files.js';
 import { createContainer, factoryOf, ping } from '../support/hosts.js';
-import { startGrpcGoServer, swallowUdp, type GrpcGoServer, type UdpSink } from '../support/grpc-go.js';
+import { silentTcp, startGrpcGoServer, swallowUdp, type GrpcGoServer, type SilentTcp, type UdpSink } from '../support/grpc-go.js';
 
 const Ping = controlPlaneV1.ControlPlaneDefinition;
 /** Far above what a definite HTTP/2 answer takes, so "quickly" is unambiguous. */
@@ -50,8 +51,10 @@ async function grpcGo(leaf: Pick<Files, 'certFile' | 'keyFile'>, udp: 'closed' |
   return server;
 }
 
-function factory(profile: ProfileOptionsInput) {
-  const c = createContainer({ profiles: { 'control-plane': profile } });
+function factory(profile: ProfileOptionsInput, meterProvider?: MeterProvider) {
+  const c = createContainer({ profiles: { 'control-plane': profile } }, (container) => {
+    if (meterProvider !== undefined) container.bind(TOKENS.Telemetry).toConstantValue({ meterProvider });
+  });
   containers.push(c);
   return factoryOf(c);
 }
@@ -112,4 +115,90 @@ describe('no client certificate against grpc-go requiring one (defect 6): TLS_CL
     const { error } = await failureOf(() => factory(preferProfile({ mode: 'tls', caFile: pki.caFile }, { http3 })).unary(Ping, 'ping', ping(), { endpoint: server.url }));
     expect(describeError(error)).toMatch(/^TlsError TLS_CLIENT_CERT_REQUIRED: .*we sent none/);
   });
+});
+
+describe('HTTP/2 connected, HTTP/3 still pending (defect 2): calls use HTTP/2 at once', () => {
+  const metrics = new InMemoryMetricExporter(AggregationTemporality.CUMULATIVE);
+  const reader = new PeriodicExportingMetricReader({ exporter: metrics, exportIntervalMillis: 3_600_000 });
+  const meterProvider = new MeterProvider({ readers: [reader] });
+  afterAll(async () => {
+    await meterProvider.shutdown();
+  });
+
+  /** Calls that waited the race delay and then went to HTTP/2 (the fallback counter, reason race-delay). */
+  async function raceFallbacks(): Promise<number> {
+    await reader.forceFlush();
+    const metric = metrics
+      .getMetrics()
+      .at(-1)
+      ?.scopeMetrics.flatMap((m) => m.metrics)
+      .find((m) => m.descriptor.name === 'grpc_outbound_protocol_fallbacks');
+    return (metric?.dataPoints ?? []).filter((p) => p.attributes['omnirelay.fallback.reason'] === 'race-delay').reduce((sum, p) => sum + (p.value as number), 0);
+  }
+
+  it('12 calls in a row against grpc-go whose UDP port swallows datagrams: only the first waits the race delay', async () => {
+    const server = await grpcGo(pki.server, 'swallowed');
+    // The QUIC dial hears nothing for 8 s: every call below happens while it is pending.
+    const f = factory(preferProfile(mtls(pki.client)), meterProvider);
+    for (let i = 1; i <= 12; i++) {
+      const result = await f.unary(Ping, 'ping', ping('node-a', i), { endpoint: server.url });
+      expect({ protocol: result.protocol, sequence: result.message.sequence }).toEqual({ protocol: 'h2', sequence: i });
+    }
+    expect(await raceFallbacks()).toBe(1);
+    const h3 = f.connections().filter((c) => c.protocol === 'h3');
+    expect(h3).toHaveLength(1); // still dialling in the background, one dial for all 12 calls
+
+    // The firewall goes away: the next QUIC retransmission meets ICMP port unreachable, which
+    // ends the pending dial at once (not at the 8 s connect timeout) and is remembered.
+    const started = performance.now();
+    await sinks.pop()?.close();
+    while (f.connections().some((c) => c.protocol === 'h3') && performance.now() - started < CONNECT_TIMEOUT_MS) await new Promise((resolve) => setTimeout(resolve, 20));
+    const ended = performance.now() - started;
+    expect(f.connections().filter((c) => c.protocol === 'h3')).toHaveLength(0);
+    expect(ended).toBeLessThan(CONNECT_TIMEOUT_MS / 2);
+    console.log(`pending HTTP/3 dial ended ${Math.round(ended)} ms after UDP started refusing`);
+    const next = await f.unary(Ping, 'ping', ping('node-a', 13), { endpoint: server.url });
+    expect(next.protocol).toBe('h2');
+    expect(await raceFallbacks()).toBe(1);
+  });
+});
+
+describe('no call outlives its deadline (defect 3)', () => {
+  const DEADLINE_MS = 500;
+  /** Generous: timers on a loaded machine; the connect timeout (8 s) is far beyond it. */
+  const SETTLED_WITHIN_MS = DEADLINE_MS + 1_500;
+  let silent: SilentTcp;
+  beforeAll(async () => {
+    silent = await silentTcp();
+    sinks.push(await swallowUdp(silent.port));
+  });
+  afterAll(async () => {
+    await silent?.close();
+  });
+
+  const profiles: ReadonlyArray<readonly [string, ProfileOptionsInput]> = [
+    ['http3 prefer', {}],
+    ['http3 disable', { http3: 'disable' }],
+    ['http3 require', { http3: 'require' }],
+  ];
+
+  async function expectWithinDeadline(f: ReturnType<typeof factory>, url: string): Promise<void> {
+    const { error, ms } = await failureOf(() => f.unary(Ping, 'ping', ping(), { endpoint: url, deadlineMs: DEADLINE_MS }));
+    expect(error).toBeInstanceOf(RpcError);
+    expect(['UNAVAILABLE', 'DEADLINE_EXCEEDED']).toContain((error as RpcError).statusName);
+    expect(ms).toBeLessThan(SETTLED_WITHIN_MS);
+  }
+
+  for (const [name, extra] of profiles) {
+    it(`${name}: https://127.0.0.1:1 (nothing listens), twice (fresh, then with what the first call left behind)`, async () => {
+      const f = factory(preferProfile(mtls(pki.client), extra));
+      await expectWithinDeadline(f, 'https://127.0.0.1:1');
+      await expectWithinDeadline(f, 'https://127.0.0.1:1');
+    });
+
+    it(`${name}: UDP swallowed + a TCP port that accepts and never answers TLS, three times`, async () => {
+      const f = factory(preferProfile(mtls(pki.client), extra));
+      for (let i = 0; i < 3; i++) await expectWithinDeadline(f, `https://127.0.0.1:${silent.port}`);
+    });
+  }
 });
