@@ -115,11 +115,14 @@ function cancelled(endpoint: string, reason: unknown): RpcError {
  * `promise`, bounded by the call's deadline (DEADLINE_EXCEEDED) and its AbortSignal (the
  * signal's reason): waiting for a connection must not outlive the call.
  */
-function withinCall<T>(promise: Promise<T>, call: WireCall, endpoint: string): Promise<T> {
+function withinCall<T>(promise: Promise<T>, call: WireCall, endpoint: string, connecting: 'HTTP/3' | 'HTTP/3 and HTTP/2' = 'HTTP/3'): Promise<T> {
   return new Promise<T>((resolve, reject) => {
     const onAbort = (): void => finish(() => reject(call.signal?.reason as Error));
     const timer = setTimeout(
-      () => finish(() => reject(new RpcError(GRPC_STATUS.DEADLINE_EXCEEDED, 'DEADLINE_EXCEEDED', 'deadline exceeded while connecting over HTTP/3', { endpoint, protocol: 'h3' }))),
+      () =>
+        finish(() =>
+          reject(new RpcError(GRPC_STATUS.DEADLINE_EXCEEDED, 'DEADLINE_EXCEEDED', `deadline exceeded while connecting over ${connecting}`, { endpoint, protocol: connecting === 'HTTP/3' ? 'h3' : 'none' })),
+        ),
       Math.max(0, call.deadline - systemClock.now()),
     );
     const finish = (settle: () => void): void => {
@@ -927,12 +930,24 @@ export class ControlPlaneClientFactory implements IGrpcControlPlaneClientFactory
   }
 
   /**
+   * HTTP/3 connections whose dial lost a race to HTTP/2 and is still pending: calls to their
+   * endpoint go to HTTP/2 at once (no race delay each) until the dial settles; then a success
+   * moves later calls to HTTP/3 and a failure marks the endpoint broken (Http3Health). Keyed by
+   * the cached connection, so a new HTTP/3 connection (new generation, new TLS) races afresh.
+   */
+  readonly #http3Pending = new WeakSet<object>();
+
+  /**
    * Happy eyeballs (RFC 8305 style) between HTTP/3 and HTTP/2 for a connection that is not
    * up yet: dial HTTP/3; if it is not established within the profile's `http3RaceDelayMs`,
    * dial HTTP/2 alongside and use whichever is ready first. When HTTP/2 wins, HTTP/3 keeps
-   * connecting in the background: if it fails, the endpoint is marked broken; if it
-   * succeeds, later calls use it. So a blocked UDP path costs a call the race delay, not a
-   * QUIC timeout. A TLS verification failure on HTTP/3 is thrown: it never falls back.
+   * connecting in the background: meanwhile the endpoint's calls use HTTP/2 at once (span
+   * reason `http3-pending`); if it fails, the endpoint is marked broken; if it succeeds, later
+   * calls use it. So a blocked UDP path costs one call the race delay, not a QUIC timeout.
+   * HTTP/2's definite answers decide the call without waiting for HTTP/3: a TLS failure over
+   * HTTP/2 (certificate or name rejected, client certificate refused) is thrown at once. A TLS
+   * verification failure on HTTP/3 is thrown too: it never falls back. The whole race is
+   * bounded by the call's deadline and abort signal.
    */
   async #raceHttp3(resolved: ResolvedTarget, peer: PeerCandidate, target: DialTarget, observation: RpcObservation | undefined, call: WireCall): Promise<'h3' | 'h2'> {
     const h3 = this.#deps.cache.acquire(target, 'h3');
@@ -952,6 +967,12 @@ export class ControlPlaneClientFactory implements IGrpcControlPlaneClientFactory
         if (failure !== undefined) throw failure;
         this.#http3Rejected.delete(rejectedKey);
         return 'h3';
+      }
+      // HTTP/2 already won against this HTTP/3 dial, which is still pending: no race, no wait.
+      if (this.#http3Pending.has(h3.connection)) {
+        ready.catch(() => undefined); // its outcome is handled where the race was lost
+        observation?.span.setAttribute(ATTR_PROTOCOL_REASON, 'http3-pending');
+        return 'h2';
       }
       const noteRejection = (error: unknown): void => {
         if (error instanceof TlsError) this.#http3Rejected.add(rejectedKey);
@@ -973,21 +994,30 @@ export class ControlPlaneClientFactory implements IGrpcControlPlaneClientFactory
       const delay = new Promise<undefined>((resolve) => {
         timer = setTimeout(resolve, resolved.profile.http3RaceDelayMs, undefined);
       });
-      const first = await Promise.race([h3Outcome, delay]);
-      clearTimeout(timer);
+      const first = await withinCall(Promise.race([h3Outcome, delay]), call, peer.authority).finally(() => clearTimeout(timer));
       if (first !== undefined) return settle(first);
 
       const h2 = this.#deps.cache.acquire(target, 'h2');
       try {
-        const h2Ready = (h2.connection.ready?.() ?? Promise.resolve()).then(
-          () => 'h2' as const,
-          () => 'h2-failed' as const,
+        type H2Outcome = { readonly h2: 'ready' } | { readonly h2: 'failed'; readonly error: unknown };
+        const h2Ready: Promise<H2Outcome> = (h2.connection.ready?.() ?? Promise.resolve()).then(
+          () => ({ h2: 'ready' }),
+          (error: unknown) => ({ h2: 'failed', error }),
         );
-        const second = await Promise.race([h3Outcome, h2Ready]);
-        if (typeof second === 'object') return settle(second);
-        if (second === 'h2-failed') return settle(await h3Outcome);
-        // HTTP/2 is up first: use it, and let HTTP/3 finish in the background to learn from it.
+        const second = await withinCall<Outcome | H2Outcome>(Promise.race([h3Outcome, h2Ready]), call, peer.authority, 'HTTP/3 and HTTP/2');
+        if ('ok' in second) return settle(second);
+        if (second.h2 === 'failed') {
+          // A TLS failure over HTTP/2 is a definite answer about this peer (or our
+          // certificate): HTTP/3, still silent, would only make the call wait for its timeout.
+          if (second.error instanceof TlsError) throw second.error;
+          return settle(await withinCall(h3Outcome, call, peer.authority));
+        }
+        // HTTP/2 is up first: use it, and let HTTP/3 finish in the background to learn from it;
+        // until then the endpoint's calls go to HTTP/2 without waiting.
+        const pending = h3.connection;
+        this.#http3Pending.add(pending);
         void h3Outcome.then((outcome) => {
+          this.#http3Pending.delete(pending);
           const reason = outcome.ok ? undefined : http3FailureReason(outcome.error);
           if (reason !== undefined) this.#deps.health.markBroken(peer.authority, reason, resolved.profile.http3Health);
         });

@@ -53,3 +53,21 @@ export function classifyTlsFailure(failure: unknown, context: { peer: string; pr
   }
   return undefined;
 }
+
+/**
+ * A server's verdict about our client certificate when we sent none (`tls.mode` "tls"): the
+ * server demands one. Servers say so differently — TLS 1.3's certificate_required alert
+ * (116: OpenSSL, BoringSSL, Node), or bad_certificate (42: Go's crypto/tls, so grpc-go) and
+ * other "rejected" alerts —, but a rejection of a certificate we never sent can only mean
+ * that one is required: TLS_CLIENT_CERT_REJECTED becomes TLS_CLIENT_CERT_REQUIRED.
+ * `sentClientCertificate`: the profile presents one (`tls.mode` "mtls").
+ */
+export function clientCertificateVerdict(error: TlsError, sentClientCertificate: boolean): TlsError {
+  if (sentClientCertificate || error.code !== 'TLS_CLIENT_CERT_REJECTED') return error;
+  const where = error.profile !== undefined ? ` (profile "${error.profile}")` : '';
+  return new TlsError(
+    'TLS_CLIENT_CERT_REQUIRED',
+    `TLS with ${error.peer ?? 'the server'} failed${where}: the server demands a client certificate and we sent none (tls.mode "tls"): use a profile with tls.mode "mtls" and a client certificate. The server's answer: ${error.message}`,
+    { peer: error.peer, profile: error.profile, cause: error },
+  );
+}

@@ -1,8 +1,8 @@
-import { credentials, Client, Metadata, type ChannelCredentials, type ChannelOptions, type ClientUnaryCall, type ServiceError } from '@grpc/grpc-js';
+import { connectivityState, credentials, Client, Metadata, type ChannelCredentials, type ChannelOptions, type ClientUnaryCall, type ServiceError } from '@grpc/grpc-js';
 
 import { RpcError, TlsError } from '../../errors.js';
 import { CertificateCache } from '../../tls/certificate-cache.js';
-import { classifyTlsFailure } from '../../tls/classify.js';
+import { classifyTlsFailure, clientCertificateVerdict } from '../../tls/classify.js';
 import type { TlsMaterial } from '../../tls/material.js';
 import { serverIdentityCheck } from '../../tls/peer-verification.js';
 import { GRPC_STATUS, statusName } from '../../grpc/status.js';
@@ -225,13 +225,49 @@ class GrpcJsConnection implements TransportConnection {
   }
 
   /** Read lazily: most callers never look at the peer, and reading it costs a certificate lookup. */
+  /**
+   * Resolves once the connection is up, within the profile's connect timeout. A TLS failure
+   * is a definite answer (the peer's certificate, its name, our client certificate): it
+   * rejects at once with its TlsError instead of waiting out the connect timeout while
+   * grpc-js reconnects. grpc-js does not expose why a connection attempt failed, so when the
+   * channel enters TRANSIENT_FAILURE a health check is started without waiting for readiness:
+   * grpc-js fails it at once with the last connection error, nothing is sent (should the
+   * channel have become ready meanwhile, the server answers a harmless health check).
+   */
   ready(): Promise<void> {
     const started = performance.now();
+    const deadline = Date.now() + this.#target.profile.connectTimeoutMs;
     return new Promise<void>((resolve, reject) => {
-      this.#client.waitForReady(Date.now() + this.#target.profile.connectTimeoutMs, (error) => {
-        if (error === undefined || error === null) resolve();
-        else reject(this.#toError({ code: GRPC_STATUS.UNAVAILABLE, details: `No connection established: ${error.message}` } as ServiceError, started, {}, false));
+      let settled = false;
+      const settle = (error?: Error): void => {
+        if (settled) return;
+        settled = true;
+        if (error === undefined) resolve();
+        else reject(error);
+      };
+      this.#client.waitForReady(deadline, (error) => {
+        if (error === undefined || error === null) settle();
+        else settle(this.#toError({ code: GRPC_STATUS.UNAVAILABLE, details: `No connection established: ${error.message}` } as ServiceError, started, {}, false));
       });
+      if (this.#target.tls.mode === 'insecure') return;
+      const channel = this.#client.getChannel();
+      const watch = (state: connectivityState): void => {
+        if (settled || this.#closed || state === connectivityState.SHUTDOWN) return;
+        if (state === connectivityState.TRANSIENT_FAILURE) this.#lastConnectError(started, (tls) => settle(tls));
+        channel.watchConnectivityState(state, deadline, (error) => {
+          if (error === undefined) watch(channel.getConnectivityState(false));
+        });
+      };
+      watch(channel.getConnectivityState(true));
+    });
+  }
+
+  /** Calls `onTls` with the TLS failure that ended the last connection attempt, if that is what ended it. */
+  #lastConnectError(started: number, onTls: (error: TlsError) => void): void {
+    this.#client.makeUnaryRequest<Buffer, Buffer>('/grpc.health.v1.Health/Check', identity, identity, Buffer.alloc(0), new Metadata(), { deadline: Date.now() + 1_000 }, (error) => {
+      if (error === null) return;
+      const typed = this.#toError(error, started, {}, false);
+      if (typed instanceof TlsError) onTls(typed);
     });
   }
 
@@ -275,7 +311,7 @@ class GrpcJsConnection implements TransportConnection {
       const recorded = this.#shared.lastFailure;
       if (recorded !== undefined && recorded.at >= started - 1) return recorded.error;
       const classified = classifyTlsFailure(details, { peer: endpoint, profile: this.#target.profileName });
-      if (classified !== undefined) return classified;
+      if (classified !== undefined) return clientCertificateVerdict(classified, this.#target.tls.mode === 'mtls');
       // TLS 1.3: the client's handshake completes before the server has checked our
       // certificate. A server that rejects it without an alert (Node's TLS servers verify
       // after the handshake, then close) shows up as a connection that closed right after a

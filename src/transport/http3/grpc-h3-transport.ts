@@ -11,6 +11,7 @@ import { QuicUnavailableError } from '../../quic/native.js';
 import type { QuicStream } from '../../quic/stream.js';
 import { RpcError, TlsError, type TransportFailureKind } from '../../errors.js';
 import { trustStoreOf, verifyChain, TLS_ALERT, type TrustStore } from '../../tls/chain-verifier.js';
+import { clientCertificateVerdict } from '../../tls/classify.js';
 import { runPeerValidator } from '../../tls/peer-verification.js';
 import { pemIdentityOf, type PemIdentity } from '../../tls/pkcs12.js';
 import { GRPC_STATUS, statusName } from '../../grpc/status.js';
@@ -60,9 +61,10 @@ interface CallEnd {
 }
 
 /** The TLS alert the server closed the connection with, as our typed error. */
-function peerAlertError(cause: unknown, context: { peer: string; profile: string }): TlsError | undefined {
+function peerAlertError(cause: unknown, context: { peer: string; profile: string }, sentClientCertificate: boolean): TlsError | undefined {
   const alert = cause instanceof QuicConnectionError && cause.source === 'peer' ? cause.tlsAlert : undefined;
-  return alert !== undefined ? serverAlertError(alert, context, cause) : undefined;
+  const typed = alert !== undefined ? serverAlertError(alert, context, cause) : undefined;
+  return typed !== undefined ? clientCertificateVerdict(typed, sentClientCertificate) : undefined;
 }
 
 /** gRPC status for a peer's stream reset (gRPC's HTTP/2 RST_STREAM mapping, in HTTP/3 codes). */
@@ -253,7 +255,7 @@ class GrpcH3Connection implements TransportConnection {
       if (error.failure === 'timeout') {
         return this.#rpcError(GRPC_STATUS.UNAVAILABLE, `no HTTP/3 (QUIC) answer within ${connectTimeout} ms: UDP blocked or no HTTP/3 server`, 'connect');
       }
-      const typed = peerAlertError(error.cause, this.#context);
+      const typed = peerAlertError(error.cause, this.#context, this.#target.tls.mode === 'mtls');
       if (typed !== undefined) return typed;
       if (error.failure === 'refused' || error.failure === 'socket') return this.#rpcError(GRPC_STATUS.UNAVAILABLE, `HTTP/3 connect failed: ${error.message}`, 'connect');
     }
@@ -265,7 +267,7 @@ class GrpcH3Connection implements TransportConnection {
     if (cause instanceof QuicConnectionError && cause.source === 'idle-timeout') {
       return this.#rpcError(GRPC_STATUS.UNAVAILABLE, 'the HTTP/3 connection timed out (no packets from the peer within the idle timeout)', 'idle-timeout');
     }
-    const typed = peerAlertError(cause, this.#context);
+    const typed = peerAlertError(cause, this.#context, this.#target.tls.mode === 'mtls');
     if (typed !== undefined) return typed;
     if (cause instanceof Http3Error) {
       // We closed the connection because the server broke HTTP/3 (RFC 9114 §8): like an HTTP/2 PROTOCOL_ERROR.

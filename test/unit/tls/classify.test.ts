@@ -1,6 +1,7 @@
 import { describe, expect, it } from '@jest/globals';
 import { TlsError } from '../../../src/errors.js';
-import { classifyTlsFailure } from '../../../src/tls/classify.js';
+import { classifyTlsFailure, clientCertificateVerdict } from '../../../src/tls/classify.js';
+import { serverAlertError } from '../../../src/transport/http3/quic-support.js';
 
 const ctx = { peer: '127.0.0.1:7001', profile: 'control-plane' };
 
@@ -65,5 +66,23 @@ describe('classifyTlsFailure', () => {
   it('leaves errors that are not about TLS alone', () => {
     expect(codeOf(nodeError('ECONNREFUSED', 'connect ECONNREFUSED 127.0.0.1:7001'))).toBeUndefined();
     expect(codeOf('Deadline exceeded')).toBeUndefined();
+  });
+});
+
+describe('clientCertificateVerdict (we sent no client certificate)', () => {
+  const rejected = new TlsError('TLS_CLIENT_CERT_REJECTED', 'TLS with 127.0.0.1:7001 failed: alert bad certificate', { peer: ctx.peer, profile: ctx.profile });
+
+  it('turns a rejection of the certificate we never sent (grpc-go: alert 42 bad_certificate) into TLS_CLIENT_CERT_REQUIRED', () => {
+    const error = clientCertificateVerdict(classifyTlsFailure(nodeError('ERR_SSL_SSLV3_ALERT_BAD_CERTIFICATE', 'error:0A000412:SSL routines::sslv3 alert bad certificate'), ctx) as TlsError, false);
+    expect({ code: error.code, peer: error.peer, profile: error.profile }).toEqual({ code: 'TLS_CLIENT_CERT_REQUIRED', ...ctx });
+    expect(error.message).toMatch(/we sent none/);
+    expect(clientCertificateVerdict(serverAlertError(42, ctx) as TlsError, false).code).toBe('TLS_CLIENT_CERT_REQUIRED');
+    expect(clientCertificateVerdict(serverAlertError(116, ctx) as TlsError, false).code).toBe('TLS_CLIENT_CERT_REQUIRED');
+  });
+
+  it('keeps the verdict when we sent a certificate, or when it is about something else', () => {
+    expect(clientCertificateVerdict(rejected, true)).toBe(rejected);
+    const expired = new TlsError('TLS_PEER_EXPIRED', 'expired', ctx);
+    expect(clientCertificateVerdict(expired, false)).toBe(expired);
   });
 });
