@@ -148,6 +148,8 @@ export class ControlPlaneClientFactory implements IGrpcControlPlaneClientFactory
   readonly #deps: FactoryDependencies;
   readonly #subscriptions: Subscription[] = [];
   #disposed = false;
+  /** Aborted by dispose(): ends retry backoff sleeps at once, so no timer or retry outlives the factory. */
+  readonly #disposing = new AbortController();
 
   constructor(deps: FactoryDependencies) {
     this.#deps = deps;
@@ -697,11 +699,17 @@ export class ControlPlaneClientFactory implements IGrpcControlPlaneClientFactory
           observation?.end(statusOf(error), error as Error);
           throw error;
         }
-        await sleep(delay, options.signal).catch((reason: unknown) => {
-          const abort = cancelled(peer?.authority ?? '', reason);
-          observation?.end(GRPC_STATUS.CANCELLED, abort);
+        const sleepSignal = options.signal === undefined ? this.#disposing.signal : AbortSignal.any([options.signal, this.#disposing.signal]);
+        await sleep(delay, sleepSignal).catch((reason: unknown) => {
+          const abort = this.#disposed ? new DisposedError('The control-plane client factory') : cancelled(peer?.authority ?? '', reason);
+          observation?.end(abort instanceof RpcError ? GRPC_STATUS.CANCELLED : statusOf(abort), abort);
           throw abort;
         });
+        if (this.#disposed) {
+          const disposed = new DisposedError('The control-plane client factory');
+          observation?.end(statusOf(disposed), disposed);
+          throw disposed;
+        }
       }
     }
   }
@@ -1004,6 +1012,7 @@ export class ControlPlaneClientFactory implements IGrpcControlPlaneClientFactory
   async dispose(): Promise<void> {
     if (this.#disposed) return;
     this.#disposed = true;
+    this.#disposing.abort(new DisposedError('The control-plane client factory'));
     for (const s of this.#subscriptions) s.unsubscribe();
     this.#deps.cache.dispose();
     await this.#deps.http.dispose();

@@ -1,4 +1,4 @@
-import { credentials, Client, Metadata, type ChannelCredentials, type ChannelOptions, type ClientUnaryCall, type ServiceError } from '@grpc/grpc-js';
+import { connectivityState, credentials, Client, Metadata, type ChannelCredentials, type ChannelOptions, type ClientUnaryCall, type ServiceError } from '@grpc/grpc-js';
 
 import { RpcError, TlsError } from '../../errors.js';
 import { CertificateCache } from '../../tls/certificate-cache.js';
@@ -27,6 +27,43 @@ interface SharedCredentials {
   lastFailure: { error: TlsError; at: number } | undefined;
   /** When a handshake last completed with the peer verified (performance.now()). */
   lastVerifiedAt: number;
+  /** Open connections built on these credentials; at 0 grpc-js may not dial with them (see {@link gateDials}). */
+  open: number;
+}
+
+type SecureConnectorFactory = ChannelCredentials['_createSecureConnector'];
+
+/**
+ * The reason grpc-js is given when it tries to dial with credentials whose every connection
+ * is closed. A unit test pins the hook this relies on to the installed grpc-js.
+ */
+export const GRPC_JS_DIAL_AFTER_CLOSE = 'OmniRelay: every connection using these credentials is closed; no new dial';
+
+/**
+ * Lets grpc-js dial with `creds` only while `mayDial()` holds. grpc-js (1.14) keeps a
+ * subchannel whose channel was closed in its global pool until a 10 s sweep, and a subchannel
+ * in TRANSIENT_FAILURE that had been asked to reconnect dials once more when its backoff timer
+ * ends, even with no channel left (after `close()`, and so after `dispose()`): against a peer
+ * that fails TLS or is down, a dial every ~3 s. grpc-js asks the credentials' secure connector
+ * `waitForReady()` before it opens the TCP socket (`Http2SubchannelConnector.connect`), so a
+ * rejection there is a dial that never leaves the process.
+ */
+export function gateDials(creds: ChannelCredentials, mayDial: () => boolean): ChannelCredentials {
+  const create: SecureConnectorFactory = creds._createSecureConnector.bind(creds);
+  creds._createSecureConnector = (...args: Parameters<SecureConnectorFactory>) => {
+    const connector = create(...args);
+    return {
+      connect: (socket) => connector.connect(socket),
+      waitForReady: async () => {
+        if (!mayDial()) throw new Error(GRPC_JS_DIAL_AFTER_CLOSE);
+        await connector.waitForReady();
+        if (!mayDial()) throw new Error(GRPC_JS_DIAL_AFTER_CLOSE);
+      },
+      getCallCredentials: () => connector.getCallCredentials(),
+      destroy: () => connector.destroy(),
+    };
+  };
+  return creds;
 }
 
 function toMetadata(values: CallMetadata): Metadata {
@@ -92,7 +129,9 @@ export class GrpcJsTransport implements Transport {
     const { tls } = target;
     let shared: SharedCredentials;
     if (tls.mode === 'insecure' || tls.secureContext === undefined) {
-      shared = { credentials: credentials.createInsecure(), lastFailure: undefined, lastVerifiedAt: -1 };
+      const insecure: SharedCredentials = { credentials: credentials.createInsecure(), lastFailure: undefined, lastVerifiedAt: -1, open: 0 };
+      gateDials(insecure.credentials, () => insecure.open > 0);
+      shared = insecure;
     } else {
       const holder: { shared?: SharedCredentials } = {};
       const check = serverIdentityCheck({
@@ -106,7 +145,9 @@ export class GrpcJsTransport implements Transport {
           if (holder.shared !== undefined) holder.shared.lastVerifiedAt = performance.now();
         },
       });
-      shared = { credentials: credentials.createFromSecureContext(tls.secureContext, { checkServerIdentity: check }), lastFailure: undefined, lastVerifiedAt: -1 };
+      const secure: SharedCredentials = { credentials: credentials.createFromSecureContext(tls.secureContext, { checkServerIdentity: check }), lastFailure: undefined, lastVerifiedAt: -1, open: 0 };
+      gateDials(secure.credentials, () => secure.open > 0);
+      shared = secure;
       holder.shared = shared;
     }
     byEndpoint.set(key, shared);
@@ -129,6 +170,7 @@ class GrpcJsConnection implements TransportConnection {
     const { host, port } = target.endpoint;
     const address = host.includes(':') ? `ipv6:[${host}]:${port}` : `dns:${host}:${port}`;
     this.#client = new Client(address, shared.credentials, channelOptions(target));
+    shared.open++;
   }
 
   unary(call: WireCall): Promise<WireUnaryResult> {
@@ -224,17 +266,32 @@ class GrpcJsConnection implements TransportConnection {
     }
   }
 
-  /** Read lazily: most callers never look at the peer, and reading it costs a certificate lookup. */
+  /**
+   * Resolves once the channel is READY (dialling it if needed), within the profile's
+   * `connectTimeoutMs`. Not grpc-js's `Client.waitForReady`: a wait still pending when the
+   * channel closes asks the closed channel to connect again (`getConnectivityState(true)` on
+   * the SHUTDOWN notification restarts its destroyed load balancer, which then redials for
+   * ever). This one stops at `close()` without touching the channel.
+   */
   ready(): Promise<void> {
     const started = performance.now();
+    const deadline = Date.now() + this.#target.profile.connectTimeoutMs;
+    const channel = this.#client.getChannel();
     return new Promise<void>((resolve, reject) => {
-      this.#client.waitForReady(Date.now() + this.#target.profile.connectTimeoutMs, (error) => {
-        if (error === undefined || error === null) resolve();
-        else reject(this.#toError({ code: GRPC_STATUS.UNAVAILABLE, details: `No connection established: ${error.message}` } as ServiceError, started, {}, false));
-      });
+      const fail = (message: string): void => reject(this.#toError({ code: GRPC_STATUS.UNAVAILABLE, details: `No connection established: ${message}` } as ServiceError, started, {}, false));
+      const check = (error?: Error): void => {
+        if (this.#closed) return fail('connection closed');
+        if (error !== undefined) return fail('Failed to connect before the deadline');
+        const state = channel.getConnectivityState(true);
+        if (state === connectivityState.READY) return resolve();
+        if (state === connectivityState.SHUTDOWN) return fail('connection closed');
+        channel.watchConnectivityState(state, deadline, check);
+      };
+      check();
     });
   }
 
+  /** Read lazily: most callers never look at the peer, and reading it costs a certificate lookup. */
   #peerOf(call: ClientUnaryCall | undefined): PeerIdentity {
     const certificates = this.#certificates;
     let address: string | undefined;
@@ -295,6 +352,7 @@ class GrpcJsConnection implements TransportConnection {
   close(): void {
     if (this.#closed) return;
     this.#closed = true;
+    this.#shared.open--;
     for (const call of this.#calls) call.cancel();
     this.#calls.clear();
     this.#client.close();
