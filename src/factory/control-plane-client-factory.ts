@@ -89,6 +89,37 @@ function http3FailureReason(error: unknown): Http3FailureReason | undefined {
   return undefined;
 }
 
+/** `host:port`, or undefined when the URL cannot be parsed. */
+function authorityOfUrl(url: string): string | undefined {
+  try {
+    return parseEndpoint(url).authority;
+  } catch {
+    return undefined;
+  }
+}
+
+/**
+ * `host:port` of the addresses configured endpoints used in `before` and no longer use in
+ * `after` (their URL changed, or they were removed), less those any endpoint of `after` uses.
+ * Connections to them drain whatever profile the calls used (a call may name a profile).
+ */
+function movedAuthorities(before: ControlPlaneOptions, after: ControlPlaneOptions): Set<string> {
+  const moved = new Set<string>();
+  if (before.endpoints === after.endpoints) return moved;
+  for (const [name, was] of Object.entries(before.endpoints)) {
+    const now = after.endpoints[name];
+    if (now !== undefined && now.url === was.url) continue;
+    const authority = authorityOfUrl(was.url);
+    if (authority !== undefined) moved.add(authority);
+  }
+  if (moved.size === 0) return moved;
+  for (const now of Object.values(after.endpoints)) {
+    const authority = authorityOfUrl(now.url);
+    if (authority !== undefined) moved.delete(authority);
+  }
+  return moved;
+}
+
 /**
  * The deadline budget is kept on the injected clock (so tests control retries and backoff
  * windows); the transports need an absolute deadline on the system clock.
@@ -188,6 +219,12 @@ export class ControlPlaneClientFactory implements IGrpcControlPlaneClientFactory
           return now.http3 !== then.http3 && ((now.http3 === 'require' && e.protocol === 'h2') || (now.http3 === 'disable' && e.protocol === 'h3'));
         };
         deps.cache.retire(stale, (e) => before.profiles[e.profile]?.drainGraceMs ?? 30_000);
+        // An endpoint whose URL changed (or that is gone): new calls already go to the new URL;
+        // the old address's connections drain (closed when their in-flight calls, open server
+        // streams included, end, or after the profile's drainGraceMs), unless another
+        // configured endpoint still uses that address.
+        const moved = movedAuthorities(before, snapshot);
+        if (moved.size > 0) deps.cache.retire((e) => moved.has(e.authority), (e) => before.profiles[e.profile]?.drainGraceMs ?? 30_000);
       }),
     );
     // Peer lists: members arrive and leave live; a member that left takes no new calls and its
