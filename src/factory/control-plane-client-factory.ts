@@ -3,7 +3,7 @@ import type { Dispatcher } from 'undici';
 import { systemClock, type Clock } from '../clock.js';
 import type { OptionsMonitor } from '../config/options-monitor.js';
 import type { ControlPlaneOptions, ProfileOptions } from '../config/types.js';
-import { ConfigError, DisposedError, EndpointError, OmniRelayError, PeerUnavailableError, RpcError, TlsError, UnknownProfileError, type ConfigIssue } from '../errors.js';
+import { ConfigError, DisposedError, EndpointError, MethodError, OmniRelayError, PeerUnavailableError, RpcError, TlsError, UnknownProfileError, type ConfigIssue } from '../errors.js';
 import type { EndpointHintStore } from '../hints/endpoint-hints.js';
 import type { Http3FailureReason, Http3Health } from '../hints/http3-health.js';
 import type { IPeerChooser, PeerCandidate } from '../peers/peer-chooser.js';
@@ -12,7 +12,8 @@ import { nextRetryDelay, sleep, type RandomSource } from '../resilience/retry.js
 import type { RpcObservation, RpcTelemetry } from '../telemetry/index.js';
 import type { ITlsProvider } from '../tls/tls-provider.js';
 import { connectionSettingsOf, type ChannelCache, type CacheEntryInfo, type Lease } from '../transport/channel-cache.js';
-import { parseEndpoint } from '../transport/endpoint.js';
+import { parseEndpoint, resolveEndpoint } from '../transport/endpoint.js';
+import { MAX_MS } from '../config/schema.js';
 import { GRPC_STATUS } from '../grpc/status.js';
 import { ATTR_PROTOCOL_REASON } from '../telemetry/names.js';
 import { chooseProtocol, type Http3Requirement, type ProtocolChoice } from '../transport/protocol-selection.js';
@@ -20,7 +21,7 @@ import type { CallMetadata, DialTarget, ParsedEndpoint, WireCall, WireProtocol, 
 import { callerOf } from './caller.js';
 import type { HttpDispatcherPool } from './http-dispatchers.js';
 import type { MethodDefinition, RequestOf, ResponseOf, ServerStreamMethodKeys, ServiceDefinition, UnaryMethodKeys } from '../grpc/service-definition.js';
-import type { CallOptions, CallTarget, Http3ProbeResult, IGrpcControlPlaneClientFactory, TypedClient, UnaryResult } from './types.js';
+import type { CallOptions, CallTarget, Http3ProbeResult, Http3ProbeTarget, IGrpcControlPlaneClientFactory, TypedClient, UnaryResult } from './types.js';
 import { HealthCheckRequest, HealthCheckResponse, HealthCheckResponse_ServingStatus } from '../gen/grpc/health/v1/health.js';
 
 export interface FactoryDependencies {
@@ -118,6 +119,66 @@ function movedAuthorities(before: ControlPlaneOptions, after: ControlPlaneOption
     if (authority !== undefined) moved.delete(authority);
   }
   return moved;
+}
+
+/** What a call method is for: `unary` calls, server streams. */
+type MethodKind = 'unary' | 'server-stream';
+
+function kindOf(method: MethodDefinition<unknown, unknown>): MethodKind | 'client-stream' {
+  if (method.requestStream) return 'client-stream';
+  return method.responseStream ? 'server-stream' : 'unary';
+}
+
+/**
+ * The definition of `service.methods[name]` for a call of `kind`; a MethodError naming the
+ * service and the method, listing the methods of that kind, when there is none.
+ */
+function methodOf<Req, Res>(service: ServiceDefinition, name: unknown, kind: MethodKind): MethodDefinition<Req, Res> {
+  const methods = (service as { methods?: unknown } | undefined)?.methods;
+  const serviceName = (service as { fullName?: unknown } | undefined)?.fullName;
+  if (typeof methods !== 'object' || methods === null || typeof serviceName !== 'string') {
+    throw new TypeError(`A call needs a generated service definition (with fullName and methods); got ${service === null ? 'null' : typeof service}.`);
+  }
+  const table = methods as Record<string, MethodDefinition<unknown, unknown>>;
+  const usable = Object.keys(table).filter((key) => kindOf(table[key] as MethodDefinition<unknown, unknown>) === kind);
+  const call = kind === 'unary' ? 'unary' : 'serverStream';
+  const list = usable.length === 0 ? `it has no ${kind} methods` : `its ${kind} methods: ${usable.join(', ')}`;
+  const key = String(name);
+  const definition = typeof name === 'string' && Object.hasOwn(table, name) ? table[name] : undefined;
+  if (definition === undefined) {
+    const close = Object.keys(table).find((k) => k.toLowerCase() === key.toLowerCase() || table[k]?.name === key);
+    throw new MethodError('METHOD_UNKNOWN', serviceName, key, usable, `Service ${serviceName} has no method "${key}"${close !== undefined ? ` (did you mean "${close}"?)` : ''}; ${list}.`);
+  }
+  const actual = kindOf(definition);
+  if (actual !== kind) {
+    throw new MethodError('METHOD_UNSUPPORTED', serviceName, key, usable, `${serviceName}.${key} is a ${actual} method and cannot be called with ${call}()${actual === 'server-stream' ? '; use serverStream()' : actual === 'unary' ? '; use unary()' : ' (client and bidirectional streaming are not supported)'}; ${list}.`);
+  }
+  return definition as MethodDefinition<Req, Res>;
+}
+
+/**
+ * Per-call options, checked before anything is sent: `deadlineMs` must be a number of
+ * milliseconds above 0 and at most 24 h (`MAX_MS`, the bound the options use); a ConfigError
+ * keyed `deadlineMs` otherwise (a string, NaN, a negative or an overflowing value would
+ * otherwise become an instant timeout or Node's TimeoutOverflowWarning).
+ */
+function checkCallOptions(options: CallOptions): void {
+  const issues: ConfigIssue[] = [];
+  const deadline: unknown = options.deadlineMs;
+  if (deadline !== undefined) {
+    if (typeof deadline !== 'number') issues.push({ key: 'deadlineMs', message: `must be a number of milliseconds, got ${typeof deadline} ${JSON.stringify(deadline)}` });
+    else if (!Number.isFinite(deadline)) issues.push({ key: 'deadlineMs', message: `must be a finite number of milliseconds, got ${deadline}` });
+    else if (deadline <= 0) issues.push({ key: 'deadlineMs', message: `must be greater than 0 ms, got ${deadline}` });
+    else if (deadline > MAX_MS) issues.push({ key: 'deadlineMs', message: `must be at most ${MAX_MS} ms (24 h), got ${deadline}; a larger value is almost certainly a unit mistake` });
+  }
+  const signal: unknown = options.signal;
+  if (signal !== undefined && !(signal instanceof AbortSignal)) issues.push({ key: 'signal', message: `must be an AbortSignal, got ${signal === null ? 'null' : typeof signal}` });
+  if (issues.length > 0) throw new ConfigError(issues, 'call options');
+}
+
+/** An AsyncIterable whose first `next()` rejects with `error`. */
+function failedStream<T>(error: unknown): AsyncIterable<T> {
+  return { [Symbol.asyncIterator]: () => ({ next: () => Promise.reject(error instanceof Error ? error : new Error(String(error))) }) };
 }
 
 /**
@@ -414,10 +475,10 @@ export class ControlPlaneClientFactory implements IGrpcControlPlaneClientFactory
     const metadata: Record<string, string | Buffer> = {};
     const peers: PeerCandidate[] = [];
     for (const name of names) {
-      const configured = options.endpoints[name];
+      const configured = Object.hasOwn(options.endpoints, name) ? options.endpoints[name] : undefined;
       profileName ??= configured?.profile;
       if (configured !== undefined) Object.assign(metadata, configured.metadata);
-      const endpoint = parseEndpoint(configured?.url ?? name);
+      const endpoint = resolveEndpoint(name, options);
       peers.push({ authority: endpoint.authority, endpoint });
     }
     profileName ??= 'control-plane';
@@ -442,11 +503,17 @@ export class ControlPlaneClientFactory implements IGrpcControlPlaneClientFactory
     request: RequestOf<S, K>,
     target: CallTarget & CallOptions,
   ): Promise<UnaryResult<ResponseOf<S, K>>> {
-    const definition = service.methods[method as string] as MethodDefinition<RequestOf<S, K>, ResponseOf<S, K>>;
+    let definition: MethodDefinition<RequestOf<S, K>, ResponseOf<S, K>>;
+    try {
+      definition = methodOf(service, method, 'unary');
+    } catch (error) {
+      return Promise.reject(error instanceof Error ? error : new Error(String(error)));
+    }
     return this.#unary(service, definition, request, target);
   }
 
   async #unary<Req, Res>(service: ServiceDefinition, method: MethodDefinition<Req, Res>, request: Req, target: CallTarget & CallOptions): Promise<UnaryResult<Res>> {
+    checkCallOptions(target);
     const resolved = this.#resolve(target);
     const bytes = method.requestType.encode(request).finish();
     let result: WireUnaryResult | undefined;
@@ -481,7 +548,12 @@ export class ControlPlaneClientFactory implements IGrpcControlPlaneClientFactory
     request: RequestOf<S, K>,
     target: CallTarget & CallOptions,
   ): AsyncIterable<ResponseOf<S, K>> {
-    const definition = service.methods[method as string] as MethodDefinition<RequestOf<S, K>, ResponseOf<S, K>>;
+    let definition: MethodDefinition<RequestOf<S, K>, ResponseOf<S, K>>;
+    try {
+      definition = methodOf(service, method, 'server-stream');
+    } catch (error) {
+      return failedStream(error);
+    }
     return this.#serverStream(service, definition, request, target);
   }
 
@@ -492,6 +564,7 @@ export class ControlPlaneClientFactory implements IGrpcControlPlaneClientFactory
    * processing it (nothing delivered) is sent again transparently, like a unary call's.
    */
   async *#serverStream<Req, Res>(service: ServiceDefinition, method: MethodDefinition<Req, Res>, request: Req, target: CallTarget & CallOptions): AsyncIterable<Res> {
+    checkCallOptions(target);
     const resolved = this.#resolve(target);
     const { clock } = this.#deps;
     const deadline = clock.now() + (target.deadlineMs ?? resolved.profile.deadlineMs);
@@ -624,7 +697,8 @@ export class ControlPlaneClientFactory implements IGrpcControlPlaneClientFactory
     return this.#deps.http.dispatcherFor(resolved.profileName, peer.endpoint);
   }
 
-  async probeHttp3(target: { readonly endpoint: string; readonly profile?: string | undefined; readonly service?: string | undefined }): Promise<Http3ProbeResult> {
+  async probeHttp3(endpointOrTarget: string | Http3ProbeTarget): Promise<Http3ProbeResult> {
+    const target: Http3ProbeTarget = typeof endpointOrTarget === 'string' ? { endpoint: endpointOrTarget } : endpointOrTarget;
     const resolved = this.#resolve(target);
     const peer = resolved.peers[0];
     if (peer === undefined) throw new EndpointError('ENDPOINT_INVALID', target.endpoint, 'No endpoint given.');
