@@ -9,6 +9,9 @@ export type OmniRelayErrorCode =
   | 'PROFILE_UNKNOWN'
   | 'ENDPOINT_INVALID'
   | 'ENDPOINT_INSECURE'
+  | 'ENDPOINT_UNKNOWN'
+  | 'METHOD_UNKNOWN'
+  | 'METHOD_UNSUPPORTED'
   | 'TLS_CLIENT_CERT_MISSING'
   | 'TLS_CLIENT_CERT_UNREADABLE'
   | 'TLS_KEY_MISMATCH'
@@ -67,9 +70,35 @@ export class UnknownProfileError extends OmniRelayError {
   }
 }
 
-/** An endpoint that cannot be dialled as given. */
+/**
+ * An endpoint that cannot be dialled as given: `ENDPOINT_INVALID` (not a usable URL or
+ * `host:port`), `ENDPOINT_INSECURE` (plaintext for a TLS profile), `ENDPOINT_UNKNOWN` (a name
+ * no configured endpoint has; `known` lists the configured ones).
+ */
 export class EndpointError extends OmniRelayError {
-  constructor(code: 'ENDPOINT_INVALID' | 'ENDPOINT_INSECURE', readonly endpoint: string, message: string) {
+  constructor(
+    code: 'ENDPOINT_INVALID' | 'ENDPOINT_INSECURE' | 'ENDPOINT_UNKNOWN',
+    readonly endpoint: string,
+    message: string,
+    readonly known: readonly string[] = [],
+  ) {
+    super(code, message);
+  }
+}
+
+/**
+ * A call named a method its service definition does not have (`METHOD_UNKNOWN`), or one of
+ * another kind than the call (`METHOD_UNSUPPORTED`: a streaming method through `unary`, a
+ * client-streaming one anywhere). `methods` lists the methods the call could have used.
+ */
+export class MethodError extends OmniRelayError {
+  constructor(
+    code: 'METHOD_UNKNOWN' | 'METHOD_UNSUPPORTED',
+    readonly service: string,
+    readonly method: string,
+    readonly methods: readonly string[],
+    message: string,
+  ) {
     super(code, message);
   }
 }

@@ -6,7 +6,7 @@ import 'reflect-metadata';
 export { grpcControlPlaneModule } from './module.js';
 export { TOKENS } from './tokens.js';
 
-export type { IGrpcControlPlaneClientFactory, CallTarget, CallOptions, UnaryResult, TypedClient, Http3ProbeResult } from './factory/types.js';
+export type { IGrpcControlPlaneClientFactory, CallTarget, CallOptions, UnaryResult, TypedClient, Http3ProbeResult, Http3ProbeTarget } from './factory/types.js';
 export type { ServiceDefinition, MethodDefinition, MessageCodec } from './grpc/service-definition.js';
 
 export type {
@@ -43,6 +43,7 @@ export {
   ConfigError,
   UnknownProfileError,
   EndpointError,
+  MethodError,
   TlsError,
   RpcError,
   PeerUnavailableError,

@@ -18,6 +18,7 @@ import type { PeerCertificateValidator } from './tls/peer-verification.js';
 import type { ITlsProvider } from './tls/tls-provider.js';
 import { TOKENS } from './tokens.js';
 import { ChannelCache } from './transport/channel-cache.js';
+import { resolveEndpoint } from './transport/endpoint.js';
 import { GrpcJsTransport } from './transport/http2/grpc-js-transport.js';
 import { GrpcH3Transport } from './transport/http3/grpc-h3-transport.js';
 import type { Transport, WireProtocol } from './transport/types.js';
@@ -75,7 +76,10 @@ export const grpcControlPlaneModule = new ContainerModule(({ bind, isBound }) =>
   // container by binding this token to `null` (before loading the module, or `rebind` after).
   if (!isBound(TOKENS.Http3Transport)) bind<Transport | null>(TOKENS.Http3Transport).toDynamicValue(() => new GrpcH3Transport()).inSingletonScope();
   bind<Http3Health>(TOKENS.Http3Health)
-    .toDynamicValue((context: ResolutionContext) => new Http3Health(optional<Clock>(context, TOKENS.Clock) ?? systemClock))
+    .toDynamicValue((context: ResolutionContext) => {
+      const options = context.get<OptionsMonitor>(TOKENS.OptionsMonitor);
+      return new Http3Health(optional<Clock>(context, TOKENS.Clock) ?? systemClock, (endpoint) => resolveEndpoint(endpoint, options.current).authority);
+    })
     .inSingletonScope();
 
   bind<IGrpcControlPlaneClientFactory>(TOKENS.GrpcControlPlaneClientFactory)

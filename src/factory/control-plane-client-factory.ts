@@ -3,7 +3,7 @@ import type { Dispatcher } from 'undici';
 import { systemClock, type Clock } from '../clock.js';
 import type { OptionsMonitor } from '../config/options-monitor.js';
 import type { ControlPlaneOptions, ProfileOptions } from '../config/types.js';
-import { ConfigError, DisposedError, EndpointError, OmniRelayError, PeerUnavailableError, RpcError, TlsError, UnknownProfileError, type ConfigIssue } from '../errors.js';
+import { ConfigError, DisposedError, EndpointError, MethodError, OmniRelayError, PeerUnavailableError, RpcError, TlsError, UnknownProfileError, type ConfigIssue } from '../errors.js';
 import type { EndpointHintStore } from '../hints/endpoint-hints.js';
 import type { Http3FailureReason, Http3Health } from '../hints/http3-health.js';
 import type { IPeerChooser, PeerCandidate } from '../peers/peer-chooser.js';
@@ -12,7 +12,8 @@ import { nextRetryDelay, sleep, type RandomSource } from '../resilience/retry.js
 import type { RpcObservation, RpcTelemetry } from '../telemetry/index.js';
 import type { ITlsProvider } from '../tls/tls-provider.js';
 import { connectionSettingsOf, type ChannelCache, type CacheEntryInfo, type Lease } from '../transport/channel-cache.js';
-import { parseEndpoint } from '../transport/endpoint.js';
+import { parseEndpoint, resolveEndpoint } from '../transport/endpoint.js';
+import { MAX_MS } from '../config/schema.js';
 import { GRPC_STATUS } from '../grpc/status.js';
 import { ATTR_PROTOCOL_REASON } from '../telemetry/names.js';
 import { chooseProtocol, type Http3Requirement, type ProtocolChoice } from '../transport/protocol-selection.js';
@@ -20,7 +21,7 @@ import type { CallMetadata, DialTarget, ParsedEndpoint, WireCall, WireProtocol, 
 import { callerOf } from './caller.js';
 import type { HttpDispatcherPool } from './http-dispatchers.js';
 import type { MethodDefinition, RequestOf, ResponseOf, ServerStreamMethodKeys, ServiceDefinition, UnaryMethodKeys } from '../grpc/service-definition.js';
-import type { CallOptions, CallTarget, Http3ProbeResult, IGrpcControlPlaneClientFactory, TypedClient, UnaryResult } from './types.js';
+import type { CallOptions, CallTarget, Http3ProbeResult, Http3ProbeTarget, IGrpcControlPlaneClientFactory, TypedClient, UnaryResult } from './types.js';
 import { HealthCheckRequest, HealthCheckResponse, HealthCheckResponse_ServingStatus } from '../gen/grpc/health/v1/health.js';
 
 export interface FactoryDependencies {
@@ -89,6 +90,97 @@ function http3FailureReason(error: unknown): Http3FailureReason | undefined {
   return undefined;
 }
 
+/** `host:port`, or undefined when the URL cannot be parsed. */
+function authorityOfUrl(url: string): string | undefined {
+  try {
+    return parseEndpoint(url).authority;
+  } catch {
+    return undefined;
+  }
+}
+
+/**
+ * `host:port` of the addresses configured endpoints used in `before` and no longer use in
+ * `after` (their URL changed, or they were removed), less those any endpoint of `after` uses.
+ * Connections to them drain whatever profile the calls used (a call may name a profile).
+ */
+function movedAuthorities(before: ControlPlaneOptions, after: ControlPlaneOptions): Set<string> {
+  const moved = new Set<string>();
+  if (before.endpoints === after.endpoints) return moved;
+  for (const [name, was] of Object.entries(before.endpoints)) {
+    const now = after.endpoints[name];
+    if (now !== undefined && now.url === was.url) continue;
+    const authority = authorityOfUrl(was.url);
+    if (authority !== undefined) moved.add(authority);
+  }
+  if (moved.size === 0) return moved;
+  for (const now of Object.values(after.endpoints)) {
+    const authority = authorityOfUrl(now.url);
+    if (authority !== undefined) moved.delete(authority);
+  }
+  return moved;
+}
+
+/** What a call method is for: `unary` calls, server streams. */
+type MethodKind = 'unary' | 'server-stream';
+
+function kindOf(method: MethodDefinition<unknown, unknown>): MethodKind | 'client-stream' {
+  if (method.requestStream) return 'client-stream';
+  return method.responseStream ? 'server-stream' : 'unary';
+}
+
+/**
+ * The definition of `service.methods[name]` for a call of `kind`; a MethodError naming the
+ * service and the method, listing the methods of that kind, when there is none.
+ */
+function methodOf<Req, Res>(service: ServiceDefinition, name: unknown, kind: MethodKind): MethodDefinition<Req, Res> {
+  const methods = (service as { methods?: unknown } | undefined)?.methods;
+  const serviceName = (service as { fullName?: unknown } | undefined)?.fullName;
+  if (typeof methods !== 'object' || methods === null || typeof serviceName !== 'string') {
+    throw new TypeError(`A call needs a generated service definition (with fullName and methods); got ${service === null ? 'null' : typeof service}.`);
+  }
+  const table = methods as Record<string, MethodDefinition<unknown, unknown>>;
+  const usable = Object.keys(table).filter((key) => kindOf(table[key] as MethodDefinition<unknown, unknown>) === kind);
+  const call = kind === 'unary' ? 'unary' : 'serverStream';
+  const list = usable.length === 0 ? `it has no ${kind} methods` : `its ${kind} methods: ${usable.join(', ')}`;
+  const key = String(name);
+  const definition = typeof name === 'string' && Object.hasOwn(table, name) ? table[name] : undefined;
+  if (definition === undefined) {
+    const close = Object.keys(table).find((k) => k.toLowerCase() === key.toLowerCase() || table[k]?.name === key);
+    throw new MethodError('METHOD_UNKNOWN', serviceName, key, usable, `Service ${serviceName} has no method "${key}"${close !== undefined ? ` (did you mean "${close}"?)` : ''}; ${list}.`);
+  }
+  const actual = kindOf(definition);
+  if (actual !== kind) {
+    throw new MethodError('METHOD_UNSUPPORTED', serviceName, key, usable, `${serviceName}.${key} is a ${actual} method and cannot be called with ${call}()${actual === 'server-stream' ? '; use serverStream()' : actual === 'unary' ? '; use unary()' : ' (client and bidirectional streaming are not supported)'}; ${list}.`);
+  }
+  return definition as MethodDefinition<Req, Res>;
+}
+
+/**
+ * Per-call options, checked before anything is sent: `deadlineMs` must be a number of
+ * milliseconds above 0 and at most 24 h (`MAX_MS`, the bound the options use); a ConfigError
+ * keyed `deadlineMs` otherwise (a string, NaN, a negative or an overflowing value would
+ * otherwise become an instant timeout or Node's TimeoutOverflowWarning).
+ */
+function checkCallOptions(options: CallOptions): void {
+  const issues: ConfigIssue[] = [];
+  const deadline: unknown = options.deadlineMs;
+  if (deadline !== undefined) {
+    if (typeof deadline !== 'number') issues.push({ key: 'deadlineMs', message: `must be a number of milliseconds, got ${typeof deadline} ${JSON.stringify(deadline)}` });
+    else if (!Number.isFinite(deadline)) issues.push({ key: 'deadlineMs', message: `must be a finite number of milliseconds, got ${deadline}` });
+    else if (deadline <= 0) issues.push({ key: 'deadlineMs', message: `must be greater than 0 ms, got ${deadline}` });
+    else if (deadline > MAX_MS) issues.push({ key: 'deadlineMs', message: `must be at most ${MAX_MS} ms (24 h), got ${deadline}; a larger value is almost certainly a unit mistake` });
+  }
+  const signal: unknown = options.signal;
+  if (signal !== undefined && !(signal instanceof AbortSignal)) issues.push({ key: 'signal', message: `must be an AbortSignal, got ${signal === null ? 'null' : typeof signal}` });
+  if (issues.length > 0) throw new ConfigError(issues, 'call options');
+}
+
+/** An AsyncIterable whose first `next()` rejects with `error`. */
+function failedStream<T>(error: unknown): AsyncIterable<T> {
+  return { [Symbol.asyncIterator]: () => ({ next: () => Promise.reject(error instanceof Error ? error : new Error(String(error))) }) };
+}
+
 /**
  * The deadline budget is kept on the injected clock (so tests control retries and backoff
  * windows); the transports need an absolute deadline on the system clock.
@@ -112,12 +204,14 @@ function cancelled(endpoint: string, reason: unknown): RpcError {
 }
 
 /**
- * `promise`, bounded by the call's deadline (DEADLINE_EXCEEDED) and its AbortSignal (the
- * signal's reason): waiting for a connection must not outlive the call.
+ * `promise`, bounded by the call's deadline (DEADLINE_EXCEEDED), its AbortSignal (the signal's
+ * reason) and the factory's disposal (`stop`, DisposedError): waiting for a connection must
+ * outlive neither the call nor the factory.
  */
-function withinCall<T>(promise: Promise<T>, call: WireCall, endpoint: string, connecting: 'HTTP/3' | 'HTTP/3 and HTTP/2' = 'HTTP/3'): Promise<T> {
+function withinCall<T>(promise: Promise<T>, call: WireCall, endpoint: string, stop: AbortSignal, connecting: 'HTTP/3' | 'HTTP/3 and HTTP/2' = 'HTTP/3'): Promise<T> {
   return new Promise<T>((resolve, reject) => {
     const onAbort = (): void => finish(() => reject(call.signal?.reason as Error));
+    const onStop = (): void => finish(() => reject(stop.reason as Error));
     const timer = setTimeout(
       () =>
         finish(() =>
@@ -128,13 +222,19 @@ function withinCall<T>(promise: Promise<T>, call: WireCall, endpoint: string, co
     const finish = (settle: () => void): void => {
       clearTimeout(timer);
       call.signal?.removeEventListener('abort', onAbort);
+      stop.removeEventListener('abort', onStop);
       settle();
     };
+    if (stop.aborted) {
+      onStop();
+      return;
+    }
     if (call.signal?.aborted === true) {
       onAbort();
       return;
     }
     call.signal?.addEventListener('abort', onAbort, { once: true });
+    stop.addEventListener('abort', onStop, { once: true });
     promise.then(
       (value) => finish(() => resolve(value)),
       (error: unknown) => finish(() => reject(error instanceof Error ? error : new Error(String(error)))),
@@ -151,6 +251,8 @@ export class ControlPlaneClientFactory implements IGrpcControlPlaneClientFactory
   readonly #deps: FactoryDependencies;
   readonly #subscriptions: Subscription[] = [];
   #disposed = false;
+  /** Aborted by dispose(): ends retry backoff sleeps at once, so no timer or retry outlives the factory. */
+  readonly #disposing = new AbortController();
 
   constructor(deps: FactoryDependencies) {
     this.#deps = deps;
@@ -189,6 +291,12 @@ export class ControlPlaneClientFactory implements IGrpcControlPlaneClientFactory
           return now.http3 !== then.http3 && ((now.http3 === 'require' && e.protocol === 'h2') || (now.http3 === 'disable' && e.protocol === 'h3'));
         };
         deps.cache.retire(stale, (e) => before.profiles[e.profile]?.drainGraceMs ?? 30_000);
+        // An endpoint whose URL changed (or that is gone): new calls already go to the new URL;
+        // the old address's connections drain (closed when their in-flight calls, open server
+        // streams included, end, or after the profile's drainGraceMs), unless another
+        // configured endpoint still uses that address.
+        const moved = movedAuthorities(before, snapshot);
+        if (moved.size > 0) deps.cache.retire((e) => moved.has(e.authority), (e) => before.profiles[e.profile]?.drainGraceMs ?? 30_000);
       }),
     );
     // Peer lists: members arrive and leave live; a member that left takes no new calls and its
@@ -378,10 +486,10 @@ export class ControlPlaneClientFactory implements IGrpcControlPlaneClientFactory
     const metadata: Record<string, string | Buffer> = {};
     const peers: PeerCandidate[] = [];
     for (const name of names) {
-      const configured = options.endpoints[name];
+      const configured = Object.hasOwn(options.endpoints, name) ? options.endpoints[name] : undefined;
       profileName ??= configured?.profile;
       if (configured !== undefined) Object.assign(metadata, configured.metadata);
-      const endpoint = parseEndpoint(configured?.url ?? name);
+      const endpoint = resolveEndpoint(name, options);
       peers.push({ authority: endpoint.authority, endpoint });
     }
     profileName ??= 'control-plane';
@@ -406,11 +514,17 @@ export class ControlPlaneClientFactory implements IGrpcControlPlaneClientFactory
     request: RequestOf<S, K>,
     target: CallTarget & CallOptions,
   ): Promise<UnaryResult<ResponseOf<S, K>>> {
-    const definition = service.methods[method as string] as MethodDefinition<RequestOf<S, K>, ResponseOf<S, K>>;
+    let definition: MethodDefinition<RequestOf<S, K>, ResponseOf<S, K>>;
+    try {
+      definition = methodOf(service, method, 'unary');
+    } catch (error) {
+      return Promise.reject(error instanceof Error ? error : new Error(String(error)));
+    }
     return this.#unary(service, definition, request, target);
   }
 
   async #unary<Req, Res>(service: ServiceDefinition, method: MethodDefinition<Req, Res>, request: Req, target: CallTarget & CallOptions): Promise<UnaryResult<Res>> {
+    checkCallOptions(target);
     const resolved = this.#resolve(target);
     const bytes = method.requestType.encode(request).finish();
     let result: WireUnaryResult | undefined;
@@ -445,7 +559,12 @@ export class ControlPlaneClientFactory implements IGrpcControlPlaneClientFactory
     request: RequestOf<S, K>,
     target: CallTarget & CallOptions,
   ): AsyncIterable<ResponseOf<S, K>> {
-    const definition = service.methods[method as string] as MethodDefinition<RequestOf<S, K>, ResponseOf<S, K>>;
+    let definition: MethodDefinition<RequestOf<S, K>, ResponseOf<S, K>>;
+    try {
+      definition = methodOf(service, method, 'server-stream');
+    } catch (error) {
+      return failedStream(error);
+    }
     return this.#serverStream(service, definition, request, target);
   }
 
@@ -456,6 +575,7 @@ export class ControlPlaneClientFactory implements IGrpcControlPlaneClientFactory
    * processing it (nothing delivered) is sent again transparently, like a unary call's.
    */
   async *#serverStream<Req, Res>(service: ServiceDefinition, method: MethodDefinition<Req, Res>, request: Req, target: CallTarget & CallOptions): AsyncIterable<Res> {
+    checkCallOptions(target);
     const resolved = this.#resolve(target);
     const { clock } = this.#deps;
     const deadline = clock.now() + (target.deadlineMs ?? resolved.profile.deadlineMs);
@@ -588,7 +708,8 @@ export class ControlPlaneClientFactory implements IGrpcControlPlaneClientFactory
     return this.#deps.http.dispatcherFor(resolved.profileName, peer.endpoint);
   }
 
-  async probeHttp3(target: { readonly endpoint: string; readonly profile?: string | undefined; readonly service?: string | undefined }): Promise<Http3ProbeResult> {
+  async probeHttp3(endpointOrTarget: string | Http3ProbeTarget): Promise<Http3ProbeResult> {
+    const target: Http3ProbeTarget = typeof endpointOrTarget === 'string' ? { endpoint: endpointOrTarget } : endpointOrTarget;
     const resolved = this.#resolve(target);
     const peer = resolved.peers[0];
     if (peer === undefined) throw new EndpointError('ENDPOINT_INVALID', target.endpoint, 'No endpoint given.');
@@ -700,11 +821,17 @@ export class ControlPlaneClientFactory implements IGrpcControlPlaneClientFactory
           observation?.end(statusOf(error), error as Error);
           throw error;
         }
-        await sleep(delay, options.signal).catch((reason: unknown) => {
-          const abort = cancelled(peer?.authority ?? '', reason);
-          observation?.end(GRPC_STATUS.CANCELLED, abort);
+        const sleepSignal = options.signal === undefined ? this.#disposing.signal : AbortSignal.any([options.signal, this.#disposing.signal]);
+        await sleep(delay, sleepSignal).catch((reason: unknown) => {
+          const abort = this.#disposed ? new DisposedError('The control-plane client factory') : cancelled(peer?.authority ?? '', reason);
+          observation?.end(abort instanceof RpcError ? GRPC_STATUS.CANCELLED : statusOf(abort), abort);
           throw abort;
         });
+        if (this.#disposed) {
+          const disposed = new DisposedError('The control-plane client factory');
+          observation?.end(statusOf(disposed), disposed);
+          throw disposed;
+        }
       }
     }
   }
@@ -960,7 +1087,7 @@ export class ControlPlaneClientFactory implements IGrpcControlPlaneClientFactory
       // so HTTP/2 never carries calls to a peer HTTP/3 rejected, even if UDP then goes quiet.
       const rejectedKey = `${resolved.profileName}\u0000${peer.authority}`;
       if (this.#http3Rejected.has(rejectedKey)) {
-        const failure = await withinCall(ready, call, peer.authority).then(
+        const failure = await withinCall(ready, call, peer.authority, this.#disposing.signal).then(
           () => undefined,
           (error: unknown) => (error instanceof Error ? error : new Error(`HTTP/3 connection failed: ${String(error)}`)),
         );
@@ -994,7 +1121,7 @@ export class ControlPlaneClientFactory implements IGrpcControlPlaneClientFactory
       const delay = new Promise<undefined>((resolve) => {
         timer = setTimeout(resolve, resolved.profile.http3RaceDelayMs, undefined);
       });
-      const first = await withinCall(Promise.race([h3Outcome, delay]), call, peer.authority).finally(() => clearTimeout(timer));
+      const first = await withinCall(Promise.race([h3Outcome, delay]), call, peer.authority, this.#disposing.signal).finally(() => clearTimeout(timer));
       if (first !== undefined) return settle(first);
 
       const h2 = this.#deps.cache.acquire(target, 'h2');
@@ -1004,13 +1131,13 @@ export class ControlPlaneClientFactory implements IGrpcControlPlaneClientFactory
           () => ({ h2: 'ready' }),
           (error: unknown) => ({ h2: 'failed', error }),
         );
-        const second = await withinCall<Outcome | H2Outcome>(Promise.race([h3Outcome, h2Ready]), call, peer.authority, 'HTTP/3 and HTTP/2');
+        const second = await withinCall<Outcome | H2Outcome>(Promise.race([h3Outcome, h2Ready]), call, peer.authority, this.#disposing.signal, 'HTTP/3 and HTTP/2');
         if ('ok' in second) return settle(second);
         if (second.h2 === 'failed') {
           // A TLS failure over HTTP/2 is a definite answer about this peer (or our
           // certificate): HTTP/3, still silent, would only make the call wait for its timeout.
           if (second.error instanceof TlsError) throw second.error;
-          return settle(await withinCall(h3Outcome, call, peer.authority));
+          return settle(await withinCall(h3Outcome, call, peer.authority, this.#disposing.signal));
         }
         // HTTP/2 is up first: use it, and let HTTP/3 finish in the background to learn from it;
         // until then the endpoint's calls go to HTTP/2 without waiting.
@@ -1034,6 +1161,7 @@ export class ControlPlaneClientFactory implements IGrpcControlPlaneClientFactory
   async dispose(): Promise<void> {
     if (this.#disposed) return;
     this.#disposed = true;
+    this.#disposing.abort(new DisposedError('The control-plane client factory'));
     for (const s of this.#subscriptions) s.unsubscribe();
     this.#deps.cache.dispose();
     await this.#deps.http.dispose();

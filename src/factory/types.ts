@@ -39,6 +39,16 @@ export interface UnaryResult<Res> {
   readonly trailers: Readonly<Record<string, string>>;
 }
 
+/** What `probeHttp3` probes: the endpoint, the profile whose TLS it uses, the health service name ('' = the server). */
+export interface Http3ProbeTarget {
+  /** A configured endpoint's name, `https://host:port` or `host:port`. */
+  readonly endpoint: string;
+  /** Default: the configured endpoint's profile, else `control-plane`. */
+  readonly profile?: string | undefined;
+  /** The service whose health is asked (`grpc.health.v1.HealthCheckRequest.service`); default '' (the whole server). */
+  readonly service?: string | undefined;
+}
+
 export interface Http3ProbeResult {
   /** `host:port` probed. */
   readonly endpoint: string;
@@ -89,8 +99,9 @@ export interface IGrpcControlPlaneClientFactory {
    * (`grpc.health.v1.Health/Check`, over HTTP/3 only, no retry, no fallback). A failure or a
    * status other than SERVING marks the endpoint's HTTP/3 broken, so calls use HTTP/2 for the
    * backoff window; SERVING clears the mark. Run it from a timer to probe continuously.
+   * Takes the endpoint (a configured name, a URL or `host:port`) or `{ endpoint, profile?, service? }`.
    */
-  probeHttp3(target: { readonly endpoint: string; readonly profile?: string | undefined; readonly service?: string | undefined }): Promise<Http3ProbeResult>;
+  probeHttp3(endpoint: string | Http3ProbeTarget): Promise<Http3ProbeResult>;
   /** What the channel cache holds now (for diagnostics and tests). */
   connections(): CacheEntryInfo[];
   /** Closes every connection and stops reacting to changes. */

@@ -1,6 +1,6 @@
 import { Subject, type Observable, type Subscription } from 'rxjs';
 import type { ControlPlaneOptions, EndpointHint, Http3Hint } from '../config/types.js';
-import { parseEndpoint } from '../transport/endpoint.js';
+import { parseEndpoint, unknownEndpoint } from '../transport/endpoint.js';
 
 /**
  * One live hint change, as emitted on the Observable bound to `TOKENS.EndpointHints`.
@@ -56,7 +56,9 @@ export class EndpointHintStore {
 
   /** Applies one live update now. Throws EndpointError for an endpoint it cannot parse. */
   apply(update: EndpointHintUpdate): void {
-    const authority = this.#names.get(update.endpoint) ?? parseEndpoint(update.endpoint).authority;
+    const named = this.#names.get(update.endpoint);
+    if (named === undefined && !update.endpoint.includes(':')) throw unknownEndpoint(update.endpoint, [...this.#names.keys()]);
+    const authority = named ?? parseEndpoint(update.endpoint).authority;
     this.#mutate([authority], () => {
       if (update.reset === true) {
         this.#live.delete(authority);

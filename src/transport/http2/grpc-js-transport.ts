@@ -27,6 +27,43 @@ interface SharedCredentials {
   lastFailure: { error: TlsError; at: number } | undefined;
   /** When a handshake last completed with the peer verified (performance.now()). */
   lastVerifiedAt: number;
+  /** Open connections built on these credentials; at 0 grpc-js may not dial with them (see {@link gateDials}). */
+  open: number;
+}
+
+type SecureConnectorFactory = ChannelCredentials['_createSecureConnector'];
+
+/**
+ * The reason grpc-js is given when it tries to dial with credentials whose every connection
+ * is closed. A unit test pins the hook this relies on to the installed grpc-js.
+ */
+export const GRPC_JS_DIAL_AFTER_CLOSE = 'OmniRelay: every connection using these credentials is closed; no new dial';
+
+/**
+ * Lets grpc-js dial with `creds` only while `mayDial()` holds. grpc-js (1.14) keeps a
+ * subchannel whose channel was closed in its global pool until a 10 s sweep, and a subchannel
+ * in TRANSIENT_FAILURE that had been asked to reconnect dials once more when its backoff timer
+ * ends, even with no channel left (after `close()`, and so after `dispose()`): against a peer
+ * that fails TLS or is down, a dial every ~3 s. grpc-js asks the credentials' secure connector
+ * `waitForReady()` before it opens the TCP socket (`Http2SubchannelConnector.connect`), so a
+ * rejection there is a dial that never leaves the process.
+ */
+export function gateDials(creds: ChannelCredentials, mayDial: () => boolean): ChannelCredentials {
+  const create: SecureConnectorFactory = creds._createSecureConnector.bind(creds);
+  creds._createSecureConnector = (...args: Parameters<SecureConnectorFactory>) => {
+    const connector = create(...args);
+    return {
+      connect: (socket) => connector.connect(socket),
+      waitForReady: async () => {
+        if (!mayDial()) throw new Error(GRPC_JS_DIAL_AFTER_CLOSE);
+        await connector.waitForReady();
+        if (!mayDial()) throw new Error(GRPC_JS_DIAL_AFTER_CLOSE);
+      },
+      getCallCredentials: () => connector.getCallCredentials(),
+      destroy: () => connector.destroy(),
+    };
+  };
+  return creds;
 }
 
 function toMetadata(values: CallMetadata): Metadata {
@@ -92,7 +129,9 @@ export class GrpcJsTransport implements Transport {
     const { tls } = target;
     let shared: SharedCredentials;
     if (tls.mode === 'insecure' || tls.secureContext === undefined) {
-      shared = { credentials: credentials.createInsecure(), lastFailure: undefined, lastVerifiedAt: -1 };
+      const insecure: SharedCredentials = { credentials: credentials.createInsecure(), lastFailure: undefined, lastVerifiedAt: -1, open: 0 };
+      gateDials(insecure.credentials, () => insecure.open > 0);
+      shared = insecure;
     } else {
       const holder: { shared?: SharedCredentials } = {};
       const check = serverIdentityCheck({
@@ -106,7 +145,9 @@ export class GrpcJsTransport implements Transport {
           if (holder.shared !== undefined) holder.shared.lastVerifiedAt = performance.now();
         },
       });
-      shared = { credentials: credentials.createFromSecureContext(tls.secureContext, { checkServerIdentity: check }), lastFailure: undefined, lastVerifiedAt: -1 };
+      const secure: SharedCredentials = { credentials: credentials.createFromSecureContext(tls.secureContext, { checkServerIdentity: check }), lastFailure: undefined, lastVerifiedAt: -1, open: 0 };
+      gateDials(secure.credentials, () => secure.open > 0);
+      shared = secure;
       holder.shared = shared;
     }
     byEndpoint.set(key, shared);
@@ -129,6 +170,7 @@ class GrpcJsConnection implements TransportConnection {
     const { host, port } = target.endpoint;
     const address = host.includes(':') ? `ipv6:[${host}]:${port}` : `dns:${host}:${port}`;
     this.#client = new Client(address, shared.credentials, channelOptions(target));
+    shared.open++;
   }
 
   unary(call: WireCall): Promise<WireUnaryResult> {
@@ -224,19 +266,24 @@ class GrpcJsConnection implements TransportConnection {
     }
   }
 
-  /** Read lazily: most callers never look at the peer, and reading it costs a certificate lookup. */
   /**
-   * Resolves once the connection is up, within the profile's connect timeout. A TLS failure
-   * is a definite answer (the peer's certificate, its name, our client certificate): it
-   * rejects at once with its TlsError instead of waiting out the connect timeout while
-   * grpc-js reconnects. grpc-js does not expose why a connection attempt failed, so when the
-   * channel enters TRANSIENT_FAILURE a health check is started without waiting for readiness:
-   * grpc-js fails it at once with the last connection error, nothing is sent (should the
-   * channel have become ready meanwhile, the server answers a harmless health check).
+   * Resolves once the channel is READY (dialling it if needed), within the profile's
+   * `connectTimeoutMs`. Not grpc-js's `Client.waitForReady`: a wait still pending when the
+   * channel closes asks the closed channel to connect again (`getConnectivityState(true)` on
+   * the SHUTDOWN notification restarts its destroyed load balancer, which then redials for
+   * ever). This one stops at `close()` without touching the channel.
+   *
+   * A TLS failure is a definite answer (the peer's certificate, its name, our client
+   * certificate): it rejects at once with its TlsError instead of waiting out the connect
+   * timeout while grpc-js reconnects. grpc-js does not expose why a connection attempt failed,
+   * so when the channel enters TRANSIENT_FAILURE a health check is started without waiting for
+   * readiness: grpc-js fails it at once with the last connection error, nothing is sent
+   * (should the channel have become ready meanwhile, the server answers a harmless health check).
    */
   ready(): Promise<void> {
     const started = performance.now();
     const deadline = Date.now() + this.#target.profile.connectTimeoutMs;
+    const channel = this.#client.getChannel();
     return new Promise<void>((resolve, reject) => {
       let settled = false;
       const settle = (error?: Error): void => {
@@ -245,32 +292,35 @@ class GrpcJsConnection implements TransportConnection {
         if (error === undefined) resolve();
         else reject(error);
       };
-      this.#client.waitForReady(deadline, (error) => {
-        if (error === undefined || error === null) settle();
-        else settle(this.#toError({ code: GRPC_STATUS.UNAVAILABLE, details: `No connection established: ${error.message}` } as ServiceError, started, {}, false));
-      });
-      if (this.#target.tls.mode === 'insecure') return;
-      const channel = this.#client.getChannel();
-      const watch = (state: connectivityState): void => {
-        if (settled || this.#closed || state === connectivityState.SHUTDOWN) return;
-        if (state === connectivityState.TRANSIENT_FAILURE) this.#lastConnectError(started, (tls) => settle(tls));
-        channel.watchConnectivityState(state, deadline, (error) => {
-          if (error === undefined) watch(channel.getConnectivityState(false));
-        });
+      const fail = (message: string): void => settle(this.#toError({ code: GRPC_STATUS.UNAVAILABLE, details: `No connection established: ${message}` } as ServiceError, started, {}, false));
+      const check = (error?: Error): void => {
+        if (settled) return;
+        if (this.#closed) return fail('connection closed');
+        if (error !== undefined) return fail('Failed to connect before the deadline');
+        const state = channel.getConnectivityState(true);
+        if (state === connectivityState.READY) return settle();
+        if (state === connectivityState.SHUTDOWN) return fail('connection closed');
+        if (state === connectivityState.TRANSIENT_FAILURE && this.#target.tls.mode !== 'insecure') this.#lastConnectError(started, (tls) => settle(tls));
+        channel.watchConnectivityState(state, deadline, check);
       };
-      watch(channel.getConnectivityState(true));
+      check();
     });
   }
 
   /** Calls `onTls` with the TLS failure that ended the last connection attempt, if that is what ended it. */
   #lastConnectError(started: number, onTls: (error: TlsError) => void): void {
-    this.#client.makeUnaryRequest<Buffer, Buffer>('/grpc.health.v1.Health/Check', identity, identity, Buffer.alloc(0), new Metadata(), { deadline: Date.now() + 1_000 }, (error) => {
+    if (this.#closed) return;
+    // Tracked like a call, so close() cancels it: nothing of ours outlives the connection.
+    const probe = this.#client.makeUnaryRequest<Buffer, Buffer>('/grpc.health.v1.Health/Check', identity, identity, Buffer.alloc(0), new Metadata(), { deadline: Date.now() + 1_000 }, (error) => {
+      this.#calls.delete(probe);
       if (error === null) return;
       const typed = this.#toError(error, started, {}, false);
       if (typed instanceof TlsError) onTls(typed);
     });
+    this.#calls.add(probe);
   }
 
+  /** Read lazily: most callers never look at the peer, and reading it costs a certificate lookup. */
   #peerOf(call: ClientUnaryCall | undefined): PeerIdentity {
     const certificates = this.#certificates;
     let address: string | undefined;
@@ -331,6 +381,7 @@ class GrpcJsConnection implements TransportConnection {
   close(): void {
     if (this.#closed) return;
     this.#closed = true;
+    this.#shared.open--;
     for (const call of this.#calls) call.cancel();
     this.#calls.clear();
     this.#client.close();

@@ -111,6 +111,8 @@ class GrpcH3Connection implements TransportConnection {
   #lives = new Set<Promise<Live>>();
   #trust: TrustStore | undefined;
   #closed = false;
+  /** Aborts dials still under way when the connection closes: no UDP socket or timer outlives close(). */
+  readonly #dials = new AbortController();
 
   constructor(target: DialTarget) {
     this.#target = target;
@@ -178,6 +180,7 @@ class GrpcH3Connection implements TransportConnection {
         maxIdleTimeout,
         keepAliveIntervalTime,
         connectTimeoutMs: connectTimeout,
+        signal: this.#dials.signal,
         verify: (certs) => {
           const rejection = verifyChain(certs, trust, { peer: 'server', name });
           if (rejection !== undefined) {
@@ -250,6 +253,7 @@ class GrpcH3Connection implements TransportConnection {
   }
 
   #dialError(error: unknown, connectTimeout: number): Error {
+    if (this.#closed) return this.#rpcError(GRPC_STATUS.UNAVAILABLE, 'connection closed while dialling HTTP/3', 'connect');
     if (error instanceof QuicUnavailableError) return this.#rpcError(GRPC_STATUS.UNAVAILABLE, error.message, 'connect');
     if (error instanceof QuicDialError) {
       if (error.failure === 'timeout') {
@@ -506,6 +510,7 @@ class GrpcH3Connection implements TransportConnection {
       if (!controller.signal.aborted) controller.abort(new CallAbort('closed', 'connection closed'));
     }
     this.#calls.clear();
+    this.#dials.abort(new Error('connection closed'));
     for (const dialling of this.#lives) {
       dialling.then((live) => this.#shutdown(live)).catch(() => undefined);
     }

@@ -13,6 +13,7 @@ import { PeerCircuitBreaker, type ICircuitBreaker } from '../../../src/resilienc
 import { HttpTelemetry, RpcTelemetry } from '../../../src/telemetry/index.js';
 import { FileTlsProvider } from '../../../src/tls/file-tls-provider.js';
 import { ChannelCache } from '../../../src/transport/channel-cache.js';
+import { resolveEndpoint } from '../../../src/transport/endpoint.js';
 import { statusName } from '../../../src/grpc/status.js';
 import type { DialTarget, Transport, TransportConnection, WireCall, WireProtocol, WireUnaryResult } from '../../../src/transport/types.js';
 
@@ -130,7 +131,7 @@ export function harness(
   const transports = new Map<WireProtocol, Transport>([['h2', new ScriptedTransport('h2', behaviour, seen, clock.now, streams)]]);
   if (extra.http3 !== false) transports.set('h3', new ScriptedTransport('h3', behaviour, seen, clock.now, streams));
   const hints = new EndpointHintStore(monitor.snapshots$, undefined);
-  const health = new Http3Health(clock);
+  const health = new Http3Health(clock, (endpoint) => resolveEndpoint(endpoint, monitor.current).authority);
   const factory = new ControlPlaneClientFactory({
     options: monitor,
     tls,

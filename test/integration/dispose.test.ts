@@ -1,0 +1,236 @@
+import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
+import { createHook } from 'node:async_hooks';
+import { createSocket, type Socket as UdpSocket } from 'node:dgram';
+import { readFileSync } from 'node:fs';
+import { createServer as createTcpServer, type Server } from 'node:net';
+import { createServer as createTlsServer } from 'node:tls';
+import { controlPlaneV1, type ControlPlaneOptionsInput, type IGrpcControlPlaneClientFactory } from 'omnirelay';
+import { containerWith, ping } from '../support/cluster.js';
+import { createTestPki, type TestPki } from '../support/pki-files.js';
+
+/**
+ * Issue 13, defect 4: after `container.unbindAllAsync()` nothing of ours runs — no socket,
+ * timer, dial or retry — even when the peer fails TLS or is down. Measured at the peer: every
+ * TCP connection it accepts and every UDP datagram (QUIC dial) it receives on its port.
+ */
+
+const sleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms));
+
+/** How long the peer listens after dispose: grpc-js redialled every ≤ connectTimeoutMs (1 s here) before the fix. */
+const WATCH_MS = 5_000;
+
+/** Counts what reaches `port` on 127.0.0.1: accepted TCP connections and UDP datagrams. */
+interface PeerCounter {
+  readonly port: number;
+  tcp: number;
+  udp: number;
+  close(): Promise<void>;
+}
+
+async function freePort(): Promise<number> {
+  const probe = createTcpServer();
+  await new Promise<void>((resolve) => probe.listen(0, '127.0.0.1', resolve));
+  const port = (probe.address() as { port: number }).port;
+  await new Promise<void>((resolve) => probe.close(() => resolve()));
+  return port;
+}
+
+async function listenUdp(counter: { udp: number }, port: number): Promise<UdpSocket> {
+  const udp = createSocket('udp4');
+  udp.on('message', () => counter.udp++);
+  await new Promise<void>((resolve) => udp.bind(port, '127.0.0.1', resolve));
+  return udp;
+}
+
+/** A peer that accepts TCP and fails every TLS handshake (its certificate has expired), and swallows UDP. */
+async function startTlsFailingPeer(pki: TestPki): Promise<PeerCounter> {
+  const counter = { tcp: 0, udp: 0 };
+  const server = createTlsServer({ cert: readFileSync(pki.expiredServer.certFile), key: readFileSync(pki.expiredServer.keyFile), ALPNProtocols: ['h2'] }, (socket) => socket.on('error', () => undefined));
+  server.on('connection', () => counter.tcp++);
+  server.on('tlsClientError', () => undefined);
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const port = (server.address() as { port: number }).port;
+  const udp = await listenUdp(counter, port);
+  return {
+    port,
+    get tcp() { return counter.tcp; },
+    get udp() { return counter.udp; },
+    close: async () => {
+      udp.close();
+      await new Promise<void>((resolve) => server.close(() => resolve()));
+    },
+  };
+}
+
+/** Starts counting on `port` (a peer that was down while the client used it, and comes back). */
+async function startCounterOn(port: number): Promise<PeerCounter> {
+  const counter = { tcp: 0, udp: 0 };
+  const server: Server = createTcpServer((socket) => {
+    counter.tcp++;
+    socket.destroy();
+  });
+  await new Promise<void>((resolve) => server.listen(port, '127.0.0.1', resolve));
+  const udp = await listenUdp(counter, port);
+  return {
+    port,
+    get tcp() { return counter.tcp; },
+    get udp() { return counter.udp; },
+    close: async () => {
+      udp.close();
+      await new Promise<void>((resolve) => server.close(() => resolve()));
+    },
+  };
+}
+
+function options(pki: TestPki, port: number, profile: NonNullable<ControlPlaneOptionsInput['profiles']>[string] = {}): ControlPlaneOptionsInput {
+  return {
+    profiles: {
+      'control-plane': {
+        connectTimeoutMs: 1_000,
+        http3RaceDelayMs: 50,
+        deadlineMs: 1_500,
+        ...profile,
+        tls: { mode: 'mtls', certFile: pki.client.certFile, keyFile: pki.client.keyFile, caFile: pki.caFile },
+      },
+    },
+    endpoints: { peer: { url: `https://127.0.0.1:${port}` } },
+  };
+}
+
+/** Resources of this process, by kind (process.getActiveResourcesInfo: sockets, timers, handles). */
+/**
+ * Timers and immediates created by our library or by the grpc-js it drives, still pending:
+ * jest's own timers (its test timeout, the reporter's ticks) come and go during a test, so
+ * counting every Timeout of the process would measure jest, not us.
+ */
+const ours = new Map<number, string>();
+const OUR_CODE = /[\\/](dist|node_modules[\\/]@grpc[\\/]grpc-js)[\\/]/;
+createHook({
+  init(id, type) {
+    if (type !== 'Timeout' && type !== 'Immediate') return;
+    const stack = new Error().stack ?? '';
+    if (OUR_CODE.test(stack)) ours.set(id, type);
+  },
+  destroy(id) {
+    ours.delete(id);
+  },
+}).enable();
+
+/** Sockets of the process by kind (jest opens none during a test), and our pending timers. */
+function resources(): Map<string, number> {
+  const counts = new Map<string, number>();
+  for (const kind of process.getActiveResourcesInfo()) {
+    if (kind === 'Timeout' || kind === 'Immediate') continue;
+    counts.set(kind, (counts.get(kind) ?? 0) + 1);
+  }
+  for (const type of ours.values()) counts.set(`our ${type}`, (counts.get(`our ${type}`) ?? 0) + 1);
+  return counts;
+}
+
+/** Kinds whose count grew since `before`. */
+function leftOver(before: Map<string, number>): Record<string, number> {
+  const grown: Record<string, number> = {};
+  for (const [kind, count] of resources()) if (count > (before.get(kind) ?? 0)) grown[kind] = count - (before.get(kind) ?? 0);
+  return grown;
+}
+
+async function failingCall(factory: IGrpcControlPlaneClientFactory): Promise<unknown> {
+  return factory.unary(controlPlaneV1.ControlPlaneDefinition, 'ping', ping(1), { endpoint: 'peer' }).then(
+    () => undefined,
+    (error: unknown) => error,
+  );
+}
+
+describe('nothing of ours runs after dispose (issue 13, defect 4)', () => {
+  let pki: TestPki;
+
+  beforeAll(async () => {
+    pki = await createTestPki();
+  });
+
+  afterAll(async () => {
+    await pki.cleanup();
+  });
+
+  // 'during the call': disposed while the call still waits for a connection (before the fix, a
+  // pending readiness wait restarted grpc-js's closed channel, which then redialled for ever);
+  // 'after it failed': grpc-js's subchannel, asked to reconnect, dialled once more after its backoff.
+  it.each(['during the call', 'after it failed'] as const)('stops dialling a peer that fails TLS when disposed %s: no TCP connection or QUIC datagram reaches it', async (when) => {
+    const peer = await startTlsFailingPeer(pki);
+    try {
+      const baseline = resources();
+      const { container, factory } = containerWith(options(pki, peer.port));
+      const call = failingCall(factory());
+      if (when === 'after it failed') {
+        expect(await call).toBeInstanceOf(Error);
+        await sleep(1_200);
+      } else {
+        await sleep(300);
+      }
+      expect(peer.tcp).toBeGreaterThan(0);
+      await container.unbindAllAsync();
+      expect(await call).toBeInstanceOf(Error);
+      await sleep(100);
+      const after = { tcp: peer.tcp, udp: peer.udp };
+      await sleep(WATCH_MS);
+      expect({ tcp: peer.tcp - after.tcp, udp: peer.udp - after.udp }).toEqual({ tcp: 0, udp: 0 });
+      expect(leftOver(baseline)).toEqual({});
+    } finally {
+      await peer.close();
+    }
+  });
+
+  it.each(['during the call', 'after it failed'] as const)('stops dialling a peer that is down when disposed %s: when it comes back, nothing of ours reaches it', async (when) => {
+    const port = await freePort();
+    const baseline = resources();
+    const { container, factory } = containerWith(options(pki, port));
+    const call = failingCall(factory());
+    if (when === 'after it failed') {
+      expect(await call).toBeInstanceOf(Error);
+      await sleep(1_200);
+    } else {
+      await sleep(300);
+    }
+    await container.unbindAllAsync();
+    expect(await call).toBeInstanceOf(Error);
+    const peer = await startCounterOn(port);
+    try {
+      await sleep(WATCH_MS);
+      expect({ tcp: peer.tcp, udp: peer.udp }).toEqual({ tcp: 0, udp: 0 });
+    } finally {
+      await peer.close();
+    }
+    expect(leftOver(baseline)).toEqual({});
+  });
+
+  it('ends a call waiting to retry at dispose, with DisposedError, and sends no retry', async () => {
+    const port = await freePort();
+    const { container, factory } = containerWith(
+      options(pki, port, { http3: 'disable', deadlineMs: 20_000, retry: { maxAttempts: 5, initialBackoffMs: 4_000, maxBackoffMs: 4_000, jitter: 0 } }),
+    );
+    const started = Date.now();
+    const call = failingCall(factory());
+    await sleep(500); // the first attempt failed (connection refused); the call sleeps 4 s before its retry
+    const peer = await startCounterOn(port);
+    try {
+      await container.unbindAllAsync();
+      const error = await call;
+      expect(Date.now() - started).toBeLessThan(2_000);
+      expect(error).toMatchObject({ code: 'DISPOSED' });
+      await sleep(WATCH_MS);
+      expect({ tcp: peer.tcp, udp: peer.udp }).toEqual({ tcp: 0, udp: 0 });
+    } finally {
+      await peer.close();
+    }
+  });
+
+  it('refuses calls after dispose with DisposedError, without dialling', async () => {
+    const port = await freePort();
+    const { container, factory } = containerWith(options(pki, port));
+    const f = factory();
+    await container.unbindAllAsync();
+    await expect(f.unary(controlPlaneV1.ControlPlaneDefinition, 'ping', ping(1), { endpoint: 'peer' })).rejects.toMatchObject({ code: 'DISPOSED' });
+    await expect(f.probeHttp3({ endpoint: 'peer' })).rejects.toMatchObject({ code: 'DISPOSED' });
+  });
+});
+
