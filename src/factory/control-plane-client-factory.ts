@@ -1,3 +1,4 @@
+import { setMaxListeners } from 'node:events';
 import type { Observable, Subscription } from 'rxjs';
 import type { Dispatcher } from 'undici';
 import { systemClock, type Clock } from '../clock.js';
@@ -255,6 +256,8 @@ export class ControlPlaneClientFactory implements IGrpcControlPlaneClientFactory
   readonly #disposing = new AbortController();
 
   constructor(deps: FactoryDependencies) {
+    // Every call waiting for a connection or a retry listens to the disposal: a fan-out signal.
+    setMaxListeners(0, this.#disposing.signal);
     this.#deps = deps;
     this.#preloadTls(deps.options.current);
     const graceOf = (entry: CacheEntryInfo): number => this.#deps.options.current.profiles[entry.profile]?.drainGraceMs ?? 30_000;
