@@ -51,6 +51,11 @@ async function startTlsFailingPeer(pki: TestPki): Promise<PeerCounter> {
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
   const port = (server.address() as { port: number }).port;
   const udp = await listenUdp(counter, port);
+  return counting(counter, port, server, udp);
+}
+
+/** The counter of a peer listening on `port` with `server` (TCP) and `udp`. */
+function counting(counter: { tcp: number; udp: number }, port: number, server: Server, udp: UdpSocket): PeerCounter {
   return {
     port,
     get tcp() { return counter.tcp; },
@@ -71,15 +76,7 @@ async function startCounterOn(port: number): Promise<PeerCounter> {
   });
   await new Promise<void>((resolve) => server.listen(port, '127.0.0.1', resolve));
   const udp = await listenUdp(counter, port);
-  return {
-    port,
-    get tcp() { return counter.tcp; },
-    get udp() { return counter.udp; },
-    close: async () => {
-      udp.close();
-      await new Promise<void>((resolve) => server.close(() => resolve()));
-    },
-  };
+  return counting(counter, port, server, udp);
 }
 
 function options(pki: TestPki, port: number, profile: NonNullable<ControlPlaneOptionsInput['profiles']>[string] = {}): ControlPlaneOptionsInput {
