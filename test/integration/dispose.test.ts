@@ -96,32 +96,42 @@ function options(pki: TestPki, port: number, profile: NonNullable<ControlPlaneOp
 
 /** Resources of this process, by kind (process.getActiveResourcesInfo: sockets, timers, handles). */
 /**
- * Timers and immediates created by our library or by the grpc-js it drives, still pending:
- * jest's own timers (its test timeout, the reporter's ticks) come and go during a test, so
- * counting every Timeout of the process would measure jest, not us.
+ * Timers and immediates created by our library (dist/), or by the grpc-js it drives, still
+ * pending. jest's own timers (its test timeout, the reporter's ticks) come and go during a test,
+ * so counting every Timeout of the process would measure jest, not us. grpc-js keeps a closed
+ * channel's subchannels in a global pool for up to 10 s with unref'd timers that can no longer
+ * dial (our credentials refuse, which the TCP/UDP counts check): only its ref'd timers count.
  */
-const ours = new Map<number, string>();
-const OUR_CODE = /[\\/](dist|node_modules[\\/]@grpc[\\/]grpc-js)[\\/]/;
+const ours = new Map<number, { readonly type: string; readonly library: boolean; readonly resource: WeakRef<object> }>();
+const LIBRARY = /[\\/]dist[\\/]/;
+const GRPC_JS = /[\\/]node_modules[\\/]@grpc[\\/]grpc-js[\\/]/;
 createHook({
-  init(id, type) {
+  init(id, type, _trigger, resource) {
     if (type !== 'Timeout' && type !== 'Immediate') return;
     const stack = new Error().stack ?? '';
-    if (OUR_CODE.test(stack)) ours.set(id, type);
+    const library = LIBRARY.test(stack);
+    if (library || GRPC_JS.test(stack)) ours.set(id, { type, library, resource: new WeakRef(resource) });
   },
   destroy(id) {
     ours.delete(id);
   },
 }).enable();
 
+function counted(entry: { readonly library: boolean; readonly resource: WeakRef<object> }): boolean {
+  if (entry.library) return true;
+  const timer = entry.resource.deref() as { hasRef?: () => boolean } | undefined;
+  return timer?.hasRef?.() !== false;
+}
+
 /** Sockets of the process by kind (jest opens none during a test), and our pending timers. */
 function resources(): Map<string, number> {
-  const counts = new Map<string, number>();
+  const kinds = new Map<string, number>();
   for (const kind of process.getActiveResourcesInfo()) {
     if (kind === 'Timeout' || kind === 'Immediate') continue;
-    counts.set(kind, (counts.get(kind) ?? 0) + 1);
+    kinds.set(kind, (kinds.get(kind) ?? 0) + 1);
   }
-  for (const type of ours.values()) counts.set(`our ${type}`, (counts.get(`our ${type}`) ?? 0) + 1);
-  return counts;
+  for (const entry of ours.values()) if (counted(entry)) kinds.set(`our ${entry.type}`, (kinds.get(`our ${entry.type}`) ?? 0) + 1);
+  return kinds;
 }
 
 /** Kinds whose count grew since `before`. */
