@@ -102,7 +102,7 @@ function options(pki: TestPki, port: number, profile: NonNullable<ControlPlaneOp
  * channel's subchannels in a global pool for up to 10 s with unref'd timers that can no longer
  * dial (our credentials refuse, which the TCP/UDP counts check): only its ref'd timers count.
  */
-const ours = new Map<number, { readonly type: string; readonly library: boolean; readonly resource: WeakRef<object> }>();
+const ours = new Map<number, { readonly type: string; readonly library: boolean; readonly resource: WeakRef<object>; readonly where: string }>();
 const LIBRARY = /[\\/]dist[\\/]/;
 const GRPC_JS = /[\\/]node_modules[\\/]@grpc[\\/]grpc-js[\\/]/;
 createHook({
@@ -110,7 +110,9 @@ createHook({
     if (type !== 'Timeout' && type !== 'Immediate') return;
     const stack = new Error().stack ?? '';
     const library = LIBRARY.test(stack);
-    if (library || GRPC_JS.test(stack)) ours.set(id, { type, library, resource: new WeakRef(resource) });
+    // Where it was created (our or grpc-js's first frame), so a failure names the culprit.
+    const where = stack.split('\n').find((line) => LIBRARY.test(line) || GRPC_JS.test(line))?.trim() ?? '';
+    if (library || GRPC_JS.test(stack)) ours.set(id, { type, library, resource: new WeakRef(resource), where });
   },
   destroy(id) {
     ours.delete(id);
@@ -130,7 +132,7 @@ function resources(): Map<string, number> {
     if (kind === 'Timeout' || kind === 'Immediate') continue;
     kinds.set(kind, (kinds.get(kind) ?? 0) + 1);
   }
-  for (const entry of ours.values()) if (counted(entry)) kinds.set(`our ${entry.type}`, (kinds.get(`our ${entry.type}`) ?? 0) + 1);
+  for (const entry of ours.values()) if (counted(entry)) kinds.set(`our ${entry.type} ${entry.where}`, (kinds.get(`our ${entry.type} ${entry.where}`) ?? 0) + 1);
   return kinds;
 }
 
