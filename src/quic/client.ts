@@ -62,13 +62,7 @@ export async function dialQuic(options: QuicDialOptions): Promise<QuicConnection
   if (options.signal?.aborted === true) throw new QuicDialError('aborted', `the dial to ${peer} was aborted`, { cause: options.signal.reason });
 
   let address = options.host;
-  if (isIP(address) === 0) {
-    try {
-      address = (await lookup(options.host)).address;
-    } catch (error) {
-      throw new QuicDialError('socket', `cannot resolve ${options.host}: ${(error as Error).message}`, { cause: error });
-    }
-  }
+  if (isIP(address) === 0) address = await resolveWithin(options.host, peer, deadline, options);
   const socket = createSocket(isIP(address) === 6 ? 'udp6' : 'udp4');
   try {
     await new Promise<void>((resolve, reject) => {
@@ -131,6 +125,26 @@ export async function dialQuic(options: QuicDialOptions): Promise<QuicConnection
   } finally {
     clearTimeout(timer);
     options.signal?.removeEventListener('abort', onAbort);
+  }
+}
+
+/** The host's first address, within the dial's deadline and abort signal (a lookup cannot be cancelled, only abandoned). */
+async function resolveWithin(host: string, peer: string, deadline: number, options: QuicDialOptions): Promise<string> {
+  let timer: NodeJS.Timeout | undefined;
+  let onAbort: (() => void) | undefined;
+  const bounds = new Promise<never>((_resolve, reject) => {
+    timer = setTimeout(() => reject(new QuicDialError('timeout', `no address for ${host} within ${options.connectTimeoutMs} ms`)), Math.max(0, deadline - performance.now()));
+    onAbort = () => reject(new QuicDialError('aborted', `the dial to ${peer} was aborted`, { cause: options.signal?.reason }));
+    options.signal?.addEventListener('abort', onAbort, { once: true });
+  });
+  try {
+    return (await Promise.race([lookup(host), bounds])).address;
+  } catch (error) {
+    if (error instanceof QuicDialError) throw error;
+    throw new QuicDialError('socket', `cannot resolve ${host}: ${(error as Error).message}`, { cause: error });
+  } finally {
+    clearTimeout(timer);
+    if (onAbort !== undefined) options.signal?.removeEventListener('abort', onAbort);
   }
 }
 
