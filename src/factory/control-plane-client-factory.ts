@@ -959,40 +959,35 @@ export class ControlPlaneClientFactory implements IGrpcControlPlaneClientFactory
     if (choice.required !== undefined) {
       this.#checkRequirement(resolved, peer, choice);
       observation.span.setAttribute(ATTR_PROTOCOL_REASON, 'required');
-      observation.setProtocol('h3');
-      const lease = this.#deps.cache.acquire(target, 'h3');
       try {
-        const value = await send(lease.connection);
-        this.#deps.health.markHealthy(peer.authority);
-        return { value, protocol: 'h3' };
+        return { value: await this.#sendOn(target, 'h3', peer, observation, send), protocol: 'h3' };
       } catch (error) {
         throw this.#requiredFailure(resolved, peer, choice.required, error);
-      } finally {
-        lease.release();
       }
     }
     if (choice.protocol === 'h3' && (await this.#raceHttp3(resolved, peer, target, observation, call)) === 'h3') {
-      observation.setProtocol('h3');
-      const lease = this.#deps.cache.acquire(target, 'h3');
       try {
-        const value = await send(lease.connection);
-        this.#deps.health.markHealthy(peer.authority);
-        return { value, protocol: 'h3' };
+        return { value: await this.#sendOn(target, 'h3', peer, observation, send), protocol: 'h3' };
       } catch (error) {
         const reason = http3FailureReason(error);
         if (reason === undefined) throw error;
         this.#fellBack(resolved, peer, observation, reason);
         if (reason === 'idle-timeout') throw error;
-      } finally {
-        lease.release();
       }
     } else if (choice.reason !== undefined && resolved.profile.http3 === 'prefer') {
       observation.span.setAttribute(ATTR_PROTOCOL_REASON, choice.reason);
     }
-    observation.setProtocol('h2');
-    const lease = this.#deps.cache.acquire(target, 'h2');
+    return { value: await this.#sendOn(target, 'h2', peer, observation, send), protocol: 'h2' };
+  }
+
+  /** One attempt on a leased connection of `protocol`; an HTTP/3 success clears the endpoint's HTTP/3 failure memory. */
+  async #sendOn<T>(target: DialTarget, protocol: WireProtocol, peer: PeerCandidate, observation: RpcObservation, send: (connection: { unary(call: WireCall): Promise<WireUnaryResult> }) => Promise<T>): Promise<T> {
+    observation.setProtocol(protocol);
+    const lease = this.#deps.cache.acquire(target, protocol);
     try {
-      return { value: await send(lease.connection), protocol: 'h2' };
+      const value = await send(lease.connection);
+      if (protocol === 'h3') this.#deps.health.markHealthy(peer.authority);
+      return value;
     } finally {
       lease.release();
     }

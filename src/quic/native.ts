@@ -62,7 +62,6 @@ export interface NativeConnection {
   streamSend(streamId: number, data: Uint8Array, fin: boolean): number | null;
   streamShutdown(streamId: number, direction: number, err: number): void | null;
   streamCapacity(streamId: number): number;
-  streamFinished(streamId: number): boolean;
   peerStreamsLeftBidi(): number;
   peerStreamsLeftUni(): number;
   readable(): Iterable<number>;

@@ -137,13 +137,7 @@ export class QuicStream {
         );
         return;
       }
-      if (result === null) {
-        // quiche 0.18 sometimes reports a stream reset by the peer (RESET_STREAM after all
-        // its data was read) as readable, then `Done` instead of `StreamReset`: its receive
-        // side is finished although we never got a FIN. Report it as a reset (code unknown).
-        if (native.streamFinished(this.id)) this.#failRead(new QuicStreamError('reset', undefined, `the peer reset stream ${this.id}`));
-        return;
-      }
+      if (result === null) return;
       const [length, fin] = result;
       if (length > 0) this.#deliver(Buffer.from(scratch.subarray(0, length)));
       if (fin) {

@@ -262,17 +262,7 @@ class InMemoryCertificateAuthority implements DevCertificateAuthority {
     if (usages.length > 0) extensions.push(new x509.ExtendedKeyUsageExtension(usages, false));
     if (sans.length > 0) extensions.push(new x509.SubjectAlternativeNameExtension(sans, false));
 
-    const cert = await x509.X509CertificateGenerator.create({
-      serialNumber: serialHex,
-      subject: dnName(options.commonName),
-      issuer: dnName(this.commonName),
-      notBefore,
-      notAfter,
-      publicKey: leafKeys.publicKey,
-      signingKey: this.keys.privateKey,
-      signingAlgorithm: SIGNING_ALGORITHM,
-      extensions,
-    });
+    const cert = await this.#sign({ serialHex, commonName: options.commonName, notBefore, notAfter, publicKey: leafKeys.publicKey, extensions });
     const certPem = toPem(cert.rawData, 'CERTIFICATE');
     return { certPem, keyPem: privateKeyPem(leafKeys.privateKey), serialHex, notAfter, chainPem: certPem + this.chainPem };
   }
@@ -293,17 +283,7 @@ class InMemoryCertificateAuthority implements DevCertificateAuthority {
     ];
     const usages = extendedKeyUsages(options.usage ?? 'none');
     if (usages.length > 0) extensions.push(new x509.ExtendedKeyUsageExtension(usages, false));
-    const cert = await x509.X509CertificateGenerator.create({
-      serialNumber: serialHex,
-      subject: dnName(options.commonName),
-      issuer: dnName(this.commonName),
-      notBefore,
-      notAfter,
-      publicKey: keys.publicKey,
-      signingKey: this.keys.privateKey,
-      signingAlgorithm: SIGNING_ALGORITHM,
-      extensions,
-    });
+    const cert = await this.#sign({ serialHex, commonName: options.commonName, notBefore, notAfter, publicKey: keys.publicKey, extensions });
     const certPem = toPem(cert.rawData, 'CERTIFICATE');
     return new InMemoryCertificateAuthority(options.commonName, certPem, privateKeyPem(keys.privateKey), keys, ski.keyId, serialHex, certPem + this.chainPem);
   }
@@ -341,6 +321,21 @@ class InMemoryCertificateAuthority implements DevCertificateAuthority {
     });
     // OpenSSL only reads the `X509 CRL` PEM label; @peculiar/x509 writes `CRL`.
     return toPem(crl.rawData, 'X509 CRL');
+  }
+
+  /** A certificate for `commonName` signed by this authority. */
+  #sign(c: { serialHex: string; commonName: string; notBefore: Date; notAfter: Date; publicKey: webcrypto.CryptoKey; extensions: x509.Extension[] }): Promise<x509.X509Certificate> {
+    return x509.X509CertificateGenerator.create({
+      serialNumber: c.serialHex,
+      subject: dnName(c.commonName),
+      issuer: dnName(this.commonName),
+      notBefore: c.notBefore,
+      notAfter: c.notAfter,
+      publicKey: c.publicKey,
+      signingKey: this.keys.privateKey,
+      signingAlgorithm: SIGNING_ALGORITHM,
+      extensions: c.extensions,
+    });
   }
 
   private nextSerial(): string {

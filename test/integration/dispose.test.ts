@@ -150,6 +150,19 @@ async function failingCall(factory: IGrpcControlPlaneClientFactory): Promise<unk
   );
 }
 
+/**
+ * Waits for the moment a test disposes at: 'during the call' while it still waits for a
+ * connection, 'after it failed' once it failed and grpc-js's reconnect backoff is running.
+ */
+async function disposeMoment(call: Promise<unknown>, when: 'during the call' | 'after it failed'): Promise<void> {
+  if (when === 'after it failed') {
+    expect(await call).toBeInstanceOf(Error);
+    await sleep(1_200);
+  } else {
+    await sleep(300);
+  }
+}
+
 describe('nothing of ours runs after dispose (issue 13, defect 4)', () => {
   let pki: TestPki;
 
@@ -170,12 +183,7 @@ describe('nothing of ours runs after dispose (issue 13, defect 4)', () => {
       const baseline = resources();
       const { container, factory } = containerWith(options(pki, peer.port));
       const call = failingCall(factory());
-      if (when === 'after it failed') {
-        expect(await call).toBeInstanceOf(Error);
-        await sleep(1_200);
-      } else {
-        await sleep(300);
-      }
+      await disposeMoment(call, when);
       expect(peer.tcp).toBeGreaterThan(0);
       await container.unbindAllAsync();
       expect(await call).toBeInstanceOf(Error);
@@ -194,12 +202,7 @@ describe('nothing of ours runs after dispose (issue 13, defect 4)', () => {
     const baseline = resources();
     const { container, factory } = containerWith(options(pki, port));
     const call = failingCall(factory());
-    if (when === 'after it failed') {
-      expect(await call).toBeInstanceOf(Error);
-      await sleep(1_200);
-    } else {
-      await sleep(300);
-    }
+    await disposeMoment(call, when);
     await container.unbindAllAsync();
     expect(await call).toBeInstanceOf(Error);
     const peer = await startCounterOn(port);

@@ -16,6 +16,7 @@ import { decodeFieldSection } from '../../dist/http3/qpack/index.js';
 import { containerWith, mtlsOptions } from '../support/cluster.js';
 import { createTestPki, type Files, type TestPki } from '../support/pki-files.js';
 import { concat, connectRawH3, frame, FRAME, frameTypes, grpcDataFrame, grpcRequest, headersFrame, okGrpcResponse, RawConnection, startRawH3Server, STREAM_TYPE, varint, type QuicStream, type RawH3Server } from '../support/raw-h3-peer.js';
+import { failureOf } from '../support/failure.js';
 
 const { ControlPlaneDefinition } = controlPlaneV1;
 type Ping = controlPlaneV1.PingRequest;
@@ -49,16 +50,6 @@ function service(name: string, served: Served[]): Parameters<typeof GrpcH3Host.s
 
 function ping(sequence: number, waitTicks = 0): Ping {
   return { fromNode: 'edge', sequence, payload: new Uint8Array(waitTicks) };
-}
-
-/** The error `run` rejects with; fails the test if it succeeds. */
-async function failureOf(run: () => Promise<unknown>): Promise<unknown> {
-  try {
-    await run();
-  } catch (error) {
-    return error;
-  }
-  throw new Error('expected a failure, but the call succeeded');
 }
 
 let pki: TestPki;

@@ -10,6 +10,7 @@ import type { Container } from 'inversify';
 import { ConfigError, controlPlaneV1, createEndpointHintSubject, GrpcHost, RpcError, TOKENS, type IGrpcControlPlaneClientFactory, type ServerCallInfo } from 'omnirelay';
 import { createContainer, factoryOf, hostTls, startTestHost, type TestHost } from '../support/hosts.js';
 import { createTestPki, type TestPki } from '../support/pki-files.js';
+import { failureOf } from '../support/failure.js';
 
 const { ControlPlaneDefinition } = controlPlaneV1;
 const ping = (sequence: number): controlPlaneV1.PingRequest => ({ fromNode: 'require-test', sequence, payload: new Uint8Array() });
@@ -62,15 +63,6 @@ function factoryWith(profile: Record<string, unknown>, configure?: (container: C
   );
   containers.push(container);
   return factoryOf(container);
-}
-
-async function failureOf(run: () => Promise<unknown>): Promise<unknown> {
-  try {
-    await run();
-  } catch (error) {
-    return error;
-  }
-  throw new Error('expected a failure, but the call succeeded');
 }
 
 describe("profile http3: 'require'", () => {

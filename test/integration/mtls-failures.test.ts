@@ -15,6 +15,7 @@ import { controlPlaneV1, EndpointError, OmniRelayError, TlsError, TOKENS } from 
 import type { DevCertificateAuthority, IssuedCertificate, IssueOptions, PeerCertificateCheck, PeerCertificateValidator, ProfileOptionsInput } from 'omnirelay';
 import { createTestPki, type Files, type TestPki } from '../support/pki-files.js';
 import { createContainer, FAST_PROFILE, factoryOf, fastProfile, hostTls, issueToFiles, ping, startOpenSslServer, startTestHost, type OpenSslServer, type TestHost } from '../support/hosts.js';
+import { failureOf } from '../support/failure.js';
 
 const Ping = controlPlaneV1.ControlPlaneDefinition;
 const SERVER_SANS = { dnsNames: ['localhost'], ipAddresses: ['127.0.0.1', '::1'] };
@@ -40,16 +41,6 @@ function authority(host: TestHost): string {
 
 function httpsUrl(host: TestHost): string {
   return `https://${authority(host)}`;
-}
-
-/** The error `run` throws or rejects with; fails the test if it succeeds. */
-async function failureOf(run: () => unknown): Promise<unknown> {
-  try {
-    await run();
-  } catch (error) {
-    return error;
-  }
-  throw new Error('expected a failure, but the operation succeeded');
 }
 
 function asTlsError(error: unknown): TlsError {

@@ -8,18 +8,10 @@ import { ConfigError, EndpointError, MethodError } from '../../../src/errors.js'
 import { ControlPlaneDefinition } from '../../../src/gen/omnirelay/controlplane/v1/gossip.js';
 import type { ServiceDefinition } from '../../../src/grpc/service-definition.js';
 import { harness, PEERS, type Harness } from './factory-harness.js';
+import { failureOf } from '../../support/failure.js';
 
 const ping = (sequence: number) => ({ fromNode: 'test', sequence, payload: new Uint8Array() });
 const SERVICE = ControlPlaneDefinition.fullName;
-
-async function failureOf(run: () => Promise<unknown>): Promise<unknown> {
-  try {
-    await run();
-  } catch (error) {
-    return error;
-  }
-  throw new Error('expected a failure');
-}
 
 describe('per-call validation', () => {
   let h: Harness | undefined;

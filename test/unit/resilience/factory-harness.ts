@@ -155,3 +155,6 @@ export function harness(
     },
   };
 }
+
+/** Short real backoffs: the retry loop sleeps on timers, the deadline budget is on the fake clock. */
+export const FAST_RETRY = { maxAttempts: 3, initialBackoffMs: 1, maxBackoffMs: 4, jitter: 0.2 } as const;

@@ -9,6 +9,7 @@ import { ControlPlaneDefinition } from '../../../src/gen/omnirelay/controlplane/
 import { RpcTelemetry } from '../../../src/telemetry/index.js';
 import { createHarness } from '../telemetry/harness.js';
 import { connectFailure, harness, PEERS, type Harness } from './factory-harness.js';
+import { failureOf } from '../../support/failure.js';
 
 const [P1] = PEERS;
 const ping = (sequence: number) => ({ fromNode: 'test', sequence, payload: new Uint8Array() });
@@ -19,16 +20,6 @@ afterEach(async () => {
   await h?.dispose();
   h = undefined;
 });
-
-/** The error `run` rejects with. */
-async function failureOf(run: () => Promise<unknown>): Promise<unknown> {
-  try {
-    await run();
-  } catch (error) {
-    return error;
-  }
-  throw new Error('expected a failure, but the call succeeded');
-}
 
 describe("profile http3: 'require'", () => {
   it('uses HTTP/3, even while the endpoint is in an HTTP/3 backoff window', async () => {

@@ -1,17 +1,14 @@
 import { afterEach, describe, expect, it, jest } from '@jest/globals';
 import { BehaviorSubject, EMPTY, Subject } from 'rxjs';
-import type { ProfileOptionsInput } from '../../../src/config/types.js';
 import { EndpointError, PeerUnavailableError, RpcError } from '../../../src/errors.js';
 import type { ICircuitBreaker } from '../../../src/resilience/circuit-breaker.js';
 import { ControlPlaneDefinition } from '../../../src/gen/omnirelay/controlplane/v1/gossip.js';
-import { harness, PEERS, unavailable, type Harness } from './factory-harness.js';
+import { FAST_RETRY, harness, PEERS, unavailable, type Harness } from './factory-harness.js';
 
 const [P1, P2, P3] = PEERS;
 const ALL = ['peer-1', 'peer-2', 'peer-3'];
 const ping = (sequence: number) => ({ fromNode: 'test', sequence, payload: new Uint8Array() });
 
-/** Short real backoffs: the loop sleeps on timers, the budget is on the fake clock. */
-const FAST_RETRY: ProfileOptionsInput['retry'] = { maxAttempts: 3, initialBackoffMs: 1, maxBackoffMs: 4, jitter: 0.2 };
 
 let h: Harness | undefined;
 afterEach(async () => {

@@ -13,13 +13,11 @@ import { ControlPlaneDefinition } from '../../../src/gen/omnirelay/controlplane/
 import { RpcTelemetry } from '../../../src/telemetry/index.js';
 import { EVENT_TRANSPARENT_RETRY } from '../../../src/telemetry/names.js';
 import { createHarness } from '../telemetry/harness.js';
-import { connectFailure, harness, PEERS, refused, unavailable, type Harness } from './factory-harness.js';
+import { connectFailure, FAST_RETRY, harness, PEERS, refused, unavailable, type Harness } from './factory-harness.js';
 
 const [P1, P2, P3] = PEERS;
 const ALL = ['peer-1', 'peer-2', 'peer-3'];
 const ping = (sequence: number) => ({ fromNode: 'test', sequence, payload: new Uint8Array() });
-/** Short real backoffs: the loop sleeps on timers, the budget is on the fake clock. */
-const FAST_RETRY: ProfileOptionsInput['retry'] = { maxAttempts: 3, initialBackoffMs: 1, maxBackoffMs: 4, jitter: 0.2 };
 /** One counted failure would open a circuit: any refusal the breaker counted would show. */
 const TOUCHY_BREAKER: ProfileOptionsInput['breaker'] = { consecutiveFailures: 1, halfOpenAfterMs: 5_000 };
 
