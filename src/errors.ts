@@ -173,6 +173,12 @@ export class RpcError extends OmniRelayError {
       trailers?: Readonly<Record<string, string>> | undefined;
       /** Set when HTTP/3 was required (`http3: 'require'`), so HTTP/2 was never tried. */
       http3Required?: boolean | undefined;
+      /**
+       * Set on DEADLINE_EXCEEDED when the attempt had less time than its profile's `deadlineMs`
+       * (the caller set a tighter deadline, or retries used part of it): running out of it does
+       * not show the peer is at fault, so breakers do not count it.
+       */
+      callerDeadline?: boolean | undefined;
     },
   ) {
     super('RPC_FAILED', `${statusName} from ${context.endpoint} over ${context.protocol}: ${details}`);
@@ -190,6 +196,11 @@ export class RpcError extends OmniRelayError {
   /** HTTP/3 was required for this call (`http3: 'require'` on the profile or the endpoint's hint): no HTTP/2 fallback was tried. */
   get http3Required(): boolean {
     return this.context.http3Required === true;
+  }
+
+  /** A deadline tighter than the profile's ran out (see `context.callerDeadline`): not evidence against the peer. */
+  get callerDeadline(): boolean {
+    return this.context.callerDeadline === true;
   }
 }
 

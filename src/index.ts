@@ -71,8 +71,9 @@ export { PreferredPeerChooser } from './peers/preferred-peer.js';
 export { FewestPendingPeerChooser } from './peers/fewest-pending.js';
 export { InFlightCounter } from './peers/in-flight.js';
 export { ProfilePeerChooser } from './peers/profile-peer-chooser.js';
-export type { PeerLists } from './factory/control-plane-client-factory.js';
-export { MAX_TRANSPARENT_RETRIES } from './factory/control-plane-client-factory.js';
+export type { PeerLists } from './factory/target-resolver.js';
+export { MAX_TRANSPARENT_RETRIES } from './factory/retrying-call.js';
+export { createControlPlaneClientFactory, type ControlPlaneClientFactoryDeps } from './factory/create-factory.js';
 export {
   PeerCircuitBreaker,
   ConsecutiveFailureCircuitBreaker,
@@ -93,6 +94,7 @@ export * as telemetryNames from './telemetry/names.js';
 export type { Clock } from './clock.js';
 
 export { GrpcH3Transport } from './transport/http3/grpc-h3-transport.js';
+export { GrpcJsTransport } from './transport/http2/grpc-js-transport.js';
 export { GrpcH3Host, type GrpcH3HostOptions } from './server/grpc-h3-host.js';
 export {
   fetchHttp3,

@@ -33,6 +33,8 @@ export const TOKENS = {
    * Bind your own (before loading the module) or rebind it (after); `null` sends every call over HTTP/2.
    */
   Http3Transport: Symbol.for('omnirelay.Http3Transport'),
+  /** The HTTP/2 Transport (default: GrpcJsTransport over @grpc/grpc-js); bind or rebind your own like Http3Transport (never null: HTTP/2 is the fallback). */
+  Http2Transport: Symbol.for('omnirelay.Http2Transport'),
   /** The validated, live options (OptionsMonitor). */
   OptionsMonitor: Symbol.for('omnirelay.OptionsMonitor'),
   /** The Http3Health memory (force HTTP/2 for an endpoint from a probe or an operator). */

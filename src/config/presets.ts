@@ -65,8 +65,10 @@ export const PRESETS: Readonly<Record<PresetName, ProfileOptions>> = deepFreeze(
     },
     // Control calls answer in milliseconds; 2 s leaves room for one retry on another peer.
     deadlineMs: 2_000,
-    // Covers TCP SYN retransmits at 1 s and 2 s plus the TLS handshake; the dial outlives one call's deadline.
-    connectTimeoutMs: 3_000,
+    // Control streams are watches that live as long as the process; keepalive (10 s + 5 s) finds a dead peer.
+    streamDeadlineMs: 'none',
+    // One TCP SYN retransmit (1 s) plus the TLS handshake, inside one call's 2 s deadline.
+    connectTimeoutMs: 1_500,
     retry: {
       // One try plus two retries: enough to step over a restarting peer without amplifying an outage.
       maxAttempts: 3,
@@ -106,7 +108,9 @@ export const PRESETS: Readonly<Record<PresetName, ProfileOptions>> = deepFreeze(
       halfOpenAfterMs: 5_000,
       // Unavailable or timing out says "this peer is unwell"; other statuses are the call's own fault.
       failureStatusCodes: ['UNAVAILABLE', 'DEADLINE_EXCEEDED'],
-      // Failing fast keeps an outage from piling calls on dead peers; the half-open probes still find recovery.
+      // Envoy's panic threshold: below half the replicas, spreading load over all beats refusing it (a lone peer is never ejected).
+      maxEjectionPercent: 50,
+      // Only with maxEjectionPercent 100: failing fast keeps an outage from piling calls on dead peers; probes still find recovery.
       whenAllOpen: 'fail-fast',
     },
   },
@@ -147,6 +151,8 @@ export const PRESETS: Readonly<Record<PresetName, ProfileOptions>> = deepFreeze(
     },
     // Bulk calls move megabytes; 30 s fits a 16 MiB message on a slow link.
     deadlineMs: 30_000,
+    // Long transfers are streams whose length the caller knows, not the profile; keepalive finds a dead peer.
+    streamDeadlineMs: 'none',
     // Data-plane peers may be farther away and busier; 5 s still fails a black-holed peer quickly.
     connectTimeoutMs: 5_000,
     retry: {
@@ -188,7 +194,9 @@ export const PRESETS: Readonly<Record<PresetName, ProfileOptions>> = deepFreeze(
       halfOpenAfterMs: 15_000,
       // Unavailable or timing out says "this peer is unwell"; other statuses are the call's own fault.
       failureStatusCodes: ['UNAVAILABLE', 'DEADLINE_EXCEEDED'],
-      // Failing fast keeps an outage from piling replays on dead peers; the half-open probes still find recovery.
+      // Same panic threshold as the control plane: an overload spread over all replicas must not become an outage.
+      maxEjectionPercent: 50,
+      // Only with maxEjectionPercent 100: failing fast keeps an outage from piling replays on dead peers.
       whenAllOpen: 'fail-fast',
     },
   },

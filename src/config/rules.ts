@@ -186,6 +186,20 @@ function breakerRules(ctx: ProfileContext): RuleIssue[] {
   ];
 }
 
+/**
+ * A connection that may take longer to set up than a call's default deadline would fail the
+ * very call that opened it with DEADLINE_EXCEEDED while the dial is still allowed to go on:
+ * `connectTimeoutMs` is at most `deadlineMs`. (A profile that writes only `deadlineMs` below
+ * the preset's connect timeout gets the connect timeout lowered to it when resolved.)
+ */
+function connectTimeoutRules(ctx: ProfileContext): RuleIssue[] {
+  const connect = ctx.profile['connectTimeoutMs'];
+  const deadline = ctx.profile['deadlineMs'];
+  if (typeof connect !== 'number' || typeof deadline !== 'number' || connect <= deadline) return [];
+  const involves = [ctx.key('connectTimeoutMs'), ctx.key('deadlineMs')];
+  return [{ key: ctx.key('connectTimeoutMs'), message: `must be at most deadlineMs (${deadline}${ctx.userWrote('deadlineMs') ? '' : `, the "${ctx.preset}" preset default`}): a call would time out before its connection is allowed to`, involves }];
+}
+
 /** HTTP/3 is TLS-only: `http3: 'require'` on an insecure profile leaves its calls no protocol. */
 function http3Rules(ctx: ProfileContext): RuleIssue[] {
   if (ctx.profile['http3'] !== 'require' || at(ctx.profile, 'tls', 'mode') !== 'insecure') return [];
@@ -203,6 +217,7 @@ function profileRules(ctx: ProfileContext, allowInsecure: unknown, active: boole
     ...http3Rules(ctx),
     ...peerChooserRules(ctx, endpoints),
     ...breakerRules(ctx),
+    ...connectTimeoutRules(ctx),
     orderRule(ctx, 'keepalive', 'timeoutMs', 'timeMs', true),
     orderRule(ctx, 'retry', 'initialBackoffMs', 'maxBackoffMs', false),
     orderRule(ctx, 'http3Health', 'initialBackoffMs', 'maxBackoffMs', false),

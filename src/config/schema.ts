@@ -109,6 +109,7 @@ const BreakerSchema = z.strictObject({
   minimumCalls: wholeNumber('', 1, MAX_BREAKER_COUNT, ' calls'),
   halfOpenAfterMs: ms(),
   failureStatusCodes: z.array(StatusNameSchema),
+  maxEjectionPercent: wholeNumber('', 0, 100, ' (percent of a target\'s peers)'),
   whenAllOpen: z.enum(['fail-fast', 'probe-least-recently-failed']),
 });
 
@@ -119,6 +120,7 @@ const profileFields = {
   /** 0 dials HTTP/2 alongside HTTP/3 at once. */
   http3RaceDelayMs: ms(0),
   deadlineMs: ms(),
+  streamDeadlineMs: z.union([ms(), z.literal('none')], { error: (issue) => `must be a whole number of ms (1 to ${MAX_MS}) or "none"; got ${describeValue(issue.input)}` }),
   connectTimeoutMs: ms(),
   /** 0 closes the old connection generation as soon as it is swapped out. */
   drainGraceMs: ms(0),
@@ -302,7 +304,14 @@ function buildCandidate(input: unknown): Candidate {
     const { preset: chosen, ...fields } = user ?? {};
     const preset: PresetName = isPresetName(chosen) ? chosen : isPresetName(name) ? name : 'control-plane';
     presetOf[name] = preset;
-    setOwn(profiles, name, deepMerge(PRESETS[preset], fields));
+    const merged = deepMerge(PRESETS[preset], fields);
+    // A deadline written below the preset's connect timeout brings the connect timeout down with it
+    // (a connection may not take longer than the call that opens it); written both ways, the rule reports it.
+    const deadline = fields['deadlineMs'];
+    if (typeof deadline === 'number' && !Object.hasOwn(fields, 'connectTimeoutMs') && isPlainObject(merged) && typeof merged['connectTimeoutMs'] === 'number' && merged['connectTimeoutMs'] > deadline) {
+      merged['connectTimeoutMs'] = deadline;
+    }
+    setOwn(profiles, name, merged);
   }
   const userEndpoints = isPlainObject(root['endpoints']) ? root['endpoints'] : {};
   const endpoints: Record<string, unknown> = {};

@@ -119,7 +119,14 @@ export interface CircuitBreakerOptions {
   readonly halfOpenAfterMs: number;
   /** gRPC statuses that count as a peer failure (TLS handshake failures always count). */
   readonly failureStatusCodes: readonly GrpcStatusName[];
-  /** Every peer open: fail fast with CIRCUIT_OPEN, or send one probe to the peer that failed longest ago. */
+  /**
+   * At most this percentage (0–100) of a call target's peers is kept out for an open circuit,
+   * rounded down but at least one when the target has two or more peers; peers beyond it take
+   * calls anyway (those whose last failure is oldest first), so an overload cannot eject every
+   * replica. 100 lets every circuit eject its peer (then `whenAllOpen` decides).
+   */
+  readonly maxEjectionPercent: number;
+  /** Every peer open (only possible with `maxEjectionPercent` 100): fail fast with CIRCUIT_OPEN, or send one probe to the peer that failed longest ago. */
   readonly whenAllOpen: AllCircuitsOpenPolicy;
 }
 
@@ -131,8 +138,13 @@ export interface ProfileOptions {
   readonly tls: TlsOptions;
   readonly limits: LimitsOptions;
   readonly keepalive: KeepaliveOptions;
-  /** Deadline of a call that sets none (ms). */
+  /** Deadline of a unary call that sets none (ms). */
   readonly deadlineMs: number;
+  /**
+   * Deadline of a stream (server, client or bidi) that sets none: ms, or `'none'` (no deadline;
+   * keepalive is the liveness check, so a dead peer still ends the stream).
+   */
+  readonly streamDeadlineMs: number | 'none';
   /** Time allowed to establish a connection (ms). */
   readonly connectTimeoutMs: number;
   readonly retry: RetryOptions;

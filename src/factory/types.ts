@@ -20,8 +20,12 @@ export interface CallTarget {
 }
 
 export interface CallOptions {
-  /** Relative deadline in ms; default: the profile's `deadlineMs`. */
-  readonly deadlineMs?: number | undefined;
+  /**
+   * Relative deadline in ms; default: the profile's `deadlineMs` (unary) or `streamDeadlineMs`
+   * (streams: no deadline unless configured). `'none'`: no deadline, for streams only (a watch
+   * that lives as long as the process; keepalive finds a dead peer) — a unary call refuses it.
+   */
+  readonly deadlineMs?: number | 'none' | undefined;
   readonly signal?: AbortSignal | undefined;
   /** Extra metadata (lowercase keys; `-bin` keys take Buffers). */
   readonly metadata?: CallMetadata | undefined;

@@ -33,7 +33,8 @@ export interface BreakerChange {
  * One circuit per peer and profile (bound to `TOKENS.CircuitBreaker`). The factory offers the
  * chooser only peers whose circuit is not `open`, runs every attempt through `execute`
  * (which decides from the outcome whether it counts as a failure: an `RpcError` whose
- * `refused` is true — the server took no new work, e.g. while draining — must never count) and, in degraded mode,
+ * `refused` is true — the server took no new work, e.g. while draining — or whose
+ * `callerDeadline` is true — a deadline tighter than the profile's ran out — must never count) and, in degraded mode,
  * uses `lastFailureAt` and `allowProbe` to probe the peer that failed longest ago.
  * `profile` defaults to `control-plane`.
  */
@@ -57,11 +58,13 @@ export const DEFAULT_BREAKER_FAILURE_CODES: readonly number[] = [GRPC_STATUS.UNA
  * A failed TLS handshake with a peer counts too: that peer cannot be used as configured. A
  * request the server refused without processing it (`RpcError.refused`: a draining server's
  * GOAWAY, H3_REQUEST_REJECTED, REFUSED_STREAM) never counts, whatever its status: the peer
- * answered, it only took no new work. cockatiel leaves an error it does not handle out of a
- * closed circuit's count; a half-open probe that ends so closes the circuit.
+ * answered, it only took no new work. Nor does a deadline tighter than the profile's running
+ * out (`RpcError.callerDeadline`): the caller's budget, not the peer, decided it. cockatiel
+ * leaves an error it does not handle out of a closed circuit's count; a half-open probe that
+ * ends so closes the circuit.
  */
 function isPeerFailure(codes: readonly number[]) {
-  return (error: Error): boolean => error instanceof TlsError || (error instanceof RpcError && !error.refused && codes.includes(error.status));
+  return (error: Error): boolean => error instanceof TlsError || (error instanceof RpcError && !error.refused && !error.callerDeadline && codes.includes(error.status));
 }
 
 function sameSettings(a: CircuitBreakerOptions, b: CircuitBreakerOptions): boolean {

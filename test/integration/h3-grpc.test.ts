@@ -244,7 +244,7 @@ describe('gRPC over HTTP/3: GrpcH3Host and GrpcH3Transport through the factory',
     const h2 = await startH2();
     const before = { connect: await fallbackCount('connect'), race: await fallbackCount('race-delay') };
     // A race delay far beyond any test timeout: only the refusal can let this call go to HTTP/2.
-    const factory = factoryFor({ 'control-plane': { connectTimeoutMs: 120_000, http3RaceDelayMs: 120_000, deadlineMs: 30_000 } }, fallbackMeter);
+    const factory = factoryFor({ 'control-plane': { connectTimeoutMs: 30_000, http3RaceDelayMs: 120_000, deadlineMs: 30_000 } }, fallbackMeter);
     const result = await factory.unary(ControlPlaneDefinition, 'ping', ping(1), { endpoint: h2.host.url });
     expect(result.protocol).toBe('h2');
     expect(await fallbackCount('connect')).toBe(before.connect + 1);

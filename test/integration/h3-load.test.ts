@@ -95,7 +95,7 @@ function factoryFor(deadlineMs: number): IGrpcControlPlaneClientFactory {
           http3: 'prefer',
           // HTTP/2 is never raced in: a call HTTP/3 cannot carry fails instead.
           http3RaceDelayMs: 600_000,
-          connectTimeoutMs: 10_000,
+          connectTimeoutMs: deadlineMs,
           deadlineMs,
           retry: { maxAttempts: 1 },
           breaker: { mode: 'consecutive', consecutiveFailures: 100_000 },

@@ -33,6 +33,23 @@ describe('peerChooser and breaker options', () => {
     expect(messageAt(profile({ breaker: { consecutiveFailures: 0 } }), 'profiles.p.breaker.consecutiveFailures')).toMatch(/at least 1/);
     expect(messageAt(profile({ breaker: { failureStatusCodes: ['UNAVAIALBLE'] } }), 'profiles.p.breaker.failureStatusCodes.0')).toMatch(/gRPC status name/);
     expect(messageAt(profile({ breaker: { whenAllOpen: 'probe' } }), 'profiles.p.breaker.whenAllOpen')).toMatch(/probe-least-recently-failed/);
+    expect(messageAt(profile({ breaker: { maxEjectionPercent: 101 } }), 'profiles.p.breaker.maxEjectionPercent')).toMatch(/at most 100/);
+    expect(messageAt(profile({ breaker: { maxEjectionPercent: -1 } }), 'profiles.p.breaker.maxEjectionPercent')).toMatch(/must not be negative/);
+    expect(resolveOptions(profile({ breaker: { maxEjectionPercent: 100 } })).profiles['p']!.breaker.maxEjectionPercent).toBe(100);
+  });
+
+  it('keeps connectTimeoutMs within deadlineMs: a written deadline lowers the preset connect timeout, a written connect timeout above the deadline is refused', () => {
+    expect(resolveOptions(profile({ deadlineMs: 500 })).profiles['p']).toMatchObject({ deadlineMs: 500, connectTimeoutMs: 500 });
+    expect(resolveOptions(profile({ deadlineMs: 5_000 })).profiles['p']).toMatchObject({ deadlineMs: 5_000, connectTimeoutMs: 1_500 });
+    expect(messageAt(profile({ connectTimeoutMs: 3_000 }), 'profiles.p.connectTimeoutMs')).toMatch(/at most deadlineMs \(2000, the "control-plane" preset default\)/);
+    expect(messageAt(profile({ deadlineMs: 1_000, connectTimeoutMs: 3_000 }), 'profiles.p.connectTimeoutMs')).toMatch(/at most deadlineMs \(1000\)/);
+  });
+
+  it('streamDeadlineMs is a number of ms or "none"', () => {
+    expect(resolveOptions(profile({})).profiles['p']!.streamDeadlineMs).toBe('none');
+    expect(resolveOptions(profile({ streamDeadlineMs: 60_000 })).profiles['p']!.streamDeadlineMs).toBe(60_000);
+    expect(messageAt(profile({ streamDeadlineMs: 'never' }), 'profiles.p.streamDeadlineMs')).toMatch(/whole number of ms .* or "none"; got string "never"/);
+    expect(messageAt(profile({ streamDeadlineMs: 0 }), 'profiles.p.streamDeadlineMs')).toMatch(/at least 1 ms/);
   });
 
   it('requires a failure-ratio window of at least two deadlines, reported at the key the user wrote', () => {

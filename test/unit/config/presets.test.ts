@@ -27,7 +27,10 @@ describe('PRESETS', () => {
     expect(cp.keepalive).toEqual({ timeMs: 10_000, timeoutMs: 5_000, permitWithoutCalls: true });
     expect(cp.http3RaceDelayMs).toBe(250);
     expect(cp.http3Health).toEqual({ initialBackoffMs: 30_000, maxBackoffMs: 600_000 });
-    expect(cp.connectTimeoutMs).toBe(3_000);
+    expect(cp.connectTimeoutMs).toBe(1_500);
+    expect(cp.connectTimeoutMs).toBeLessThanOrEqual(cp.deadlineMs);
+    expect(cp.streamDeadlineMs).toBe('none');
+    expect(cp.breaker.maxEjectionPercent).toBe(50);
     expect(cp.retry).toEqual({ maxAttempts: 3, initialBackoffMs: 50, maxBackoffMs: 1_000, multiplier: 2, jitter: 0.2, retryableStatusCodes: ['UNAVAILABLE'] });
     expect(cp.drainGraceMs).toBe(30_000);
     expect(cp.http.connectionsPerEndpoint).toBe(4);

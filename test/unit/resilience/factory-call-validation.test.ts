@@ -43,6 +43,39 @@ describe('per-call validation', () => {
     expect(h.seen).toEqual([]);
   });
 
+  it('gives a unary call the profile deadlineMs and a stream none (streamDeadlineMs "none"), unless the call sets one', async () => {
+    h = harness({ deadlineMs: 2_000 });
+    const deadlines: number[] = [];
+    h.behaviour.set(PEERS[0], (call) => void deadlines.push(call.deadline - Date.now()));
+    h.streams.set(PEERS[0], (call) => void deadlines.push(call.deadline - Date.now()));
+    await h.factory.unary(ControlPlaneDefinition, 'ping', ping(1), { endpoint: 'peer-1' });
+    const watch = (options: { deadlineMs?: number | 'none' }) => async () => {
+      for await (const _event of h!.factory.serverStream(ControlPlaneDefinition, 'watch', { fromNode: 'test', count: 1, intervalMs: 1 }, { endpoint: 'peer-1', ...options })) void _event;
+    };
+    await watch({})();
+    await watch({ deadlineMs: 'none' })();
+    await watch({ deadlineMs: 700 })();
+    expect(deadlines[0]).toBeGreaterThan(1_000);
+    expect(deadlines[0]).toBeLessThanOrEqual(2_000);
+    expect(deadlines[1]).toBe(Number.POSITIVE_INFINITY);
+    expect(deadlines[2]).toBe(Number.POSITIVE_INFINITY);
+    expect(deadlines[3]).toBeLessThanOrEqual(700);
+    expect(deadlines[3]).toBeGreaterThan(0);
+  });
+
+  it('a profile streamDeadlineMs bounds streams; deadlineMs "none" on a unary call is a ConfigError', async () => {
+    h = harness({ streamDeadlineMs: 60_000 });
+    const deadlines: number[] = [];
+    h.streams.set(PEERS[0], (call) => void deadlines.push(call.deadline - Date.now()));
+    for await (const _event of h.factory.serverStream(ControlPlaneDefinition, 'watch', { fromNode: 'test', count: 1, intervalMs: 1 }, { endpoint: 'peer-1' })) void _event;
+    expect(deadlines[0]).toBeGreaterThan(59_000);
+    expect(deadlines[0]).toBeLessThanOrEqual(60_000);
+    h.seen.length = 0;
+    const error = await failureOf(() => h!.factory.unary(ControlPlaneDefinition, 'ping', ping(1), { endpoint: 'peer-1', deadlineMs: 'none' }));
+    expect(error).toMatchObject({ code: 'CONFIG_INVALID', issues: [{ key: 'deadlineMs', message: expect.stringContaining('streams only') as unknown }] });
+    expect(h.seen).toEqual([]);
+  });
+
   it('accepts a fractional deadline and the 24 h bound', async () => {
     h = harness({});
     await expect(h.factory.unary(ControlPlaneDefinition, 'ping', ping(1), { endpoint: 'peer-1', deadlineMs: 1_500.5 })).resolves.toMatchObject({ attempts: 1 });

@@ -98,8 +98,8 @@ describe('breakers in the call path', () => {
     expect(h.seen.filter((s) => s.authority === P1)).toHaveLength(2);
   });
 
-  it('fails fast with CIRCUIT_OPEN naming every peer when all circuits are open (fail-fast)', async () => {
-    h = harness({ http3: 'disable', retry: FAST_RETRY, breaker: { consecutiveFailures: 1 } });
+  it('fails fast with CIRCUIT_OPEN naming every peer when all circuits are open (fail-fast, maxEjectionPercent 100)', async () => {
+    h = harness({ http3: 'disable', retry: FAST_RETRY, breaker: { consecutiveFailures: 1, maxEjectionPercent: 100 } });
     for (const peer of PEERS) {
       h.behaviour.set(peer, (_call, p) => {
         throw unavailable(peer, p);
@@ -114,7 +114,7 @@ describe('breakers in the call path', () => {
   });
 
   it('probes the least recently failed peer when the profile allows it, and closes its circuit on success', async () => {
-    h = harness({ http3: 'disable', retry: { ...FAST_RETRY, maxAttempts: 1 }, breaker: { consecutiveFailures: 1, halfOpenAfterMs: 60_000, whenAllOpen: 'probe-least-recently-failed' } });
+    h = harness({ http3: 'disable', retry: { ...FAST_RETRY, maxAttempts: 1 }, breaker: { consecutiveFailures: 1, halfOpenAfterMs: 60_000, maxEjectionPercent: 100, whenAllOpen: 'probe-least-recently-failed' } });
     const down = new Set<string>(PEERS);
     for (const peer of PEERS) {
       h.behaviour.set(peer, (_call, p) => {
@@ -137,9 +137,83 @@ describe('breakers in the call path', () => {
   });
 });
 
+describe('overload never ejects every peer (breaker.maxEjectionPercent, default 50)', () => {
+  const deadlineExceeded = (authority: string, protocol: 'h2' | 'h3'): RpcError => new RpcError(4, 'DEADLINE_EXCEEDED', 'Deadline exceeded', { endpoint: authority, protocol });
+
+  it('keeps sending to a lone peer whose circuit opened, and its half-open probe closes the circuit', async () => {
+    h = harness({ http3: 'disable', retry: { ...FAST_RETRY, maxAttempts: 1 } });
+    let overloaded = true;
+    h.behaviour.set(P1, (_call, p) => {
+      if (overloaded) throw deadlineExceeded(P1, p);
+    });
+    for (let i = 0; i < 5; i++) await expect(h.factory.unary(ControlPlaneDefinition, 'ping', ping(i), { endpoint: 'peer-1' })).rejects.toMatchObject({ statusName: 'DEADLINE_EXCEEDED' });
+    expect(h.breaker.state(P1, 'test')).toBe('open');
+    overloaded = false;
+    h.seen.length = 0;
+    // The circuit is open, but it is the only peer: calls reach it instead of failing with CIRCUIT_OPEN.
+    for (let i = 0; i < 20; i++) await expect(h.factory.unary(ControlPlaneDefinition, 'ping', ping(100 + i), { endpoint: 'peer-1' })).resolves.toMatchObject({ endpoint: P1 });
+    expect(h.seen).toHaveLength(20);
+    expect(h.breaker.state(P1, 'test')).toBe('open');
+    h.clock.advance(5_000);
+    await h.factory.unary(ControlPlaneDefinition, 'ping', ping(200), { endpoint: 'peer-1' });
+    expect(h.breaker.state(P1, 'test')).toBe('closed');
+  });
+
+  it('ejects at most half of the peers: with every circuit open, the least recently failed half takes the calls', async () => {
+    const FOUR = ['10.0.0.1:7001', '10.0.0.2:7001', '10.0.0.3:7001', '10.0.0.4:7001'];
+    h = harness({ http3: 'disable', retry: { ...FAST_RETRY, maxAttempts: 1 }, breaker: { consecutiveFailures: 1, halfOpenAfterMs: 60_000 } });
+    const down = new Set(FOUR);
+    for (const peer of FOUR) {
+      h.behaviour.set(peer, (_call, p) => {
+        if (down.has(peer)) throw unavailable(peer, p);
+      });
+    }
+    // Fail them in this order: .3, .1, .4, .2 (oldest failure first).
+    const order = ['10.0.0.3:7001', '10.0.0.1:7001', '10.0.0.4:7001', '10.0.0.2:7001'];
+    for (const peer of order) {
+      await expect(h.factory.unary(ControlPlaneDefinition, 'ping', ping(1), { endpoint: `https://${peer}`, profile: 'test' })).rejects.toBeInstanceOf(Error);
+      h.clock.advance(10);
+    }
+    for (const peer of FOUR) expect(h.breaker.state(peer, 'test')).toBe('open');
+    down.clear();
+    h.seen.length = 0;
+    const targets = FOUR.map((p) => `https://${p}`);
+    for (let i = 0; i < 8; i++) await h.factory.unary(ControlPlaneDefinition, 'ping', ping(10 + i), { peers: targets, profile: 'test' });
+    expect(new Set(h.seen.map((s) => s.authority))).toEqual(new Set(['10.0.0.3:7001', '10.0.0.1:7001']));
+  });
+
+  it('with maxEjectionPercent 0 no peer is ever kept out', async () => {
+    h = harness({ http3: 'disable', retry: FAST_RETRY, breaker: { consecutiveFailures: 1, maxEjectionPercent: 0 } });
+    h.behaviour.set(P1, (_call, p) => {
+      throw unavailable(P1, p);
+    });
+    await expect(h.factory.unary(ControlPlaneDefinition, 'ping', ping(1), { endpoint: 'peer-1' })).rejects.toBeInstanceOf(RpcError);
+    expect(h.breaker.state(P1, 'test')).toBe('open');
+    h.seen.length = 0;
+    // Round robin over the three: P1 still gets its turns (and fails over to the next peer).
+    for (let i = 0; i < 6; i++) await h.factory.unary(ControlPlaneDefinition, 'ping', ping(10 + i), { peers: ALL });
+    expect(h.seen.filter((s) => s.authority === P1).length).toBeGreaterThanOrEqual(2);
+  });
+
+  it('a deadline tighter than the profile\'s does not count against the peer; the profile\'s own deadline does', async () => {
+    h = harness({ http3: 'disable', deadlineMs: 2_000, retry: { ...FAST_RETRY, maxAttempts: 1 }, breaker: { consecutiveFailures: 2 } });
+    h.behaviour.set(P1, (_call, p) => {
+      throw deadlineExceeded(P1, p);
+    });
+    for (let i = 0; i < 5; i++) {
+      await expect(h.factory.unary(ControlPlaneDefinition, 'ping', ping(i), { endpoint: 'peer-1', deadlineMs: 100 })).rejects.toMatchObject({ statusName: 'DEADLINE_EXCEEDED', callerDeadline: true });
+    }
+    expect(h.breaker.state(P1, 'test')).toBe('closed');
+    for (let i = 0; i < 2; i++) {
+      await expect(h.factory.unary(ControlPlaneDefinition, 'ping', ping(10 + i), { endpoint: 'peer-1' })).rejects.toMatchObject({ statusName: 'DEADLINE_EXCEEDED', callerDeadline: false });
+    }
+    expect(h.breaker.state(P1, 'test')).toBe('open');
+  });
+});
+
 describe('server streams and the breaker', () => {
   it('counts a stream that fails before its first message: the circuit opens and the next stream fails fast', async () => {
-    h = harness({ http3: 'disable', breaker: { consecutiveFailures: 2, halfOpenAfterMs: 5_000 } });
+    h = harness({ http3: 'disable', breaker: { consecutiveFailures: 2, halfOpenAfterMs: 5_000, maxEjectionPercent: 100 } });
     const drain = async (): Promise<unknown> => {
       for await (const _ of h!.factory.serverStream(ControlPlaneDefinition, 'watch', { fromNode: 'test', count: 1, intervalMs: 0 }, { endpoint: 'peer-1' })) void _;
       return undefined;
