@@ -1,56 +1,61 @@
 import { TlsError, type TlsErrorCode } from '../errors.js';
-import { VERIFY_ERRORS, verifyErrorIn } from './verify-errors.js';
+import { NODE_UNNAMED_VERIFY_ERROR, verifyErrorOfUnnamed } from '../transport/http2/grpc-js-failures.js';
+import { VERIFY_ERRORS, type CertificateVerifyError } from './verify-errors.js';
 
 interface Rule {
-  readonly match: RegExp;
   readonly code: TlsErrorCode;
   readonly advice: string;
 }
 
-// Order matters: alerts sent by the server about OUR certificate come first, then our
-// own verification of the server's certificate (OpenSSL's verify errors, from the table both
-// transports share: `VERIFY_ERRORS`), then the rest. Patterns cover both OpenSSL's codes
-// (as Node exposes them on error.code) and its messages (as gRPC puts them in details).
-const ALERT_RULES: readonly Rule[] = [
-  { match: /certificate.required|CERTIFICATE_REQUIRED/i, code: 'TLS_CLIENT_CERT_REQUIRED', advice: 'the server demands a client certificate: use a profile with tls.mode "mtls" and a client certificate' },
-  { match: /alert.certificate.revoked|ALERT_CERTIFICATE_REVOKED/i, code: 'TLS_REVOKED', advice: 'the server says our client certificate is revoked: issue a new one' },
-  { match: /alert.certificate.expired|ALERT_CERTIFICATE_EXPIRED/i, code: 'TLS_CLIENT_CERT_EXPIRED', advice: 'the server says our client certificate has expired: renew it' },
-  { match: /alert.(unknown.ca|bad.certificate|decrypt.error|unsupported.certificate|access.denied|handshake.failure)|ALERT_(UNKNOWN_CA|BAD_CERTIFICATE|DECRYPT_ERROR|UNSUPPORTED_CERTIFICATE|ACCESS_DENIED|HANDSHAKE_FAILURE)/i, code: 'TLS_CLIENT_CERT_REJECTED', advice: 'the server rejected our client certificate: it must be issued by a CA the server trusts' },
-];
-
-const NAME_RULE: Rule = { match: /ERR_TLS_CERT_ALTNAME_INVALID|does not match certificate's altnames|altnames/i, code: 'TLS_PEER_NAME_MISMATCH', advice: 'dial the server by a name in its certificate or set tls.serverNameOverride' };
-
-const OTHER_RULES: readonly Rule[] = [
-  { match: /wrong version number|WRONG_VERSION_NUMBER|packet length too long|unknown protocol|ssl3_get_record|record layer failure|http request/i, code: 'TLS_HANDSHAKE_FAILED', advice: 'the peer did not answer with TLS (is it a plaintext endpoint?); OmniRelay never falls back to plaintext' },
-];
+const REJECTED: Rule = { code: 'TLS_CLIENT_CERT_REJECTED', advice: 'the server rejected our client certificate: it must be issued by a CA the server trusts' };
 
 /**
- * Turns a TLS failure (a Node TLS error, or the text gRPC reports for it) into a typed
- * TlsError naming the peer, or returns undefined when the text is not about TLS.
+ * TLS alerts the server sent about OUR certificate, by the code Node gives the error
+ * (`ERR_SSL_` + OpenSSL's reason): certificate_required (116), certificate_revoked (44),
+ * certificate_expired (45), and the alerts that reject a certificate (unknown_ca 48,
+ * bad_certificate 42, decrypt_error 51, unsupported_certificate 43, access_denied 49,
+ * handshake_failure 40).
+ */
+const ALERTS: Readonly<Record<string, Rule>> = {
+  ERR_SSL_TLSV13_ALERT_CERTIFICATE_REQUIRED: { code: 'TLS_CLIENT_CERT_REQUIRED', advice: 'the server demands a client certificate: use a profile with tls.mode "mtls" and a client certificate' },
+  ERR_SSL_SSLV3_ALERT_CERTIFICATE_REVOKED: { code: 'TLS_REVOKED', advice: 'the server says our client certificate is revoked: issue a new one' },
+  ERR_SSL_SSLV3_ALERT_CERTIFICATE_EXPIRED: { code: 'TLS_CLIENT_CERT_EXPIRED', advice: 'the server says our client certificate has expired: renew it' },
+  ERR_SSL_TLSV1_ALERT_UNKNOWN_CA: REJECTED,
+  ERR_SSL_SSLV3_ALERT_BAD_CERTIFICATE: REJECTED,
+  ERR_SSL_TLSV1_ALERT_DECRYPT_ERROR: REJECTED,
+  ERR_SSL_SSLV3_ALERT_UNSUPPORTED_CERTIFICATE: REJECTED,
+  ERR_SSL_TLSV1_ALERT_ACCESS_DENIED: REJECTED,
+  ERR_SSL_SSLV3_ALERT_HANDSHAKE_FAILURE: REJECTED,
+};
+
+const NAME_RULE: Rule = { code: 'TLS_PEER_NAME_MISMATCH', advice: 'dial the server by a name in its certificate or set tls.serverNameOverride' };
+
+const NOT_TLS: Rule = { code: 'TLS_HANDSHAKE_FAILED', advice: 'the peer did not answer with TLS (is it a plaintext endpoint?); OmniRelay never falls back to plaintext' };
+
+/** What OpenSSL says (as Node's error code) when the peer's bytes are not a TLS record. */
+const NOT_TLS_CODES: ReadonlySet<string> = new Set(['ERR_SSL_WRONG_VERSION_NUMBER', 'ERR_SSL_PACKET_LENGTH_TOO_LONG', 'ERR_SSL_UNKNOWN_PROTOCOL', 'ERR_SSL_HTTP_REQUEST', 'ERR_SSL_RECORD_LAYER_FAILURE']);
+
+/**
+ * Turns a Node TLS error into a typed TlsError naming the peer, by its `code`: an alert the
+ * server sent about our certificate (`ERR_SSL_*ALERT*`), OpenSSL's verify error for the
+ * server's certificate (from the table both transports share: `VERIFY_ERRORS`; an error Node
+ * has no code for comes as `UNSPECIFIED` and is read from OpenSSL's message), Node's name
+ * check, or a peer that does not speak TLS. Returns undefined when it is not about TLS.
  */
 export function classifyTlsFailure(failure: unknown, context: { peer: string; profile: string }): TlsError | undefined {
   if (failure instanceof TlsError) return failure;
-  const parts: string[] = [];
-  if (failure instanceof Error) {
-    const errno = (failure as NodeJS.ErrnoException).code;
-    if (typeof errno === 'string') parts.push(errno);
-    parts.push(failure.message);
-  } else {
-    parts.push(String(failure));
-  }
-  const text = parts.join(' ');
-  const typed = (rule: Pick<Rule, 'code' | 'advice'>, verifyError?: TlsError['verifyError']): TlsError =>
-    new TlsError(rule.code, `TLS with ${context.peer} failed (profile "${context.profile}"): ${rule.advice}. Underlying error: ${text}`, { peer: context.peer, profile: context.profile, verifyError, cause: failure });
-  for (const rule of ALERT_RULES) {
-    if (rule.match.test(text)) return typed(rule);
-  }
-  const errno = failure instanceof Error ? (failure as NodeJS.ErrnoException).code : undefined;
-  const verifyError = verifyErrorIn(errno, text);
+  // Read structurally, not by `instanceof Error`: Node's errors may come from another realm (a VM context).
+  if (typeof failure !== 'object' || failure === null) return undefined;
+  const { code, message } = failure as { code?: unknown; message?: unknown };
+  if (typeof code !== 'string' || typeof message !== 'string') return undefined;
+  const typed = (rule: Rule, verifyError?: TlsError['verifyError']): TlsError =>
+    new TlsError(rule.code, `TLS with ${context.peer} failed (profile "${context.profile}"): ${rule.advice}. Underlying error: ${code} ${message}`, { peer: context.peer, profile: context.profile, verifyError, cause: failure });
+  const alert = ALERTS[code];
+  if (alert !== undefined) return typed(alert);
+  const verifyError: CertificateVerifyError | undefined = Object.hasOwn(VERIFY_ERRORS, code) ? (code as CertificateVerifyError) : code === NODE_UNNAMED_VERIFY_ERROR ? verifyErrorOfUnnamed(message) : undefined;
   if (verifyError !== undefined) return typed(VERIFY_ERRORS[verifyError], verifyError);
-  if (NAME_RULE.match.test(text)) return typed(NAME_RULE, 'ERR_TLS_CERT_ALTNAME_INVALID');
-  for (const rule of OTHER_RULES) {
-    if (rule.match.test(text)) return typed(rule);
-  }
+  if (code === 'ERR_TLS_CERT_ALTNAME_INVALID') return typed(NAME_RULE, 'ERR_TLS_CERT_ALTNAME_INVALID');
+  if (NOT_TLS_CODES.has(code)) return typed(NOT_TLS);
   return undefined;
 }
 

@@ -4,9 +4,11 @@
  * puts in a status' details), the TLS alert OpenSSL sends for it (`ssl_x509err2alert`), and
  * our typed error code with what to do about it.
  *
- * The HTTP/2 transport meets these through OpenSSL (`classifyTlsFailure` reads code or
- * message); the HTTP/3 transport through our own verifier (`verifyChain`), which reports the
- * same names. So one failure has one code on both protocols.
+ * The HTTP/2 transport meets these through OpenSSL (`classifyTlsFailure` reads the code Node
+ * gives the error; for the few Node has no code for, `verifyErrorOfUnnamed` in
+ * transport/http2/grpc-js-failures.ts reads the message); the HTTP/3 transport through our own
+ * verifier (`verifyChain`), which reports the same names. So one failure has one code on both
+ * protocols.
  */
 import type { TlsErrorCode } from '../errors.js';
 
@@ -90,21 +92,3 @@ export type CertificateVerifyError = keyof typeof VERIFY_ERRORS;
  * Node's name check (`ERR_TLS_CERT_ALTNAME_INVALID`).
  */
 export type CertificateFailure = CertificateVerifyError | 'ERR_TLS_CERT_ALTNAME_INVALID';
-
-const BY_LENGTH = (Object.entries(VERIFY_ERRORS) as [CertificateVerifyError, VerifyErrorInfo][]).sort((a, b) => b[1].message.length - a[1].message.length);
-
-/**
- * The verify error named by a Node error code (`CRL_HAS_EXPIRED`) or quoted in a text (gRPC's
- * details carry OpenSSL's message: "CRL has expired"). Older OpenSSL wrote "self signed".
- */
-export function verifyErrorIn(code: string | undefined, text: string): CertificateVerifyError | undefined {
-  if (code !== undefined && Object.hasOwn(VERIFY_ERRORS, code)) return code as CertificateVerifyError;
-  const normalized = text.replace(/self signed/gi, 'self-signed');
-  for (const [name, info] of BY_LENGTH) {
-    if (normalized.includes(info.message)) return name;
-  }
-  for (const [name] of BY_LENGTH) {
-    if (new RegExp(`\\b${name}\\b`).test(text)) return name;
-  }
-  return undefined;
-}

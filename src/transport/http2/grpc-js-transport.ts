@@ -6,19 +6,13 @@ import { classifyTlsFailure, clientCertificateVerdict } from '../../tls/classify
 import type { TlsMaterial } from '../../tls/material.js';
 import { serverIdentityCheck } from '../../tls/peer-verification.js';
 import { GRPC_STATUS, statusName } from '../../grpc/status.js';
+import { closedBeforeSettings, isConnectionDropped, isRefusedStream } from './grpc-js-failures.js';
 import type { CallMetadata, DialTarget, PeerIdentity, Transport, TransportConnection, WireCall, WireUnaryResult } from '../types.js';
 
 const identity = (bytes: Buffer): Buffer => bytes;
 
-/**
- * The details grpc-js (1.14, `subchannel-call.js`) gives a call whose HTTP/2 stream closed with
- * RST_STREAM REFUSED_STREAM, with status UNAVAILABLE. nghttp2 closes the streams above a
- * GOAWAY's last stream id the same way, so it also marks requests a draining server's GOAWAY
- * refused. grpc-js would retry such a call once itself ("transparent retry"), but only with
- * its own retries on, which are off here (the factory retries); the status it then reports
- * carries no other trace of the refusal. A unit test pins this text to the installed grpc-js.
- */
-export const GRPC_JS_REFUSED_STREAM_DETAILS = 'Stream refused by server';
+// What grpc-js says about a refused stream, and every other text we read: grpc-js-failures.ts.
+export { GRPC_JS_REFUSED_STREAM_DETAILS } from './grpc-js-failures.js';
 
 /** Credentials shared per (TLS generation, endpoint) so grpc-js can reuse subchannels. */
 interface SharedCredentials {
@@ -27,6 +21,8 @@ interface SharedCredentials {
   lastFailure: { error: TlsError; at: number } | undefined;
   /** When a handshake last completed with the peer verified (performance.now()). */
   lastVerifiedAt: number;
+  /** The Node TLS error that ended the last connection attempt, if one did (see {@link gateDials}). */
+  lastConnectError: Error | undefined;
   /** Open connections built on these credentials; at 0 grpc-js may not dial with them (see {@link gateDials}). */
   open: number;
 }
@@ -39,6 +35,14 @@ type SecureConnectorFactory = ChannelCredentials['_createSecureConnector'];
  */
 export const GRPC_JS_DIAL_AFTER_CLOSE = 'OmniRelay: every connection using these credentials is closed; no new dial';
 
+/** What {@link gateDials} reports about each connection attempt it lets through. */
+export interface DialObserver {
+  /** A connection attempt starts (before its TCP connect). */
+  attempt(): void;
+  /** The attempt's TLS failed (the connector's rejection), or its TLS socket failed afterwards (an alert after a TLS 1.3 handshake). */
+  failed(error: Error): void;
+}
+
 /**
  * Lets grpc-js dial with `creds` only while `mayDial()` holds. grpc-js (1.14) keeps a
  * subchannel whose channel was closed in its global pool until a 10 s sweep, and a subchannel
@@ -48,16 +52,32 @@ export const GRPC_JS_DIAL_AFTER_CLOSE = 'OmniRelay: every connection using these
  * `waitForReady()` before it opens the TCP socket (`Http2SubchannelConnector.connect`), so a
  * rejection there is a dial that never leaves the process.
  */
-export function gateDials(creds: ChannelCredentials, mayDial: () => boolean): ChannelCredentials {
+export function gateDials(creds: ChannelCredentials, mayDial: () => boolean, observer?: DialObserver): ChannelCredentials {
   const create: SecureConnectorFactory = creds._createSecureConnector.bind(creds);
   creds._createSecureConnector = (...args: Parameters<SecureConnectorFactory>) => {
     const connector = create(...args);
+    // The connector sees the attempt's TLS socket and its Node errors (with `code`), which
+    // grpc-js passes on only as message text: recorded here for the transport to classify.
+    const failed = (error: unknown): void => {
+      if (typeof error === 'object' && error !== null) observer?.failed(error as Error);
+    };
     return {
-      connect: (socket) => connector.connect(socket),
+      connect: (socket) =>
+        connector.connect(socket).then(
+          (result) => {
+            if (observer !== undefined) result.socket.once('error', failed);
+            return result;
+          },
+          (error: unknown) => {
+            failed(error);
+            throw error;
+          },
+        ),
       waitForReady: async () => {
         if (!mayDial()) throw new Error(GRPC_JS_DIAL_AFTER_CLOSE);
         await connector.waitForReady();
         if (!mayDial()) throw new Error(GRPC_JS_DIAL_AFTER_CLOSE);
+        observer?.attempt();
       },
       getCallCredentials: () => connector.getCallCredentials(),
       destroy: () => connector.destroy(),
@@ -129,7 +149,7 @@ export class GrpcJsTransport implements Transport {
     const { tls } = target;
     let shared: SharedCredentials;
     if (tls.mode === 'insecure' || tls.secureContext === undefined) {
-      const insecure: SharedCredentials = { credentials: credentials.createInsecure(), lastFailure: undefined, lastVerifiedAt: -1, open: 0 };
+      const insecure: SharedCredentials = { credentials: credentials.createInsecure(), lastFailure: undefined, lastVerifiedAt: -1, lastConnectError: undefined, open: 0 };
       gateDials(insecure.credentials, () => insecure.open > 0);
       shared = insecure;
     } else {
@@ -145,8 +165,15 @@ export class GrpcJsTransport implements Transport {
           if (holder.shared !== undefined) holder.shared.lastVerifiedAt = performance.now();
         },
       });
-      const secure: SharedCredentials = { credentials: credentials.createFromSecureContext(tls.secureContext, { checkServerIdentity: check }), lastFailure: undefined, lastVerifiedAt: -1, open: 0 };
-      gateDials(secure.credentials, () => secure.open > 0);
+      const secure: SharedCredentials = { credentials: credentials.createFromSecureContext(tls.secureContext, { checkServerIdentity: check }), lastFailure: undefined, lastVerifiedAt: -1, lastConnectError: undefined, open: 0 };
+      gateDials(secure.credentials, () => secure.open > 0, {
+        attempt: () => {
+          secure.lastConnectError = undefined;
+        },
+        failed: (error) => {
+          secure.lastConnectError = error;
+        },
+      });
       shared = secure;
       holder.shared = shared;
     }
@@ -292,7 +319,7 @@ class GrpcJsConnection implements TransportConnection {
         if (error === undefined) resolve();
         else reject(error);
       };
-      const fail = (message: string): void => settle(this.#toError({ code: GRPC_STATUS.UNAVAILABLE, details: `No connection established: ${message}` } as ServiceError, started, {}, false));
+      const fail = (message: string): void => settle(this.#toError({ code: GRPC_STATUS.UNAVAILABLE, details: `No connection established: ${message}` } as ServiceError, started, {}, false, true));
       const check = (error?: Error): void => {
         if (settled) return;
         if (this.#closed) return fail('connection closed');
@@ -344,12 +371,16 @@ class GrpcJsConnection implements TransportConnection {
     };
   }
 
-  /** `responded`: response headers or messages arrived (the server was processing the call). */
-  #toError(error: ServiceError | undefined, started: number, trailers: Record<string, string>, responded: boolean): Error {
+  /**
+   * `responded`: response headers or messages arrived (the server was processing the call).
+   * `unconnected`: the caller knows no connection was made (`ready()` gave up).
+   * Text grpc-js gives is read only through grpc-js-failures.ts, where nothing structured exists.
+   */
+  #toError(error: ServiceError | undefined, started: number, trailers: Record<string, string>, responded: boolean, unconnected = false): Error {
     const endpoint = this.#target.endpoint.authority;
     const code: number = error?.code ?? GRPC_STATUS.UNKNOWN;
     const details = error?.details ?? error?.message ?? 'unknown error';
-    if (code === GRPC_STATUS.UNAVAILABLE && details === GRPC_JS_REFUSED_STREAM_DETAILS && !responded) {
+    if (code === GRPC_STATUS.UNAVAILABLE && isRefusedStream(details) && !responded) {
       return new RpcError(code, statusName(code), 'the server refused the request without processing it (HTTP/2 RST_STREAM REFUSED_STREAM, or a GOAWAY whose last stream id is below this stream)', {
         endpoint,
         protocol: 'h2',
@@ -357,24 +388,30 @@ class GrpcJsConnection implements TransportConnection {
         trailers,
       });
     }
+    // grpc-js fails a call for want of a connection only from pick_first's UnavailablePicker,
+    // which comes with the channel state TRANSIENT_FAILURE and stays until a connection is READY.
+    const noConnection = code === GRPC_STATUS.UNAVAILABLE && !responded && (unconnected || this.#client.getChannel().getConnectivityState(false) === connectivityState.TRANSIENT_FAILURE);
     if (code === GRPC_STATUS.UNAVAILABLE && this.#target.tls.mode !== 'insecure') {
       const recorded = this.#shared.lastFailure;
       if (recorded !== undefined && recorded.at >= started - 1) return recorded.error;
-      const classified = classifyTlsFailure(details, { peer: endpoint, profile: this.#target.profileName });
-      if (classified !== undefined) return clientCertificateVerdict(classified, this.#target.tls.mode === 'mtls');
-      // TLS 1.3: the client's handshake completes before the server has checked our
-      // certificate. A server that rejects it without an alert (Node's TLS servers verify
-      // after the handshake, then close) shows up as a connection that closed right after a
-      // verified handshake and before HTTP/2 settings: grpc-js's "Failed to connect".
-      if (this.#target.tls.mode === 'mtls' && /Failed to connect/.test(details) && this.#shared.lastVerifiedAt >= started) {
-        return new TlsError(
-          'TLS_CLIENT_CERT_REJECTED',
-          `Peer ${endpoint} closed the connection right after the TLS handshake (profile "${this.#target.profileName}"): it rejected our client certificate (not issued by a CA it trusts, revoked, or expired). Underlying error: ${details}`,
-          { peer: endpoint, profile: this.#target.profileName },
-        );
+      if (noConnection) {
+        // The Node TLS error of the last connection attempt (our connector saw it), by its code.
+        const classified = classifyTlsFailure(this.#shared.lastConnectError, { peer: endpoint, profile: this.#target.profileName });
+        if (classified !== undefined) return clientCertificateVerdict(classified, this.#target.tls.mode === 'mtls');
+        // TLS 1.3: the client's handshake completes before the server has checked our
+        // certificate. A server that rejects it without an alert (Node's TLS servers verify
+        // after the handshake, then close) shows up as a connection that closed right after a
+        // verified handshake and before HTTP/2 settings.
+        if (this.#target.tls.mode === 'mtls' && closedBeforeSettings(details) && this.#shared.lastVerifiedAt >= started) {
+          return new TlsError(
+            'TLS_CLIENT_CERT_REJECTED',
+            `Peer ${endpoint} closed the connection right after the TLS handshake (profile "${this.#target.profileName}"): it rejected our client certificate (not issued by a CA it trusts, revoked, or expired). Underlying error: ${details}`,
+            { peer: endpoint, profile: this.#target.profileName },
+          );
+        }
       }
     }
-    const failure = code === GRPC_STATUS.UNAVAILABLE && /No connection established|connect|ECONNREFUSED|Connection dropped/i.test(details) ? 'connect' : undefined;
+    const failure = noConnection || (code === GRPC_STATUS.UNAVAILABLE && isConnectionDropped(details)) ? 'connect' : undefined;
     return new RpcError(code, statusName(code), details, { endpoint, protocol: 'h2', failure, trailers });
   }
 

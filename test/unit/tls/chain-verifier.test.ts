@@ -16,7 +16,7 @@ import { beforeAll, describe, expect, it } from '@jest/globals';
 import * as x509 from '@peculiar/x509';
 import { MAX_PRESENTED_CERTIFICATES, TLS_ALERT, trustStoreOf, verifyChain, type PeerRole } from '../../../src/tls/chain-verifier.js';
 import { createDevCertificateAuthority, type DevCertificateAuthority, type IssuedCertificate } from '../../../src/tls/dev-pki.js';
-import { verifyErrorIn } from '../../../src/tls/verify-errors.js';
+import { verifyErrorOfUnnamed } from '../../../src/transport/http2/grpc-js-failures.js';
 
 const DAY = 24 * 60 * 60 * 1000;
 const SANS = { dnsNames: ['localhost'], ipAddresses: ['127.0.0.1'] };
@@ -82,10 +82,10 @@ async function nodeVerdict(c: Case): Promise<string> {
 /**
  * Node names only the classic verify errors; the security-level ones (EE_KEY_TOO_SMALL,
  * CA_KEY_TOO_SMALL, CA_MD_TOO_WEAK) come as code UNSPECIFIED with OpenSSL's message, which
- * names them (and which our HTTP/2 classification reads, `verifyErrorIn`).
+ * names them (and which our HTTP/2 classification reads, `verifyErrorOfUnnamed`).
  */
 function named(code: string, message: string): string {
-  return code === 'UNSPECIFIED' ? (verifyErrorIn(undefined, message) ?? `UNSPECIFIED: ${message}`) : code;
+  return code === 'UNSPECIFIED' ? (verifyErrorOfUnnamed(message) ?? `UNSPECIFIED: ${message}`) : code;
 }
 
 function ourVerdict(c: Case): string {

@@ -41,16 +41,22 @@ describe('classifyTlsFailure', () => {
     const error = classifyTlsFailure(nodeError(code, message), ctx);
     expect(error?.code).toBe(expected);
     expect(error?.verifyError).toBe(code === 'UNSPECIFIED' ? 'DIFFERENT_CRL_SCOPE' : code);
-    expect(classifyTlsFailure(`No connection established. Last error: Error: ${message}`, ctx)?.verifyError).toBe(code === 'UNSPECIFIED' ? 'DIFFERENT_CRL_SCOPE' : code);
   });
 
   it('an alert about our certificate wins over the verify error its words resemble', () => {
     expect(classifyTlsFailure(nodeError('ERR_SSL_SSLV3_ALERT_CERTIFICATE_REVOKED', 'error:0A00042C:SSL routines::sslv3 alert certificate revoked'), ctx)).toMatchObject({ code: 'TLS_REVOKED', verifyError: undefined });
-    expect(codeOf('self signed certificate in certificate chain')).toBe('TLS_PEER_UNTRUSTED');
   });
 
-  it('reads the same failures out of gRPC status details', () => {
-    expect(codeOf('No connection established. Last error: Error: certificate has expired')).toBe('TLS_PEER_EXPIRED');
+  it('reads the reason out of the message only for a verify error Node has no code for (UNSPECIFIED)', () => {
+    expect(classifyTlsFailure(nodeError('UNSPECIFIED', 'CA signature digest algorithm too weak'), ctx)).toMatchObject({ code: 'TLS_PEER_UNTRUSTED', verifyError: 'CA_MD_TOO_WEAK' });
+    expect(classifyTlsFailure(nodeError('UNSPECIFIED', 'self signed certificate in certificate chain'), ctx)?.verifyError).toBe('SELF_SIGNED_CERT_IN_CHAIN');
+    expect(codeOf(nodeError('UNSPECIFIED', 'something OpenSSL has not said before'))).toBeUndefined();
+  });
+
+  it('classifies by code, never by text: gRPC status details and code-less errors are not classified', () => {
+    expect(codeOf('No connection established. Last error: Error: certificate has expired')).toBeUndefined();
+    expect(codeOf(new Error('certificate has expired'))).toBeUndefined();
+    expect(codeOf(nodeError('ECONNRESET', 'sslv3 alert bad certificate'))).toBeUndefined();
   });
 
   it('names the peer and profile and keeps the cause', () => {

@@ -9,7 +9,7 @@ import { readFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { dirname, join } from 'node:path';
 import { describe, expect, it } from '@jest/globals';
-import { GRPC_JS_REFUSED_STREAM_DETAILS } from '../../../src/transport/http2/grpc-js-transport.js';
+import { GRPC_JS_REFUSED_STREAM_DETAILS } from '../../../src/transport/http2/grpc-js-failures.js';
 
 describe('grpc-js REFUSED_STREAM mapping', () => {
   it('grpc-js ends a call whose stream closed with REFUSED_STREAM as UNAVAILABLE with the details we match', () => {
