@@ -129,14 +129,14 @@ describe('no connection: the channel is in TRANSIENT_FAILURE', () => {
 });
 
 describe('texts grpc-js gives that have no structured counterpart', () => {
-  it(`connection closed under a running call -> "${GRPC_JS_CONNECTION_DROPPED_DETAILS}", failure "connect"`, async () => {
+  it(`connection closed under a running call -> "${GRPC_JS_CONNECTION_DROPPED_DETAILS}", failure "stream" (the request may have reached the server)`, async () => {
     const server = await h2cServer((stream) => {
       stream.respond({ ':status': 200, 'content-type': 'application/grpc' });
       stream.session?.destroy();
     });
     try {
       const error = asRpcError(await callFailure(connect(server.url, { mode: 'insecure' })));
-      expect({ status: error.statusName, details: error.details, failure: error.failure }).toEqual({ status: 'UNAVAILABLE', details: GRPC_JS_CONNECTION_DROPPED_DETAILS, failure: 'connect' });
+      expect({ status: error.statusName, details: error.details, failure: error.failure }).toEqual({ status: 'UNAVAILABLE', details: GRPC_JS_CONNECTION_DROPPED_DETAILS, failure: 'stream' });
     } finally {
       await server.close();
     }

@@ -411,7 +411,10 @@ class GrpcJsConnection implements TransportConnection {
         }
       }
     }
-    const failure = noConnection || (code === GRPC_STATUS.UNAVAILABLE && isConnectionDropped(details)) ? 'connect' : undefined;
+    // A connection that closed under a running call may have carried the request: 'stream'
+    // (as over HTTP/3), never 'connect' ("nothing reached the server"), which a draining peer's
+    // refusal memory could turn into a transparent retry and so a second execution.
+    const failure = noConnection ? 'connect' : code === GRPC_STATUS.UNAVAILABLE && isConnectionDropped(details) ? 'stream' : undefined;
     return new RpcError(code, statusName(code), details, { endpoint, protocol: 'h2', failure, trailers });
   }
 
