@@ -6,14 +6,14 @@
 //   PROFILE_CALLS=10000 node bench/profile-factory.js
 //   PROFILE_CONCURRENCY=8 node bench/profile-factory.js   # 8 callers instead of 1
 //   PROFILE_TELEMETRY=on node bench/profile-factory.js    # SDK meter + tracer instead of no-op
-//   PROFILE_OUT=prefix node bench/profile-factory.js      # also write prefix-raw/-factory.cpuprofile
+//   PROFILE_OUT=prefix node bench/profile-factory.js      # also write prefix-<variant>-<block>.cpuprofile
 //
 // The server (a GrpcHost, HTTP/2 only, mTLS) runs in a child process, so the profiles hold
 // the client side only. Telemetry off: TOKENS.Telemetry bound to OpenTelemetry's no-op
 // providers; profile http3 'disable' (same transport as the raw client). First the two
 // variants are timed without the profiler in interleaved blocks (client process CPU per
-// call); then each is profiled (node:inspector, sampling every PROFILE_SAMPLING_US, default
-// 100 µs) and the report gives self time per call by package, by omnirelay file, and the
+// call); then each is profiled, again in interleaved blocks (node:inspector, sampling every
+// PROFILE_SAMPLING_US, default 100 µs), and the report gives self time per call by package, by omnirelay file, and the
 // functions whose self time per call grew most from raw to factory.
 import 'reflect-metadata';
 import { fork } from 'node:child_process';
@@ -34,6 +34,7 @@ const WARMUP = 3000;
 const CONCURRENCY = Number(process.env.PROFILE_CONCURRENCY ?? 1);
 const SAMPLING_MICROS = Number(process.env.PROFILE_SAMPLING_US ?? 100);
 const TOP = 25;
+const PROFILE_BLOCKS = 6;
 
 if (process.argv[2] === '--server') {
   // Child: serve Ping over HTTP/2 only until the parent disconnects.
@@ -110,6 +111,17 @@ function analyse(profile) {
     functions.set(key, (functions.get(key) ?? 0) + micros);
   }
   return { busy, functions, buckets, owners };
+}
+
+/** Sums two analyses (the first may be undefined). */
+function add(a, b) {
+  if (a === undefined) return b;
+  const merge = (x, y) => {
+    const out = new Map(x);
+    for (const [k, v] of y) out.set(k, (out.get(k) ?? 0) + v);
+    return out;
+  };
+  return { busy: a.busy + b.busy, functions: merge(a.functions, b.functions), buckets: merge(a.buckets, b.buckets), owners: merge(a.owners, b.owners) };
 }
 
 function group(name) {
@@ -195,15 +207,22 @@ async function main() {
     session.connect();
     await session.post('Profiler.enable');
     await session.post('Profiler.setSamplingInterval', { interval: SAMPLING_MICROS });
-    const profiles = {};
-    for (const [name, call] of [['raw', rawPing], ['factory', factoryPing]]) {
-      await session.post('Profiler.start');
-      await loop(call, CALLS);
-      ({ profile: profiles[name] } = await session.post('Profiler.stop'));
-      if (process.env.PROFILE_OUT !== undefined) await writeFile(`${process.env.PROFILE_OUT}-${name}.cpuprofile`, JSON.stringify(profiles[name]));
+    // Profiled in interleaved blocks too (rotating order), one profile per block, summed.
+    const variants = [['raw', rawPing], ['factory', factoryPing]];
+    const sums = { raw: undefined, factory: undefined };
+    const perBlock = Math.ceil(CALLS / PROFILE_BLOCKS);
+    for (let b = 0; b < PROFILE_BLOCKS; b++) {
+      for (let k = 0; k < variants.length; k++) {
+        const [name, call] = variants[(b + k) % variants.length];
+        await session.post('Profiler.start');
+        await loop(call, perBlock);
+        const { profile } = await session.post('Profiler.stop');
+        if (process.env.PROFILE_OUT !== undefined) await writeFile(`${process.env.PROFILE_OUT}-${name}-${b}.cpuprofile`, JSON.stringify(profile));
+        sums[name] = add(sums[name], analyse(profile));
+      }
     }
-    console.log(`profiled ${CALLS} calls per variant, sampling every ${SAMPLING_MICROS} µs`);
-    report(analyse(profiles.raw), analyse(profiles.factory), CALLS);
+    console.log(`profiled ${perBlock * PROFILE_BLOCKS} calls per variant in ${PROFILE_BLOCKS} interleaved blocks, sampling every ${SAMPLING_MICROS} µs`);
+    report(sums.raw, sums.factory, perBlock * PROFILE_BLOCKS);
   } finally {
     session.disconnect();
     rawClient.close();
