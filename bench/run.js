@@ -1,10 +1,15 @@
 // `npm run bench`: prints figures and ratios; asserts nothing about time.
 //
-// 1. The same unary workload (ControlPlane/Ping, mTLS, one loopback host) through the
-//    factory (telemetry on: OpenTelemetry SDK meter + tracer with a batch span processor)
-//    and through a hand-made grpc-js client, sequential and with 64 concurrent callers.
-//    Variants run in small interleaved blocks (rotating order) so drift on this shared
-//    machine hits all of them alike.
+// 1. The same unary workload (ControlPlane/Ping, mTLS, one loopback host serving HTTP/2 only:
+//    `http3: false`, and profiles with `http3: 'disable'`, so the transport is the same and
+//    only the factory's own overhead differs) through a hand-made grpc-js client and through
+//    the factory three ways: telemetry off (TOKENS.Telemetry bound to OpenTelemetry's no-op
+//    providers: there is no "disabled" switch in src/telemetry), telemetry unbound (the global
+//    providers, no-op here since this process registers no SDK) and telemetry on
+//    (OpenTelemetry SDK meter + tracer with a batch span processor). Sequential and with 64
+//    concurrent callers. Variants run in small interleaved blocks (rotating order) so drift on
+//    this shared machine hits all of them alike. Goals against raw grpc-js with telemetry off:
+//    throughput ratio >= 0.97, p99 ratio <= 1.05; telemetry on is reported only.
 // 2. Sockets opened for 10,000 calls to 8 endpoints (counted on Node's `net.client.socket`
 //    diagnostics channel, which sees every client socket the process creates).
 // 3. Client certificate rotation: time until calls present the new certificate.
@@ -14,7 +19,7 @@
 //    h3/h2 ratios and CPU time per call (client and server share this process). Where the
 //    HTTP/3 time goes: `node bench/profile-h3.js` (a CPU profile, see that file).
 //
-// BENCH_ONLY=h3 runs only section 4. Sizes: BENCH_SEQUENTIAL, BENCH_CONCURRENT, BENCH_ROUNDS
+// BENCH_ONLY=factory runs only section 1, BENCH_ONLY=h3 only section 4. Sizes: BENCH_SEQUENTIAL, BENCH_CONCURRENT, BENCH_ROUNDS
 // (sections 1) and BENCH_H3_SEQUENTIAL, BENCH_H3_CONCURRENT, BENCH_H3_ROUNDS (section 4).
 import 'reflect-metadata';
 import { subscribe, unsubscribe } from 'node:diagnostics_channel';
@@ -23,6 +28,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { Client, credentials, Metadata } from '@grpc/grpc-js';
+import { createNoopMeter, ProxyTracerProvider } from '@opentelemetry/api';
 import { MeterProvider, PeriodicExportingMetricReader, InMemoryMetricExporter, AggregationTemporality } from '@opentelemetry/sdk-metrics';
 import { BasicTracerProvider, BatchSpanProcessor } from '@opentelemetry/sdk-trace-base';
 import { Container } from 'inversify';
@@ -78,9 +84,12 @@ async function http2Sections(dir, pki, hosts) {
     };
     const container = containerFor(options, { meterProvider, tracerProvider });
     const factory = container.get(TOKENS.GrpcControlPlaneClientFactory);
-    // The same factory with OpenTelemetry's no-op providers: what telemetry itself costs.
+    // The same factory with telemetry unbound: the global providers, no-op in this process.
     const quietContainer = containerFor(options);
     const quiet = quietContainer.get(TOKENS.GrpcControlPlaneClientFactory);
+    // Telemetry off: OpenTelemetry's own no-op providers, bound explicitly.
+    const offContainer = containerFor(options, { meterProvider: { getMeter: () => createNoopMeter() }, tracerProvider: new ProxyTracerProvider().getDelegate() }); // NoopTracerProvider (not exported by name)
+    const off = offContainer.get(TOKENS.GrpcControlPlaneClientFactory);
 
     // The hand-made baseline: what a component would write without the factory.
     const [ca, key, cert] = await Promise.all([readFile(pki.caFile), readFile(client.keyFile), readFile(client.certFile)]);
@@ -99,33 +108,40 @@ async function http2Sections(dir, pki, hosts) {
       });
     const factoryPing = (i) => factory.unary(ControlPlaneDefinition, 'ping', { fromNode: 'bench', sequence: i, payload: new Uint8Array() }, { endpoint: 'bench' });
     const quietPing = (i) => quiet.unary(ControlPlaneDefinition, 'ping', { fromNode: 'bench', sequence: i, payload: new Uint8Array() }, { endpoint: 'bench' });
+    const offPing = (i) => off.unary(ControlPlaneDefinition, 'ping', { fromNode: 'bench', sequence: i, payload: new Uint8Array() }, { endpoint: 'bench' });
 
-    // Warm up both paths (handshakes, JIT).
+    // Warm up every path (handshakes, JIT).
     await measure(rawPing, 500, 8);
-    await measure(factoryPing, 500, 8);
+    await measure(offPing, 500, 8);
     await measure(quietPing, 500, 8);
+    await measure(factoryPing, 500, 8);
 
-    const variants = [rawPing, factoryPing, quietPing];
-    const [rawSeq, facSeq, quietSeq] = await compare(variants, { blocks: ROUNDS, total: SEQUENTIAL_CALLS, concurrency: 1 });
-    const [rawCon, facCon, quietCon] = await compare(variants, { blocks: ROUNDS, total: CONCURRENT_CALLS, concurrency: CONCURRENCY });
-    console.log(`Unary Ping over HTTP/2 + mTLS on loopback, ${ROUNDS} interleaved blocks per variant in rotating order, latencies pooled (node ${process.version})`);
-    console.log(`sequential (${SEQUENTIAL_CALLS} calls, 1 caller):`);
-    console.log(row('raw grpc-js client', rawSeq));
-    console.log(row('factory (telemetry on)', facSeq));
-    console.log(row('factory (no-op telemetry)', quietSeq));
-    console.log(`  ratio no-op factory/raw: throughput ${(quietSeq.throughput / rawSeq.throughput).toFixed(3)}, p50 ${(quietSeq.p50 / rawSeq.p50).toFixed(3)}`);
-    console.log(`  ratio factory/raw: throughput ${(facSeq.throughput / rawSeq.throughput).toFixed(3)} (goal >= 0.95), p50 ${(facSeq.p50 / rawSeq.p50).toFixed(3)} (goal <= 1.05), p99 ${(facSeq.p99 / rawSeq.p99).toFixed(3)}`);
-    console.log(`concurrent (${CONCURRENT_CALLS} calls, ${CONCURRENCY} callers):`);
-    console.log(row('raw grpc-js client', rawCon));
-    console.log(row('factory (telemetry on)', facCon));
-    console.log(row('factory (no-op telemetry)', quietCon));
-    console.log(`  ratio no-op factory/raw: throughput ${(quietCon.throughput / rawCon.throughput).toFixed(3)}, p50 ${(quietCon.p50 / rawCon.p50).toFixed(3)}`);
-    console.log(`  ratio factory/raw: throughput ${(facCon.throughput / rawCon.throughput).toFixed(3)} (goal >= 0.95), p50 ${(facCon.p50 / rawCon.p50).toFixed(3)} (goal <= 1.05), p99 ${(facCon.p99 / rawCon.p99).toFixed(3)}`);
+    const variants = [rawPing, offPing, quietPing, factoryPing];
+    const names = ['raw grpc-js client', 'factory, telemetry off', 'factory, telemetry unbound', 'factory, telemetry on'];
+    const sequential = await compare(variants, { blocks: ROUNDS, total: SEQUENTIAL_CALLS, concurrency: 1 });
+    const concurrent = await compare(variants, { blocks: ROUNDS, total: CONCURRENT_CALLS, concurrency: CONCURRENCY });
+    console.log(`Unary Ping over HTTP/2 + mTLS on loopback (host http3: false, profile http3: 'disable'), ${ROUNDS} interleaved blocks per variant in rotating order, latencies pooled (node ${process.version})`);
+    console.log(`  telemetry off: TOKENS.Telemetry = OpenTelemetry's no-op meter and tracer providers; unbound: the global providers (no SDK registered); on: SDK meter + tracer, batch span processor`);
+    for (const [title, results] of [
+      [`sequential (${SEQUENTIAL_CALLS} calls, 1 caller):`, sequential],
+      [`concurrent (${CONCURRENT_CALLS} calls, ${CONCURRENCY} callers):`, concurrent],
+    ]) {
+      const [raw, offR, quietR, onR] = results;
+      console.log(title);
+      for (const [i, r] of results.entries()) console.log(`${row(names[i], r)}   CPU ${r.cpuPerCall.toFixed(0).padStart(4)} µs/call`);
+      const line = (label, r, goals) =>
+        `  ratio ${label.padEnd(24)} throughput ${(r.throughput / raw.throughput).toFixed(3)}${goals ? ' (goal >= 0.97)' : ''}, p50 ${(r.p50 / raw.p50).toFixed(3)}, p99 ${(r.p99 / raw.p99).toFixed(3)}${goals ? ' (goal <= 1.05)' : ''}, CPU/call ${(r.cpuPerCall / raw.cpuPerCall).toFixed(3)}`;
+      console.log(line('telemetry off / raw:', offR, true));
+      console.log(line('telemetry unbound / raw:', quietR, false));
+      console.log(line('telemetry on / raw:', onR, false));
+    }
     raw.close();
     await container.unbindAllAsync();
     await quietContainer.unbindAllAsync();
+    await offContainer.unbindAllAsync();
     await meterProvider.shutdown();
     await tracerProvider.shutdown();
+    if (ONLY === 'factory') return;
 
     // Sockets for 10,000 calls to 8 endpoints.
     for (let i = 0; i < 7; i++) hosts.push(await startHost(server, pki));
@@ -251,7 +267,7 @@ async function main() {
   const hosts = [];
   try {
     if (ONLY !== 'h3') await http2Sections(dir, pki, hosts);
-    await http3Section(pki, hosts);
+    if (ONLY !== 'factory') await http3Section(pki, hosts);
   } finally {
     await Promise.all(hosts.map((h) => h.close(1000)));
     await rm(dir, { recursive: true, force: true });

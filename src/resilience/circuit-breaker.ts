@@ -128,11 +128,18 @@ class Circuit {
     onChange: (circuit: Circuit, state: BreakerState) => void,
   ) {
     const codes = settings.failureStatusCodes.map((name) => GRPC_STATUS[name]);
+    const counts = isPeerFailure(codes);
     const gate = new HalfOpenGate(this);
-    this.policy = circuitBreaker(handleWhen(isPeerFailure(codes)), { halfOpenAfter: gate, breaker: breakerFor(settings, clock) });
-    this.policy.onFailure(({ handled }) => {
+    // cockatiel asks this filter once per thrown error, right where it would emit onFailure
+    // with `handled` = the filter's answer; noting the failure time here instead of in an
+    // onFailure listener keeps cockatiel from starting a stopwatch (performance.now and a
+    // closure) on every call, which it does whenever a success or failure listener exists.
+    const filter = (error: Error): boolean => {
+      const handled = counts(error);
       if (handled) this.lastFailureAt = this.clock.now();
-    });
+      return handled;
+    };
+    this.policy = circuitBreaker(handleWhen(filter), { halfOpenAfter: gate, breaker: breakerFor(settings, clock) });
     this.policy.onStateChange((state) => onChange(this, fromCockatiel(state)));
   }
 
@@ -170,7 +177,11 @@ export interface PeerCircuitBreakerOptions {
  * (closed). State changes go to `changes$` and to the breaker metrics.
  */
 export class PeerCircuitBreaker implements ICircuitBreaker {
-  readonly #circuits = new Map<string, Circuit>();
+  /**
+   * Circuits by profile, then peer: two lookups of strings the caller already holds, rather
+   * than a `profile\0peer` key built (and hashed) on each of the three lookups per call.
+   */
+  readonly #circuits = new Map<string, Map<string, Circuit>>();
   readonly #changes = new Subject<BreakerChange>();
   readonly #settingsFor: (profile: string) => CircuitBreakerOptions | undefined;
   readonly #clock: Clock;
@@ -187,15 +198,15 @@ export class PeerCircuitBreaker implements ICircuitBreaker {
   }
 
   state(peer: string, profile = DEFAULT_PROFILE): BreakerState {
-    return this.#circuits.get(key(peer, profile))?.state() ?? 'closed';
+    return this.#circuits.get(profile)?.get(peer)?.state() ?? 'closed';
   }
 
   lastFailureAt(peer: string, profile = DEFAULT_PROFILE): number | undefined {
-    return this.#circuits.get(key(peer, profile))?.lastFailureAt;
+    return this.#circuits.get(profile)?.get(peer)?.lastFailureAt;
   }
 
   allowProbe(peer: string, profile = DEFAULT_PROFILE): void {
-    const circuit = this.#circuits.get(key(peer, profile));
+    const circuit = this.#circuits.get(profile)?.get(peer);
     if (circuit !== undefined && circuit.policy.state === CircuitState.Open) circuit.probeAllowed = true;
   }
 
@@ -220,11 +231,15 @@ export class PeerCircuitBreaker implements ICircuitBreaker {
 
   #circuit(peer: string, profile: string): Circuit {
     const settings = this.#settingsFor(profile) ?? PRESETS['control-plane'].breaker;
-    const k = key(peer, profile);
-    const known = this.#circuits.get(k);
+    let byPeer = this.#circuits.get(profile);
+    if (byPeer === undefined) {
+      byPeer = new Map();
+      this.#circuits.set(profile, byPeer);
+    }
+    const known = byPeer.get(peer);
     if (known !== undefined && (known.settings === settings || sameSettings(known.settings, settings))) return known;
     const circuit = new Circuit(peer, profile, settings, this.#clock, (c, state) => this.#changed(c, state));
-    this.#circuits.set(k, circuit);
+    byPeer.set(peer, circuit);
     if (known !== undefined && known.reported !== 'closed') this.#changed(circuit, 'closed', known.reported);
     return circuit;
   }
@@ -237,12 +252,8 @@ export class PeerCircuitBreaker implements ICircuitBreaker {
   }
 
   *#snapshots(): Iterable<CircuitSnapshot> {
-    for (const circuit of this.#circuits.values()) yield { peer: circuit.peer, profile: circuit.profile, state: circuit.state() };
+    for (const byPeer of this.#circuits.values()) for (const circuit of byPeer.values()) yield { peer: circuit.peer, profile: circuit.profile, state: circuit.state() };
   }
-}
-
-function key(peer: string, profile: string): string {
-  return `${profile}\u0000${peer}`;
 }
 
 /**

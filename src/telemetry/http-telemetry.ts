@@ -1,6 +1,6 @@
 import { context, SpanKind, SpanStatusCode } from '@opentelemetry/api';
-import type { Attributes, Counter, Histogram, Meter, Span, TracerProvider } from '@opentelemetry/api';
-import { defaultClock, errorType, getTracer, MeterBinding, splitHostPort } from './internal.js';
+import type { Attributes, Counter, Histogram, Meter, Span } from '@opentelemetry/api';
+import { defaultClock, errorType, hostPortOf, MeterBinding, TracerBinding } from './internal.js';
 import type { TelemetryProviders } from './internal.js';
 import {
   ATTR_ENDPOINT,
@@ -73,19 +73,19 @@ function buildHttpInstruments(meter: Meter): HttpInstruments {
  */
 export class HttpTelemetry {
   private readonly instruments: MeterBinding<HttpInstruments>;
-  private readonly tracerProvider: TracerProvider | undefined;
+  private readonly tracer: TracerBinding;
   private readonly clock: () => number;
 
   constructor(providers: TelemetryProviders = {}) {
     this.instruments = new MeterBinding(providers.meterProvider, buildHttpInstruments);
-    this.tracerProvider = providers.tracerProvider;
+    this.tracer = new TracerBinding(providers.tracerProvider);
     this.clock = providers.clock ?? defaultClock;
   }
 
   start(req: HttpRequestInfo): HttpObservation {
     const upper = req.method.toUpperCase();
     const method = KNOWN_METHODS.has(upper) ? upper : '_OTHER';
-    const { host, port } = splitHostPort(req.endpoint);
+    const { host, port } = hostPortOf(req.endpoint);
     const attributes: Attributes = {
       [ATTR_HTTP_REQUEST_METHOD]: method,
       [ATTR_SERVER_ADDRESS]: host,
@@ -95,7 +95,7 @@ export class HttpTelemetry {
     };
     if (port !== undefined) attributes[ATTR_SERVER_PORT] = port;
     if (method !== req.method) attributes[ATTR_HTTP_REQUEST_METHOD_ORIGINAL] = req.method;
-    const span = getTracer(this.tracerProvider).startSpan(
+    const span = this.tracer.get().startSpan(
       method === '_OTHER' ? 'HTTP' : method,
       { kind: SpanKind.CLIENT, attributes },
       context.active(),

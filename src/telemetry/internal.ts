@@ -40,9 +40,28 @@ export class MeterBinding<T> {
   }
 }
 
-/** The tracer; the global tracer provider is a proxy, but resolve lazily all the same. */
-export function getTracer(injected: TracerProvider | undefined): Tracer {
-  return (injected ?? trace.getTracerProvider()).getTracer(INSTRUMENTATION_SCOPE_NAME, INSTRUMENTATION_SCOPE_VERSION);
+/**
+ * The tracer of a provider, asked for once per provider rather than once per span: the SDK's
+ * `getTracer` builds a `name@version:schema` key and looks it up, the global proxy provider
+ * allocates a new ProxyTracer each time, the no-op one a new NoopTracer. Without an injected
+ * provider the global one is looked up on every use, and the tracer rebuilt when it is a
+ * different object (`trace.disable()` installs a new proxy); the global proxy's tracer finds
+ * an SDK registered later by itself.
+ */
+export class TracerBinding {
+  private provider: TracerProvider | undefined;
+  private tracer: Tracer | undefined;
+
+  constructor(private readonly injected: TracerProvider | undefined) {}
+
+  get(): Tracer {
+    const provider = this.injected ?? trace.getTracerProvider();
+    if (this.tracer === undefined || provider !== this.provider) {
+      this.provider = provider;
+      this.tracer = provider.getTracer(INSTRUMENTATION_SCOPE_NAME, INSTRUMENTATION_SCOPE_VERSION);
+    }
+    return this.tracer;
+  }
 }
 
 export function defaultClock(): number {
@@ -52,6 +71,24 @@ export function defaultClock(): number {
 export interface HostPort {
   readonly host: string;
   readonly port?: number;
+}
+
+/** Split endpoints, by the endpoint string: calls name the same few endpoints over and over. */
+const hostPorts = new Map<string, HostPort>();
+const HOST_PORT_CACHE_SIZE = 1024;
+
+/**
+ * {@link splitHostPort}, remembered per endpoint string (up to 1,024 of them; the cache
+ * starts over when full). The result is shared: do not mutate it.
+ */
+export function hostPortOf(endpoint: string): HostPort {
+  let split = hostPorts.get(endpoint);
+  if (split === undefined) {
+    split = Object.freeze(splitHostPort(endpoint));
+    if (hostPorts.size >= HOST_PORT_CACHE_SIZE) hostPorts.clear();
+    hostPorts.set(endpoint, split);
+  }
+  return split;
 }
 
 /**

@@ -1,7 +1,7 @@
 import { statusName } from '../grpc/status.js';
 import { context, SpanKind, SpanStatusCode } from '@opentelemetry/api';
-import type { Attributes, Counter, Histogram, Meter, Span, TracerProvider } from '@opentelemetry/api';
-import { defaultClock, getTracer, MeterBinding, splitHostPort } from './internal.js';
+import type { Attributes, Counter, Histogram, Meter, Span } from '@opentelemetry/api';
+import { defaultClock, hostPortOf, MeterBinding, TracerBinding } from './internal.js';
 import type { TelemetryProviders } from './internal.js';
 import {
   ATTR_ATTEMPT,
@@ -160,18 +160,18 @@ function networkProtocolVersion(protocol: WireProtocol): string {
  */
 export class RpcTelemetry {
   private readonly instruments: MeterBinding<RpcInstruments>;
-  private readonly tracerProvider: TracerProvider | undefined;
+  private readonly tracer: TracerBinding;
   private readonly clock: () => number;
 
   constructor(providers: TelemetryProviders = {}) {
     this.instruments = new MeterBinding(providers.meterProvider, buildRpcInstruments);
-    this.tracerProvider = providers.tracerProvider;
+    this.tracer = new TracerBinding(providers.tracerProvider);
     this.clock = providers.clock ?? defaultClock;
   }
 
   /** Starts a CLIENT span named `${service}/${method}`, parented on the active context. */
   start(call: RpcCallInfo): RpcObservation {
-    const { host, port } = splitHostPort(call.endpoint);
+    const { host, port } = hostPortOf(call.endpoint);
     const attributes: Attributes = {
       [ATTR_RPC_SYSTEM]: RPC_SYSTEM_GRPC,
       [ATTR_RPC_SERVICE]: call.service,
@@ -183,7 +183,7 @@ export class RpcTelemetry {
       [ATTR_NETWORK_PROTOCOL_NAME]: NETWORK_PROTOCOL_HTTP,
     };
     if (port !== undefined) attributes[ATTR_SERVER_PORT] = port;
-    const span = getTracer(this.tracerProvider).startSpan(
+    const span = this.tracer.get().startSpan(
       `${call.service}/${call.method}`,
       { kind: SpanKind.CLIENT, attributes },
       context.active(),
@@ -260,7 +260,7 @@ class RpcCall implements RpcObservation {
     }
     // The first attempt on the call's own endpoint adds nothing the span does not have yet.
     if (attempt === 1 && peer === this.call.endpoint) return;
-    const { host, port } = splitHostPort(peer);
+    const { host, port } = hostPortOf(peer);
     const attributes: Attributes = { [ATTR_ATTEMPT]: attempt, [ATTR_PEER]: peer, [ATTR_NETWORK_PEER_ADDRESS]: host };
     if (port !== undefined) attributes[ATTR_NETWORK_PEER_PORT] = port;
     this.span.setAttributes(attributes);

@@ -20,14 +20,15 @@ export interface CacheEntryInfo {
 }
 
 interface Entry {
-  readonly key: string;
   readonly profile: string;
   readonly authority: string;
   readonly protocol: WireProtocol;
   readonly generation: number;
   readonly tlsGeneration: number;
-  /** Everything the connection was built from; equal inputs mean the entry can be reused. */
-  readonly inputs: string;
+  /** Everything the connection was built from (see {@link sameInputs}); equal inputs mean the entry can be reused. */
+  readonly tlsFingerprint: string;
+  readonly url: string;
+  readonly settings: string;
   readonly connection: TransportConnection;
   inFlight: number;
   state: 'active' | 'draining' | 'closed';
@@ -48,9 +49,20 @@ export function connectionSettingsOf(profile: DialTarget['profile']): string {
   return settings;
 }
 
-/** Everything a connection is built from: TLS material, endpoint and connection settings. */
-function inputsOf(target: DialTarget): string {
-  return `${target.tls.fingerprint}|${target.endpoint.url}|${connectionSettingsOf(target.profile)}`;
+/**
+ * Whether `entry` was built from what `target` would build: TLS material, endpoint and
+ * connection settings. Compared field by field rather than as one concatenated string, so an
+ * acquire builds no string: the three are usually the very same string objects (material and
+ * parsed endpoints are reused, settings serialised once per profile snapshot).
+ */
+function sameInputs(entry: Entry, target: DialTarget): boolean {
+  return entry.tlsFingerprint === target.tls.fingerprint && entry.url === target.endpoint.url && entry.settings === connectionSettingsOf(target.profile);
+}
+
+/** Active entries of one (profile, endpoint): at most one per protocol. */
+interface Slot {
+  h2?: Entry | undefined;
+  h3?: Entry | undefined;
 }
 
 /**
@@ -62,7 +74,8 @@ function inputsOf(target: DialTarget): string {
  */
 export class ChannelCache {
   readonly #transports: ReadonlyMap<WireProtocol, Transport>;
-  readonly #active = new Map<string, Entry>();
+  /** Active entries by profile, then endpoint authority, then protocol (no key string is built per acquire). */
+  readonly #active = new Map<string, Map<string, Slot>>();
   readonly #draining = new Set<Entry>();
   #generation = 0;
   #disposed = false;
@@ -77,10 +90,8 @@ export class ChannelCache {
 
   acquire(target: DialTarget, protocol: WireProtocol): Lease {
     if (this.#disposed) throw new DisposedError('The channel cache');
-    const key = `${target.profileName}\u0000${target.endpoint.authority}\u0000${protocol}`;
-    const inputs = inputsOf(target);
-    let entry = this.#active.get(key);
-    if (entry !== undefined && entry.inputs !== inputs) {
+    let entry = this.#slot(target.profileName, target.endpoint.authority)?.[protocol];
+    if (entry !== undefined && !sameInputs(entry, target)) {
       this.#retire(entry, target.profile.drainGraceMs);
       entry = undefined;
     }
@@ -88,10 +99,11 @@ export class ChannelCache {
       const transport = this.#transports.get(protocol);
       if (transport === undefined) throw new Error(`no ${protocol} transport is registered`);
       entry = {
-        key, profile: target.profileName, authority: target.endpoint.authority, protocol, generation: ++this.#generation,
-        tlsGeneration: target.tls.generation, inputs, connection: transport.open(target), inFlight: 0, state: 'active', grace: undefined,
+        profile: target.profileName, authority: target.endpoint.authority, protocol, generation: ++this.#generation,
+        tlsGeneration: target.tls.generation, tlsFingerprint: target.tls.fingerprint, url: target.endpoint.url, settings: connectionSettingsOf(target.profile),
+        connection: transport.open(target), inFlight: 0, state: 'active', grace: undefined,
       };
-      this.#active.set(key, entry);
+      this.#setActive(entry);
     }
     const leased = entry;
     leased.inFlight++;
@@ -114,7 +126,7 @@ export class ChannelCache {
    */
   retire(predicate: (entry: CacheEntryInfo) => boolean, graceMs: (entry: CacheEntryInfo) => number): number {
     let count = 0;
-    for (const entry of [...this.#active.values()]) {
+    for (const entry of [...this.#activeEntries()]) {
       const info = this.#info(entry);
       if (predicate(info)) {
         this.#retire(entry, graceMs(info));
@@ -126,7 +138,7 @@ export class ChannelCache {
 
   /** A snapshot of every open entry. */
   entries(): CacheEntryInfo[] {
-    return [...this.#active.values(), ...this.#draining].map((e) => this.#info(e));
+    return [...this.#activeEntries(), ...this.#draining].map((e) => this.#info(e));
   }
 
   #info(entry: Entry): CacheEntryInfo {
@@ -138,7 +150,7 @@ export class ChannelCache {
 
   #retire(entry: Entry, graceMs: number): void {
     if (entry.state !== 'active') return;
-    if (this.#active.get(entry.key) === entry) this.#active.delete(entry.key);
+    this.#deleteActive(entry);
     entry.state = 'draining';
     if (entry.inFlight === 0) {
       this.#close(entry);
@@ -154,7 +166,7 @@ export class ChannelCache {
     entry.state = 'closed';
     if (entry.grace !== undefined) clearTimeout(entry.grace);
     this.#draining.delete(entry);
-    if (this.#active.get(entry.key) === entry) this.#active.delete(entry.key);
+    this.#deleteActive(entry);
     entry.connection.close();
   }
 
@@ -162,6 +174,45 @@ export class ChannelCache {
   dispose(): void {
     if (this.#disposed) return;
     this.#disposed = true;
-    for (const entry of [...this.#active.values(), ...this.#draining]) this.#close(entry);
+    for (const entry of [...this.#activeEntries(), ...this.#draining]) this.#close(entry);
+  }
+
+  #slot(profile: string, authority: string): Slot | undefined {
+    return this.#active.get(profile)?.get(authority);
+  }
+
+  #setActive(entry: Entry): void {
+    let byAuthority = this.#active.get(entry.profile);
+    if (byAuthority === undefined) {
+      byAuthority = new Map();
+      this.#active.set(entry.profile, byAuthority);
+    }
+    let slot = byAuthority.get(entry.authority);
+    if (slot === undefined) {
+      slot = {};
+      byAuthority.set(entry.authority, slot);
+    }
+    slot[entry.protocol] = entry;
+  }
+
+  /** Removes `entry` from the active entries if it is the active one of its (profile, endpoint, protocol). */
+  #deleteActive(entry: Entry): void {
+    const byAuthority = this.#active.get(entry.profile);
+    const slot = byAuthority?.get(entry.authority);
+    if (slot === undefined || slot[entry.protocol] !== entry) return;
+    slot[entry.protocol] = undefined;
+    if (slot.h2 === undefined && slot.h3 === undefined) {
+      byAuthority?.delete(entry.authority);
+      if (byAuthority?.size === 0) this.#active.delete(entry.profile);
+    }
+  }
+
+  *#activeEntries(): Iterable<Entry> {
+    for (const byAuthority of this.#active.values()) {
+      for (const slot of byAuthority.values()) {
+        if (slot.h2 !== undefined) yield slot.h2;
+        if (slot.h3 !== undefined) yield slot.h3;
+      }
+    }
   }
 }
