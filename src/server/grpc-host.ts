@@ -232,7 +232,10 @@ function requestsOf(stream: Readable, cancellation: Cancellation): AsyncIterable
         }
         if (stream.readableEnded) {
           cleanup();
-          resolve({ done: true, value: undefined });
+          // Node's HTTP/2 ends a stream's readable side when the client resets it, and grpc-js
+          // reports the cancellation ('cancelled') a tick later: look once more before taking
+          // the end for the client's half-close.
+          setImmediate(() => (cancellation.cancelled ? reject(cancelledRequests('the client cancelled the call')) : resolve({ done: true, value: undefined })));
           return;
         }
         if (stream.destroyed) {
@@ -269,7 +272,9 @@ async function serveBidi(handler: BidiStreamHandler<unknown, unknown>, call: Ser
     }
     if (!cancellation.cancelled) call.end(trailerMetadata(trailers));
   } catch (error) {
-    if (!cancellation.cancelled) call.destroy(serviceErrorOf(error, trailers));
+    // Not destroy(): grpc-js sends the status from its 'error' listener through end(), which a
+    // destroyed stream never reaches.
+    if (!cancellation.cancelled) call.emit('error', serviceErrorOf(error, trailers));
   }
 }
 
@@ -284,7 +289,8 @@ async function serveStream(handler: ServerStreamHandler<unknown, unknown>, call:
     }
     call.end(trailerMetadata(trailers));
   } catch (error) {
-    call.destroy(serviceErrorOf(error, trailers));
+    // Not destroy(): see serveBidi.
+    if (!cancellation.cancelled) call.emit('error', serviceErrorOf(error, trailers));
   }
 }
 

@@ -259,7 +259,7 @@ class GrpcJsConnection implements TransportConnection {
         yield chunk;
       }
     } catch (error) {
-      throw this.#toError(error as ServiceError, started, {}, responded);
+      throw this.#toError(error as ServiceError, started, fromMetadata((error as Partial<ServiceError>).metadata), responded);
     } finally {
       call.signal?.removeEventListener('abort', onAbort);
       this.#calls.delete(stream);
