@@ -6,15 +6,13 @@
  */
 import 'reflect-metadata';
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
-import { controlPlaneV1, GrpcH3Transport, GrpcHost, RpcError, type ServerCallInfo, type TransportConnection, type WireProtocol } from 'omnirelay';
-import { GrpcJsTransport } from '../../dist/transport/http2/grpc-js-transport.js';
-import { PRESETS } from '../../dist/config/presets.js';
-import { loadTlsMaterial } from '../../dist/tls/material.js';
-import { parseEndpoint } from '../../dist/transport/endpoint.js';
+import { controlPlaneV1, GrpcHost, RpcError, type ServerCallInfo, type TransportConnection, type WireProtocol } from 'omnirelay';
 import { createTestPki, type TestPki } from '../support/pki-files.js';
 import { failureOf } from '../support/failure.js';
+import { openConnection } from '../support/transports.js';
+import { Feed, ping, sequence } from '../support/feed.js';
 
-const { ControlPlaneDefinition, ControlPlaneStreamsDefinition, PingRequest, PingResponse } = controlPlaneV1;
+const { ControlPlaneDefinition, ControlPlaneStreamsDefinition, PingResponse } = controlPlaneV1;
 type Ping = controlPlaneV1.PingRequest;
 type Pong = controlPlaneV1.PingResponse;
 
@@ -124,63 +122,6 @@ const pingService = [
   },
 ] as const;
 
-/**
- * Request messages the test feeds by hand (or from a script), as a plain AsyncIterator so the
- * test sees every `next()` (pulled) and `return()` the transport makes.
- */
-class Feed implements AsyncIterable<Uint8Array> {
-  pulled = 0;
-  returned = false;
-  readonly #queue: Array<Uint8Array | Error | null> = [];
-  #waiter: ((item: Uint8Array | Error | null) => void) | undefined;
-  #onReturn: (() => void) | undefined;
-  /** Resolves when the transport calls `return()`. */
-  readonly whenReturned = new Promise<void>((resolve) => (this.#onReturn = resolve));
-
-  constructor(private readonly source?: (index: number) => Uint8Array | Error | null) {}
-
-  push(item: Uint8Array | Error | null): void {
-    if (this.#waiter !== undefined) {
-      const waiter = this.#waiter;
-      this.#waiter = undefined;
-      waiter(item);
-    } else {
-      this.#queue.push(item);
-    }
-  }
-
-  [Symbol.asyncIterator](): AsyncIterator<Uint8Array> {
-    return {
-      next: async () => {
-        this.pulled++;
-        let item: Uint8Array | Error | null;
-        if (this.source !== undefined) item = this.source(this.pulled - 1);
-        else if (this.#queue.length > 0) item = this.#queue.shift() as Uint8Array | Error | null;
-        else item = await new Promise<Uint8Array | Error | null>((resolve) => (this.#waiter = resolve));
-        if (this.returned || item === null) return { done: true, value: undefined };
-        if (item instanceof Error) throw item;
-        return { done: false, value: item };
-      },
-      return: () => {
-        this.returned = true;
-        this.#onReturn?.();
-        this.#waiter?.(null);
-        this.#waiter = undefined;
-        return Promise.resolve({ done: true, value: undefined });
-      },
-    };
-  }
-}
-
-function ping(sequence: number, payload = new Uint8Array()): Uint8Array {
-  return PingRequest.encode({ fromNode: 'streaming-test', sequence, payload }).finish();
-}
-
-/** Requests 1..count, then the end. */
-function sequence(count: number, payloadBytes = 0): Feed {
-  return new Feed((index) => (index < count ? ping(index + 1, new Uint8Array(payloadBytes)) : null));
-}
-
 let pki: TestPki;
 let host: GrpcHost;
 const connections: TransportConnection[] = [];
@@ -198,10 +139,7 @@ afterAll(async () => {
 });
 
 function connect(protocol: WireProtocol): TransportConnection {
-  const tlsOptions = { mode: 'mtls' as const, certFile: pki.client.certFile, keyFile: pki.client.keyFile, caFile: pki.caFile, crlFiles: [], checkRevocation: false, reloadPollMs: 60_000 };
-  const tls = { ...loadTlsMaterial('control-plane', tlsOptions, new Date()), generation: 1 };
-  const target = { endpoint: parseEndpoint(host.url), profileName: 'control-plane', profile: PRESETS['control-plane'], tls, peerValidator: undefined };
-  const connection = protocol === 'h2' ? new GrpcJsTransport().open(target) : new GrpcH3Transport().open(target);
+  const connection = openConnection(protocol, host.url, pki);
   connections.push(connection);
   return connection;
 }
