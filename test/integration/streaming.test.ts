@@ -364,3 +364,39 @@ describe.each(['h2', 'h3'] as const)('streaming calls over %s against GrpcHost',
     expect(await failureOf(() => collectAll(own.stream({ path: CHAT, messages: sequence(1), metadata: {}, deadline: Date.now() + 5_000, signal: undefined })))).toBeInstanceOf(RpcError);
   });
 });
+
+describe.each(['h2', 'h3'] as const)('GrpcHost.close(grace) with a bidi stream running over %s', (protocol) => {
+  async function running(): Promise<{ own: GrpcHost; connection: TransportConnection; feed: Feed; id: string; iterator: AsyncIterator<Uint8Array>; stream: ReturnType<TransportConnection['stream']> }> {
+    const own = await GrpcHost.start({ tls: { certFile: pki.server.certFile, keyFile: pki.server.keyFile, caFile: pki.caFile } }, [streamsService] as never);
+    const connection = openConnection(protocol, own.url, pki);
+    connections.push(connection);
+    const id = callId();
+    const feed = new Feed();
+    const stream = connection.stream({ path: CHAT, messages: feed, metadata: { 'x-call-id': id }, deadline: Date.now() + 30_000, signal: undefined });
+    const iterator = stream[Symbol.asyncIterator]();
+    feed.push(ping(1));
+    expect(PingResponse.decode((await iterator.next()).value as Uint8Array).sequence).toBe(1);
+    return { own, connection, feed, id, iterator, stream };
+  }
+
+  it('a stream running when the host starts closing finishes within the grace period', async () => {
+    const { own, feed, id, iterator, stream } = await running();
+    const closing = own.close(10_000);
+    feed.push(ping(2));
+    expect(PingResponse.decode((await iterator.next()).value as Uint8Array).sequence).toBe(2);
+    feed.push(null);
+    expect((await iterator.next()).done).toBe(true);
+    expect((await stream.trailers)['x-count']).toBe('2');
+    await closing;
+    expect(await (await observed(id)).ended).toEqual({ how: 'end', signalAborted: false });
+  });
+
+  it('a stream still open when the grace period ends is cut: an RpcError for the client, cancellation for the handler', async () => {
+    const { own, feed, id, iterator } = await running();
+    await own.close(200);
+    const error = await failureOf(() => iterator.next());
+    expect(error).toBeInstanceOf(RpcError);
+    expect((await (await observed(id)).ended).how).toBe('cancelled');
+    await feed.whenReturned;
+  });
+});
