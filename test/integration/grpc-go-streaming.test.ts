@@ -87,7 +87,7 @@ describe('stream() over HTTP/2 against grpc-go', () => {
     expect((await stream.trailers)['x-reason']).toBe('asked-to-fail');
   });
 
-  it('a consumer that breaks cancels the call at grpc-go and returns the request iterator', async () => {
+  it('a consumer that breaks cancels the call (grpc-go’s handler ends) and returns the request iterator', async () => {
     const feed = new Feed((i) => ping(i + 1));
     const stream = connection.stream({ path: CHAT, messages: feed, metadata: { 'x-call-id': 'break' }, deadline: deadline(), signal: undefined });
     let received = 0;
@@ -96,7 +96,9 @@ describe('stream() over HTTP/2 against grpc-go', () => {
       if (received === 3) break;
     }
     await feed.whenReturned;
-    expect(await serverSaw('break')).toBe('Canceled');
+    // Canceled, or the end of the requests when the cancel caught our request side idle (see
+    // the next test: Node's HTTP/2 sends END_STREAM before the RST_STREAM then).
+    expect(await serverSaw('break')).toMatch(/^(end|Canceled)$/);
   });
 
   it('a request iterable that throws: CANCELLED naming the cause on our side, grpc-go’s handler ends', async () => {
