@@ -233,6 +233,25 @@ describe.each(['h2', 'h3'] as const)('streaming calls over %s against GrpcHost',
     expect((await collectAll(connection.stream({ path: COLLECT, messages: sequence(3), metadata: {}, deadline: Date.now() + 30_000, signal: undefined }))).map((r) => r.sequence)).toEqual([6]);
   });
 
+  it('message limits both ways: a request above the server’s limit and a response above ours fail that call only (RESOURCE_EXHAUSTED)', async () => {
+    const loose = openConnection(protocol, host.url, pki, { maxSendMessageBytes: 16 * MiB, maxReceiveMessageBytes: 1 * MiB });
+    connections.push(loose);
+    const id = callId();
+    const tooBigForServer = new Feed();
+    tooBigForServer.push(ping(1));
+    tooBigForServer.push(ping(2, new Uint8Array(4 * MiB + 1)));
+    const error = await failureOf(() => collectAll(loose.stream({ path: CHAT, messages: tooBigForServer, metadata: { 'x-call-id': id }, deadline: Date.now() + 30_000, signal: undefined })));
+    expect((error as RpcError).statusName).toBe('RESOURCE_EXHAUSTED');
+    expect((await (await observed(id)).ended).how).toBe('cancelled');
+    await tooBigForServer.whenReturned;
+
+    const tooBigForUs = new Feed((i) => (i === 0 ? ping(1, new Uint8Array(2 * MiB)) : null));
+    const response = await failureOf(() => collectAll(loose.stream({ path: CHAT, messages: tooBigForUs, metadata: {}, deadline: Date.now() + 30_000, signal: undefined })));
+    expect((response as RpcError).statusName).toBe('RESOURCE_EXHAUSTED');
+    // The connection still carries calls.
+    expect((await collectAll(loose.stream({ path: CHAT, messages: sequence(2), metadata: {}, deadline: Date.now() + 30_000, signal: undefined }))).map((r) => r.sequence)).toEqual([1, 2]);
+  });
+
   it('a request iterable that throws cancels the call: CANCELLED naming the cause, and the handler sees the cancellation', async () => {
     const id = callId();
     const feed = new Feed();

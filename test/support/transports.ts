@@ -10,10 +10,10 @@ import { loadTlsMaterial } from '../../dist/tls/material.js';
 import { parseEndpoint } from '../../dist/transport/endpoint.js';
 import type { TestPki } from './pki-files.js';
 
-/** Opens a connection to `url` over `protocol` with `pki.client` as the client certificate. */
-export function openConnection(protocol: WireProtocol, url: string, pki: TestPki): TransportConnection {
+/** Opens a connection to `url` over `protocol` with `pki.client` as the client certificate; `limits` replace the preset's message limits. */
+export function openConnection(protocol: WireProtocol, url: string, pki: TestPki, limits?: { maxSendMessageBytes: number; maxReceiveMessageBytes: number }): TransportConnection {
   const tlsOptions = { mode: 'mtls' as const, certFile: pki.client.certFile, keyFile: pki.client.keyFile, caFile: pki.caFile, crlFiles: [], checkRevocation: false, reloadPollMs: 60_000 };
   const tls = { ...loadTlsMaterial('control-plane', tlsOptions, new Date()), generation: 1 };
-  const target = { endpoint: parseEndpoint(url), profileName: 'control-plane', profile: PRESETS['control-plane'], tls, peerValidator: undefined };
+  const target = { endpoint: parseEndpoint(url), profileName: 'control-plane', profile: { ...PRESETS['control-plane'], limits: limits ?? PRESETS['control-plane'].limits }, tls, peerValidator: undefined };
   return protocol === 'h2' ? new GrpcJsTransport().open(target) : new GrpcH3Transport().open(target);
 }
