@@ -344,6 +344,10 @@ describe.each(['h2', 'h3'] as const)('streaming calls over %s against GrpcHost',
       expect({ status: (error as RpcError).statusName, details: (error as RpcError).details }).toEqual({ status: 'FAILED_PRECONDITION', details: `${path === CHAT ? 'chat' : 'collect'} was asked to fail` });
       expect((error as RpcError).context.trailers?.['x-reason']).toBe('asked-to-fail');
       expect((await stream.trailers)['x-reason']).toBe('asked-to-fail');
+      // Chat answered once before failing (headers, then trailers); Collect failed before any
+      // response: a trailers-only response, so no headers.
+      if (path === CHAT) expect((await stream.headers)?.['content-type']).toMatch(/^application\/grpc/);
+      else expect(await stream.headers).toBeUndefined();
     }
   });
 

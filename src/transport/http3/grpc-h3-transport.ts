@@ -453,8 +453,9 @@ class GrpcH3Connection implements TransportConnection {
         if (event.kind === 'headers') {
           if (headers === undefined) {
             headers = headerRecord(event.fields);
-            streaming?.end.gotHeaders(headers);
             const interpreted = interpretResponseHeaders(event.fields);
+            // A trailers-only response has no headers of its own (as grpc-js reports it over HTTP/2).
+            if (!interpreted.trailersOnly) streaming?.end.gotHeaders(headers);
             if (interpreted.outcome !== undefined) {
               outcome = interpreted.outcome;
               if (interpreted.trailersOnly) trailers = headers;
