@@ -45,8 +45,10 @@ export interface WireCall {
  * A call whose requests come from an async iterable (client streaming and bidi streaming).
  * The iterable is pulled with back-pressure (the next message only once the transport can
  * take the previous one), concurrently with the responses being read; its end half-closes the
- * request. Its iterator is created only once the call is on the wire, so a call that fails
- * before (no connection, handshake, refused before sending) has not touched it.
+ * request. When the iterator is created: over HTTP/3 once the request stream is open (a call
+ * that fails before, in the dial, the handshake or waiting for stream credit, has not touched
+ * the iterable); over HTTP/2 when the call starts (grpc-js holds the first messages until its
+ * connection is ready). A failed call returns the iterator if it created one.
  */
 export interface WireStreamCall {
   /** `/package.Service/Method` */
