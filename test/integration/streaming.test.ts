@@ -5,6 +5,7 @@
  * recording what they saw (messages in order, end of stream, cancellation).
  */
 import 'reflect-metadata';
+import { createServer, type AddressInfo } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import { controlPlaneV1, GrpcHost, RpcError, type ServerCallInfo, type TransportConnection, type WireProtocol } from 'omnirelay';
 import { createTestPki, type TestPki } from '../support/pki-files.js';
@@ -385,6 +386,24 @@ describe.each(['h2', 'h3'] as const)('streaming calls over %s against GrpcHost',
     await stream.trailers;
     // A closed connection refuses new streams at once.
     expect(await failureOf(() => collectAll(own.stream({ path: CHAT, messages: sequence(1), metadata: {}, deadline: Date.now() + 5_000, signal: undefined })))).toBeInstanceOf(RpcError);
+  });
+});
+
+describe.each(['h2', 'h3'] as const)('a stream to an endpoint with nothing listening, over %s', (protocol) => {
+  it('fails with the typed error unary calls get (failure connect); over HTTP/3 the request iterable was not touched', async () => {
+    const listener = createServer();
+    await new Promise<void>((resolve) => listener.listen(0, '127.0.0.1', resolve));
+    const port = (listener.address() as AddressInfo).port;
+    await new Promise<void>((resolve) => listener.close(() => resolve()));
+    const connection = openConnection(protocol, `https://127.0.0.1:${port}`, pki);
+    connections.push(connection);
+    const feed = sequence(3);
+    const stream = connection.stream({ path: CHAT, messages: feed, metadata: {}, deadline: Date.now() + 10_000, signal: undefined });
+    const error = await failureOf(() => collectAll(stream));
+    expect(error).toBeInstanceOf(RpcError);
+    expect({ status: (error as RpcError).statusName, failure: (error as RpcError).failure, protocol: (error as RpcError).context.protocol }).toEqual({ status: 'UNAVAILABLE', failure: 'connect', protocol });
+    expect(await stream.headers).toBeUndefined();
+    if (protocol === 'h3') expect({ pulled: feed.pulled, returned: feed.returned }).toEqual({ pulled: 0, returned: false });
   });
 });
 
