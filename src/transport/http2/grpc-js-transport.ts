@@ -84,6 +84,12 @@ function fromMetadata(metadata: Metadata | undefined): Record<string, string> {
   return out;
 }
 
+/** The trailers a grpc-js call error carries ({} for any other error). */
+function trailersOf(error: unknown): Record<string, string> {
+  const metadata = (error as { metadata?: unknown } | undefined)?.metadata;
+  return metadata instanceof Metadata ? fromMetadata(metadata) : {};
+}
+
 function channelOptions(target: DialTarget): ChannelOptions {
   const { profile, tls } = target;
   const options: ChannelOptions = {
@@ -259,7 +265,7 @@ class GrpcJsConnection implements TransportConnection {
         yield chunk;
       }
     } catch (error) {
-      throw this.#toError(error as ServiceError, started, fromMetadata((error as Partial<ServiceError>).metadata), responded);
+      throw this.#toError(error as ServiceError, started, trailersOf(error), responded);
     } finally {
       call.signal?.removeEventListener('abort', onAbort);
       this.#calls.delete(stream);
@@ -335,7 +341,7 @@ class GrpcJsConnection implements TransportConnection {
       finished = true;
     } catch (error) {
       const serviceError = error as ServiceError;
-      if (serviceError.metadata instanceof Metadata) trailers = fromMetadata(serviceError.metadata);
+      trailers = { ...trailers, ...trailersOf(error) };
       if (local.error !== undefined) throw new RpcError(local.error.status, local.error.statusName, local.error.details, { ...local.error.context, trailers });
       throw this.#toError(serviceError, started, trailers, responded);
     } finally {
