@@ -36,3 +36,13 @@ export type UnaryMethodKeys<S extends ServiceDefinition> = {
 export type ServerStreamMethodKeys<S extends ServiceDefinition> = {
   [K in keyof S['methods']]: S['methods'][K]['requestStream'] extends false ? (S['methods'][K]['responseStream'] extends true ? K : never) : never;
 }[keyof S['methods']];
+
+/** Methods with a stream of requests and a single response. */
+export type ClientStreamMethodKeys<S extends ServiceDefinition> = {
+  [K in keyof S['methods']]: S['methods'][K]['requestStream'] extends true ? (S['methods'][K]['responseStream'] extends false ? K : never) : never;
+}[keyof S['methods']];
+
+/** Methods with a stream of requests and a stream of responses. */
+export type BidiStreamMethodKeys<S extends ServiceDefinition> = {
+  [K in keyof S['methods']]: S['methods'][K]['requestStream'] extends true ? (S['methods'][K]['responseStream'] extends true ? K : never) : never;
+}[keyof S['methods']];

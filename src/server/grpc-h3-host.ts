@@ -13,7 +13,17 @@ import { H3Session } from '../http3/session.js';
 import { encodeMessage, RequestStreamReader, type RequestStreamEvent } from '../http3/request-stream.js';
 import { QpackError, type HeaderField } from '../http3/qpack/index.js';
 import { startH3QuicServer, stopH3QuicServer, type H3QuicServerOptions } from './h3-quic-server.js';
-import { toServiceError, type ServerCallInfo, type ServerStreamHandler, type ServiceImplementation, type UnaryHandler } from './service-handlers.js';
+import {
+  CallTrailers,
+  cancelledRequests,
+  toServiceError,
+  type BidiStreamHandler,
+  type ClientStreamHandler,
+  type ServerCallInfo,
+  type ServerStreamHandler,
+  type ServiceImplementation,
+  type UnaryHandler,
+} from './service-handlers.js';
 
 export interface GrpcH3HostOptions extends H3QuicServerOptions {
   /** Largest accepted request message. Default 4 MiB. */
@@ -22,7 +32,7 @@ export interface GrpcH3HostOptions extends H3QuicServerOptions {
 
 interface Route {
   readonly method: MethodDefinition<unknown, unknown>;
-  readonly handler: UnaryHandler<unknown, unknown> | ServerStreamHandler<unknown, unknown>;
+  readonly handler: UnaryHandler<unknown, unknown> | ServerStreamHandler<unknown, unknown> | ClientStreamHandler<unknown, unknown> | BidiStreamHandler<unknown, unknown>;
 }
 
 interface ConnectionState {
@@ -88,7 +98,6 @@ export class GrpcH3Host {
     for (const [definition, implementation] of services) {
       for (const [key, def] of Object.entries(definition.methods)) {
         const method = def as MethodDefinition<unknown, unknown>;
-        if (method.requestStream) continue;
         const handler = (implementation as Record<string, unknown>)[key];
         if (typeof handler !== 'function') throw new Error(`GrpcH3Host: no handler for ${definition.fullName}/${method.name}`);
         routes.set(`/${definition.fullName}/${method.name}`, { method, handler: handler as Route['handler'] });
@@ -140,16 +149,21 @@ export class GrpcH3Host {
     }
     const controller = new AbortController();
     this.#calls.add(controller);
+    const reader = new RequestStreamReader(stream, state.session, 'server', this.#maxReceive);
+    const trailers = new CallTrailers();
     let responded = false; // HEADERS sent
     let done = false; // trailers sent or stream abandoned
     let timer: NodeJS.Timeout | undefined;
     const cancel = (): void => {
       if (!controller.signal.aborted) controller.abort(new Error('the call was cancelled'));
     };
+    // A cancelled call stops reading its request: a streaming handler's pending read ends.
+    controller.signal.addEventListener('abort', () => reader.stop(H3_ERROR_CODES.H3_REQUEST_CANCELLED), { once: true });
     const finish = async (code: number, message: string): Promise<void> => {
       if (done) return;
       done = true;
-      const fields = responded ? statusFields(code, message) : [...RESPONSE_HEADERS, ...statusFields(code, message)];
+      const status = [...statusFields(code, message), ...trailers.fields()];
+      const fields = responded ? status : [...RESPONSE_HEADERS, ...status];
       responded = true;
       try {
         await stream.end(encodeMessage({ headers: fields }));
@@ -157,74 +171,8 @@ export class GrpcH3Host {
         cancel();
       }
     };
-    // A STOP_SENDING from the client (or a reset) ends the stream before we finish.
-    void stream.closed.then(() => {
-      if (!done) cancel();
-    });
-    try {
-      const request = await this.#readRequest(state, stream);
-      if (request === undefined) return;
-      const { fields, messages } = request;
-      const method = fields.find(([n]) => n === ':method')?.[1];
-      const path = fields.find(([n]) => n === ':path')?.[1] ?? '';
-      const contentType = fields.find(([n]) => n === 'content-type')?.[1] ?? '';
-      if (method !== 'POST' || !/^application\/grpc($|[+;])/.test(contentType)) {
-        await finish(GRPC_STATUS.INTERNAL, `not a gRPC request (${method ?? 'no method'}, content-type "${contentType}")`);
-        return;
-      }
-      const route = this.#routes.get(path);
-      if (route === undefined) {
-        await finish(GRPC_STATUS.UNIMPLEMENTED, `Method not found: ${path}`);
-        return;
-      }
-      const only = messages[0];
-      if (messages.length !== 1 || only === undefined) {
-        await finish(GRPC_STATUS.INTERNAL, `expected one request message, got ${messages.length}`);
-        return;
-      }
-      const timeoutRaw = fields.find(([n]) => n === 'grpc-timeout')?.[1];
-      const timeoutMs = timeoutRaw !== undefined ? decodeGrpcTimeout(timeoutRaw) : undefined;
-      if (timeoutMs !== undefined) {
-        timer = setTimeout(() => {
-          cancel();
-          void finish(GRPC_STATUS.DEADLINE_EXCEEDED, 'Deadline exceeded');
-        }, timeoutMs);
-      }
-      let decoded: unknown;
-      try {
-        decoded = route.method.requestType.decode(only);
-      } catch (error) {
-        await finish(GRPC_STATUS.INTERNAL, `cannot decode the request: ${(error as Error).message}`);
-        return;
-      }
-      const info = this.#callInfo(state, fields, controller.signal, timeoutMs !== undefined ? Date.now() + timeoutMs : undefined);
-      try {
-        if (route.method.responseStream) {
-          for await (const message of (route.handler as ServerStreamHandler<unknown, unknown>)(decoded, info)) {
-            if (done || controller.signal.aborted) return;
-            const bytes = encodeMessage({ headers: responded ? undefined : RESPONSE_HEADERS, data: [frameGrpcMessage(route.method.responseType.encode(message).finish())] });
-            responded = true;
-            await stream.write(bytes);
-          }
-          await finish(GRPC_STATUS.OK, '');
-        } else {
-          const response = await (route.handler as UnaryHandler<unknown, unknown>)(decoded, info);
-          if (done || controller.signal.aborted) return;
-          const message = frameGrpcMessage(route.method.responseType.encode(response).finish());
-          done = true;
-          responded = true;
-          await stream.end(encodeMessage({ headers: RESPONSE_HEADERS, data: [message], trailers: statusFields(GRPC_STATUS.OK, '') }));
-        }
-      } catch (error) {
-        if (controller.signal.aborted && !done) {
-          stream.reset(H3_ERROR_CODES.H3_REQUEST_CANCELLED);
-          done = true;
-          return;
-        }
-        const { code, details } = toServiceError(error);
-        await finish(code === GRPC_STATUS.OK ? GRPC_STATUS.UNKNOWN : code, details);
-      }
-    } catch (error) {
+    /** A request this server refuses or cannot read: the status (stream error) or the connection error it calls for. */
+    const refuse = async (error: unknown): Promise<void> => {
       if (error instanceof GrpcDeframeError) {
         await finish(error.status, error.message);
       } else if (error instanceof QpackError && error.kind === 'field-section-too-large') {
@@ -244,49 +192,212 @@ export class GrpcH3Host {
         done = true;
         stream.reset(H3_ERROR_CODES.H3_REQUEST_CANCELLED);
       }
+    };
+    // A STOP_SENDING from the client (or a reset) ends the stream before we finish.
+    void stream.closed.then(() => {
+      if (!done) cancel();
+    });
+    try {
+      const fields = await this.#readHeaders(reader);
+      if (fields === undefined) return;
+      const method = fields.find(([n]) => n === ':method')?.[1];
+      const path = fields.find(([n]) => n === ':path')?.[1] ?? '';
+      const contentType = fields.find(([n]) => n === 'content-type')?.[1] ?? '';
+      if (method !== 'POST' || !/^application\/grpc($|[+;])/.test(contentType)) {
+        await finish(GRPC_STATUS.INTERNAL, `not a gRPC request (${method ?? 'no method'}, content-type "${contentType}")`);
+        return;
+      }
+      const route = this.#routes.get(path);
+      if (route === undefined) {
+        await finish(GRPC_STATUS.UNIMPLEMENTED, `Method not found: ${path}`);
+        return;
+      }
+      const deframer = new GrpcMessageDeframer(this.#maxReceive);
+      let request: unknown;
+      if (!route.method.requestStream) {
+        const messages = await this.#readSingle(reader, deframer);
+        if (messages === undefined) return;
+        const only = messages[0];
+        if (messages.length !== 1 || only === undefined) {
+          await finish(GRPC_STATUS.INTERNAL, `expected one request message, got ${messages.length}`);
+          return;
+        }
+        try {
+          request = route.method.requestType.decode(only);
+        } catch (error) {
+          await finish(GRPC_STATUS.INTERNAL, `cannot decode the request: ${(error as Error).message}`);
+          return;
+        }
+      }
+      const timeoutRaw = fields.find(([n]) => n === 'grpc-timeout')?.[1];
+      const timeoutMs = timeoutRaw !== undefined ? decodeGrpcTimeout(timeoutRaw) : undefined;
+      if (timeoutMs !== undefined) {
+        timer = setTimeout(() => {
+          cancel();
+          void finish(GRPC_STATUS.DEADLINE_EXCEEDED, 'Deadline exceeded');
+        }, timeoutMs);
+      }
+      const info = this.#callInfo(state, fields, controller.signal, timeoutMs !== undefined ? Date.now() + timeoutMs : undefined, trailers);
+      const requests = route.method.requestStream
+        ? this.#requests(
+            reader,
+            deframer,
+            route.method,
+            async (error) => {
+              await refuse(error);
+              cancel();
+            },
+            cancel,
+          )
+        : undefined;
+      try {
+        if (route.method.responseStream) {
+          const responses =
+            requests !== undefined ? (route.handler as BidiStreamHandler<unknown, unknown>)(requests, info) : (route.handler as ServerStreamHandler<unknown, unknown>)(request, info);
+          for await (const message of responses) {
+            if (done || controller.signal.aborted) return;
+            const bytes = encodeMessage({ headers: responded ? undefined : RESPONSE_HEADERS, data: [frameGrpcMessage(route.method.responseType.encode(message).finish())] });
+            responded = true;
+            await stream.write(bytes);
+          }
+          await finish(GRPC_STATUS.OK, '');
+        } else {
+          const response =
+            requests !== undefined ? await (route.handler as ClientStreamHandler<unknown, unknown>)(requests, info) : await (route.handler as UnaryHandler<unknown, unknown>)(request, info);
+          if (done || controller.signal.aborted) return;
+          const message = frameGrpcMessage(route.method.responseType.encode(response).finish());
+          done = true;
+          responded = true;
+          await stream.end(encodeMessage({ headers: RESPONSE_HEADERS, data: [message], trailers: [...statusFields(GRPC_STATUS.OK, ''), ...trailers.fields()] }));
+        }
+      } catch (error) {
+        if (controller.signal.aborted && !done) {
+          stream.reset(H3_ERROR_CODES.H3_REQUEST_CANCELLED);
+          done = true;
+          return;
+        }
+        const { code, details } = toServiceError(error);
+        await finish(code === GRPC_STATUS.OK ? GRPC_STATUS.UNKNOWN : code, details);
+      }
+    } catch (error) {
+      await refuse(error);
     } finally {
       if (timer !== undefined) clearTimeout(timer);
       this.#calls.delete(controller);
       if (!done) {
         done = true;
         stream.reset(H3_ERROR_CODES.H3_REQUEST_CANCELLED);
+      } else {
+        // Answered before the client finished its request (a client-streaming handler that did
+        // not need the rest): RFC 9114 §4.1.1, stop its sending with H3_NO_ERROR.
+        reader.stop(H3_ERROR_CODES.H3_NO_ERROR);
       }
       if (this.#calls.size === 0) this.#onIdle?.();
     }
   }
 
-  /** Reads the request: its header section and every message, until the client's FIN. */
-  async #readRequest(state: ConnectionState, stream: QuicStream): Promise<{ fields: HeaderField[]; messages: Uint8Array[] } | undefined> {
-    const request = new RequestStreamReader(stream, state.session, 'server', this.#maxReceive);
-    const deframer = new GrpcMessageDeframer(this.#maxReceive);
-    let fields: HeaderField[] | undefined;
+  /**
+   * The next request event; 'reset' when the client reset the stream (or we stopped reading). A
+   * request refused at the stream level stops being read (nothing more is buffered) and throws.
+   */
+  async #nextEvent(reader: RequestStreamReader): Promise<RequestStreamEvent | null | 'reset'> {
+    try {
+      return await reader.next();
+    } catch (error) {
+      if (error instanceof QuicStreamError) return 'reset';
+      if ((error instanceof QpackError && error.kind === 'field-section-too-large') || error instanceof GrpcDeframeError || (error instanceof Http3Error && error.scope === 'stream')) {
+        reader.stop(H3_ERROR_CODES.H3_NO_ERROR);
+      }
+      throw error;
+    }
+  }
+
+  /** The request's header section; undefined when the client reset the stream first. */
+  async #readHeaders(reader: RequestStreamReader): Promise<HeaderField[] | undefined> {
+    for (;;) {
+      const event = await this.#nextEvent(reader);
+      if (event === 'reset') return undefined;
+      if (event === null) throw Http3Error.stream(H3_ERROR_CODES.H3_REQUEST_INCOMPLETE, 'request without headers');
+      if (event.kind === 'headers') return event.fields; // the frame validator puts HEADERS first
+    }
+  }
+
+  /** The rest of a single-message request, until the client's FIN; undefined when the client reset it. */
+  async #readSingle(reader: RequestStreamReader, deframer: GrpcMessageDeframer): Promise<Uint8Array[] | undefined> {
     const messages: Uint8Array[] = [];
     for (;;) {
-      let event: RequestStreamEvent | null;
+      const event = await this.#nextEvent(reader);
+      if (event === 'reset') return undefined;
+      if (event === null) break;
+      if (event.kind === 'headers') continue; // request trailers carry nothing gRPC uses
       try {
-        event = await request.next();
-        if (event === null) break;
-        if (event.kind === 'headers') fields ??= event.fields; // request trailers carry nothing gRPC uses
-        else {
-          messages.push(...deframer.push(event.payload));
-          // Every method served takes one request message: a second is refused at once rather
-          // than buffered until the client's FIN (grpc-js does the same).
-          if (messages.length > 1) throw new GrpcDeframeError(GRPC_STATUS.INTERNAL, 'expected one request message, got more');
-        }
+        messages.push(...deframer.push(event.payload));
+        // A method that takes one request message: a second is refused at once rather than
+        // buffered until the client's FIN (grpc-js does the same).
+        if (messages.length > 1) throw new GrpcDeframeError(GRPC_STATUS.INTERNAL, 'expected one request message, got more');
       } catch (error) {
-        if (error instanceof QuicStreamError) return undefined; // the client reset the request
-        // A request we refuse at the stream level: stop reading it (nothing more is buffered).
-        if ((error instanceof QpackError && error.kind === 'field-section-too-large') || error instanceof GrpcDeframeError || (error instanceof Http3Error && error.scope === 'stream')) request.stop(H3_ERROR_CODES.H3_NO_ERROR);
+        reader.stop(H3_ERROR_CODES.H3_NO_ERROR);
         throw error;
       }
     }
-    if (fields === undefined) throw Http3Error.stream(H3_ERROR_CODES.H3_REQUEST_INCOMPLETE, 'request without headers');
     if (deframer.bufferedBytes > 0) throw new GrpcDeframeError(GRPC_STATUS.INTERNAL, 'the request ended inside a message');
-    return { fields, messages };
+    return messages;
   }
 
+  /**
+   * A streaming request's messages, decoded, read as the handler pulls them (QUIC flow control
+   * holds the client meanwhile). Ends at the client's FIN; throws CANCELLED when the client
+   * resets the stream or the call is cancelled. A message the server refuses (too large,
+   * malformed, undecodable) ends the call with its status through `refuse` and throws.
+   */
+  async *#requests(
+    reader: RequestStreamReader,
+    deframer: GrpcMessageDeframer,
+    method: MethodDefinition<unknown, unknown>,
+    refuse: (error: unknown) => Promise<void>,
+    cancelled: () => void,
+  ): AsyncGenerator<unknown, void, undefined> {
+    const failed = async (error: unknown): Promise<never> => {
+      await refuse(error);
+      throw cancelledRequests(`the request stream failed: ${error instanceof Error ? error.message : String(error)}`);
+    };
+    for (;;) {
+      let event: RequestStreamEvent | null | 'reset';
+      try {
+        event = await this.#nextEvent(reader);
+      } catch (error) {
+        return await failed(error);
+      }
+      if (event === 'reset') {
+        cancelled();
+        throw cancelledRequests('the call was cancelled (by the client, the deadline, or the server closing)');
+      }
+      if (event === null) {
+        if (deframer.bufferedBytes > 0) await failed(new GrpcDeframeError(GRPC_STATUS.INTERNAL, 'the request ended inside a message'));
+        return;
+      }
+      if (event.kind === 'headers') continue; // request trailers carry nothing gRPC uses
+      let messages: Uint8Array[];
+      try {
+        messages = deframer.push(event.payload);
+      } catch (error) {
+        reader.stop(H3_ERROR_CODES.H3_NO_ERROR);
+        return await failed(error);
+      }
+      for (const bytes of messages) {
+        let decoded: unknown;
+        try {
+          decoded = method.requestType.decode(bytes);
+        } catch (error) {
+          reader.stop(H3_ERROR_CODES.H3_NO_ERROR);
+          return await failed(new GrpcDeframeError(GRPC_STATUS.INTERNAL, `cannot decode a request message: ${(error as Error).message}`));
+        }
+        yield decoded;
+      }
+    }
+  }
 
-  #callInfo(state: ConnectionState, fields: readonly HeaderField[], signal: AbortSignal, deadline: number | undefined): ServerCallInfo {
+  #callInfo(state: ConnectionState, fields: readonly HeaderField[], signal: AbortSignal, deadline: number | undefined, trailers: CallTrailers): ServerCallInfo {
     let identity: string | undefined;
     let metadata: Record<string, string> | undefined;
     const read = (): X509Certificate | undefined => this.#clientCertificate(state);
@@ -308,6 +419,7 @@ export class GrpcH3Host {
       protocol: 'h3',
       signal,
       deadline,
+      setTrailer: (name, value) => trailers.set(name, value),
     };
   }
 

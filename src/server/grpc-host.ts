@@ -1,9 +1,12 @@
 import type { X509Certificate } from 'node:crypto';
 import { readFileSync } from 'node:fs';
+import type { Readable, Writable } from 'node:stream';
 import {
+  Metadata,
   Server,
   ServerCredentials,
-  type Metadata,
+  type ServerDuplexStream,
+  type ServerReadableStream,
   type ServerUnaryCall,
   type ServerWritableStream,
   type sendUnaryData,
@@ -17,9 +20,19 @@ import { quicAvailable, quiche } from '../quic/native.js';
 import { splitCrlFile } from '../tls/pem.js';
 import { GrpcH3Host } from './grpc-h3-host.js';
 import { builtInHealthService } from './health-service.js';
-import { toServiceError, type ServerCallInfo, type ServerStreamHandler, type ServiceImplementation, type UnaryHandler } from './service-handlers.js';
+import {
+  CallTrailers,
+  cancelledRequests,
+  toServiceError,
+  type BidiStreamHandler,
+  type ClientStreamHandler,
+  type ServerCallInfo,
+  type ServerStreamHandler,
+  type ServiceImplementation,
+  type UnaryHandler,
+} from './service-handlers.js';
 
-export type { ServerCallInfo, ServerStreamHandler, ServiceImplementation, UnaryHandler } from './service-handlers.js';
+export type { BidiStreamHandler, ClientStreamHandler, ServerCallInfo, ServerStreamHandler, ServiceImplementation, UnaryHandler } from './service-handlers.js';
 
 export interface GrpcHostTls {
   readonly certFile: string;
@@ -115,7 +128,10 @@ class Cancellation {
   }
 }
 
-function callInfo(call: ServerUnaryCall<unknown, unknown> | ServerWritableStream<unknown, unknown>, cancellation: Cancellation): ServerCallInfo {
+/** Any server call grpc-js hands a handler. */
+type AnyServerCall = ServerUnaryCall<unknown, unknown> | ServerWritableStream<unknown, unknown> | ServerReadableStream<unknown, unknown> | ServerDuplexStream<unknown, unknown>;
+
+function callInfo(call: AnyServerCall, cancellation: Cancellation, trailers: CallTrailers): ServerCallInfo {
   let certificate: X509Certificate | undefined;
   let identity: string | undefined;
   let metadata: Record<string, string> | undefined;
@@ -149,20 +165,132 @@ function callInfo(call: ServerUnaryCall<unknown, unknown> | ServerWritableStream
       const ms = deadline instanceof Date ? deadline.getTime() : deadline;
       return Number.isFinite(ms) ? ms : undefined;
     },
+    setTrailer: (name, value) => trailers.set(name, value),
   };
+}
+
+/** The trailers a handler set, as grpc-js metadata (`-bin` values as bytes). */
+function trailerMetadata(trailers: CallTrailers): Metadata {
+  const metadata = new Metadata();
+  for (const [name, value] of trailers.entries) {
+    if (name.endsWith('-bin')) metadata.add(name, Buffer.from(value, 'utf8'));
+    else metadata.add(name, value);
+  }
+  return metadata;
+}
+
+/** A handler's failure as grpc-js takes it: status, details and the trailers set. */
+function serviceErrorOf(error: unknown, trailers: CallTrailers): Error & { code: number; details: string; metadata: Metadata } {
+  const { code, details } = toServiceError(error);
+  return Object.assign(new Error(details), { code, details, metadata: trailerMetadata(trailers) });
+}
+
+/** Resolves once `stream` can take more (its 'drain'), or at once when the call is over. */
+function drained(stream: Writable, cancellation: Cancellation): Promise<void> {
+  if (cancellation.cancelled || stream.destroyed) return Promise.resolve();
+  return new Promise<void>((resolve) => {
+    const done = (): void => {
+      stream.off('drain', done);
+      stream.off('close', done);
+      stream.off('cancelled', done);
+      resolve();
+    };
+    stream.on('drain', done);
+    stream.on('close', done);
+    stream.on('cancelled', done);
+  });
+}
+
+/**
+ * A grpc-js server call's request messages as an async iterable: in order, ending at the
+ * client's half-close, throwing CANCELLED once the call is cancelled (client cancel, deadline).
+ * Leaving early stops reading without destroying the call (its response still goes out).
+ */
+function requestsOf(stream: Readable, cancellation: Cancellation): AsyncIterable<unknown> {
+  let stopped = false;
+  const next = (): Promise<IteratorResult<unknown>> => {
+    if (stopped) return Promise.resolve({ done: true, value: undefined });
+    return new Promise((resolve, reject) => {
+      const cleanup = (): void => {
+        stream.off('readable', attempt);
+        stream.off('end', attempt);
+        stream.off('close', attempt);
+        stream.off('cancelled', attempt);
+        stream.off('error', attempt);
+      };
+      function attempt(): void {
+        if (cancellation.cancelled) {
+          cleanup();
+          reject(cancelledRequests('the client cancelled the call'));
+          return;
+        }
+        const value: unknown = stream.read();
+        if (value !== null) {
+          cleanup();
+          resolve({ done: false, value });
+          return;
+        }
+        if (stream.readableEnded) {
+          cleanup();
+          // Node's HTTP/2 ends a stream's readable side when the client resets it, and grpc-js
+          // reports the cancellation ('cancelled') a tick later: look once more before taking
+          // the end for the client's half-close.
+          setImmediate(() => (cancellation.cancelled ? reject(cancelledRequests('the client cancelled the call')) : resolve({ done: true, value: undefined })));
+          return;
+        }
+        if (stream.destroyed) {
+          cleanup();
+          reject(cancelledRequests('the call ended before the client finished sending'));
+        }
+      }
+      stream.on('readable', attempt);
+      stream.on('end', attempt);
+      stream.on('close', attempt);
+      stream.on('cancelled', attempt);
+      stream.on('error', attempt);
+      attempt();
+    });
+  };
+  return {
+    [Symbol.asyncIterator]: () => ({
+      next,
+      return: () => {
+        stopped = true;
+        return Promise.resolve({ done: true, value: undefined });
+      },
+    }),
+  };
+}
+
+async function serveBidi(handler: BidiStreamHandler<unknown, unknown>, call: ServerDuplexStream<unknown, unknown>): Promise<void> {
+  const cancellation = new Cancellation(call);
+  const trailers = new CallTrailers();
+  try {
+    for await (const message of handler(requestsOf(call, cancellation), callInfo(call, cancellation, trailers))) {
+      if (cancellation.cancelled) return;
+      if (!call.write(message)) await drained(call, cancellation);
+    }
+    if (!cancellation.cancelled) call.end(trailerMetadata(trailers));
+  } catch (error) {
+    // Not destroy(): grpc-js sends the status from its 'error' listener through end(), which a
+    // destroyed stream never reaches.
+    if (!cancellation.cancelled) call.emit('error', serviceErrorOf(error, trailers));
+  }
 }
 
 async function serveStream(handler: ServerStreamHandler<unknown, unknown>, call: ServerWritableStream<unknown, unknown>): Promise<void> {
   const cancellation = new Cancellation(call);
+  const trailers = new CallTrailers();
   try {
-    for await (const message of handler(call.request, callInfo(call, cancellation))) {
+    for await (const message of handler(call.request, callInfo(call, cancellation, trailers))) {
       if (cancellation.cancelled) return;
-      if (!call.write(message)) await new Promise((resolve) => call.once('drain', resolve));
+      // A call cancelled while waiting for 'drain' never drains: stop waiting then too.
+      if (!call.write(message)) await drained(call, cancellation);
     }
-    call.end();
+    call.end(trailerMetadata(trailers));
   } catch (error) {
-    const { code, details } = toServiceError(error);
-    call.destroy(Object.assign(new Error(details), { code, details }));
+    // Not destroy(): see serveBidi.
+    if (!cancellation.cancelled) call.emit('error', serviceErrorOf(error, trailers));
   }
 }
 
@@ -288,7 +416,7 @@ function isAddressInUse(error: unknown): boolean {
   return false;
 }
 
-/** The grpc-js server with every unary and server-streaming method of `services`. */
+/** The grpc-js server with every method of `services`. */
 function http2Server<S extends ServiceDefinition>(options: GrpcHostOptions, services: ReadonlyArray<readonly [S, ServiceImplementation<S>]>): Server {
   const server = new Server({ 'grpc.max_receive_message_length': options.maxReceiveMessageBytes ?? 4 * 1024 * 1024 });
   for (const [definition, implementation] of services) {
@@ -296,31 +424,46 @@ function http2Server<S extends ServiceDefinition>(options: GrpcHostOptions, serv
     const descriptors: Record<string, object> = {};
     for (const [key, def] of Object.entries(definition.methods)) {
       const method = def as MethodDefinition<unknown, unknown>;
-      if (method.requestStream) continue;
       const handler = (implementation as Record<string, unknown>)[key];
       if (typeof handler !== 'function') throw new Error(`GrpcHost: no handler for ${definition.fullName}/${method.name}`);
       descriptors[method.name] = {
         path: `/${definition.fullName}/${method.name}`,
-        requestStream: false,
+        requestStream: method.requestStream,
         responseStream: method.responseStream,
         requestSerialize: (value: unknown) => Buffer.from(method.requestType.encode(value).finish()),
         requestDeserialize: (bytes: Buffer) => method.requestType.decode(bytes),
         responseSerialize: (value: unknown) => Buffer.from(method.responseType.encode(value).finish()),
         responseDeserialize: (bytes: Buffer) => method.responseType.decode(bytes),
       };
-      handlers[method.name] = method.responseStream
-        ? (call: ServerWritableStream<unknown, unknown>) => {
-            void serveStream(handler as ServerStreamHandler<unknown, unknown>, call);
-          }
-        : (call: ServerUnaryCall<unknown, unknown>, callback: sendUnaryData<unknown>) => {
-            const cancellation = new Cancellation(call);
-            Promise.resolve()
-              .then(() => (handler as UnaryHandler<unknown, unknown>)(call.request, callInfo(call, cancellation)))
-              .then(
-                (response) => callback(null, response),
-                (error: unknown) => callback(toServiceError(error)),
-              );
-          };
+      handlers[method.name] = method.requestStream
+        ? method.responseStream
+          ? (call: ServerDuplexStream<unknown, unknown>) => {
+              void serveBidi(handler as BidiStreamHandler<unknown, unknown>, call);
+            }
+          : (call: ServerReadableStream<unknown, unknown>, callback: sendUnaryData<unknown>) => {
+              const cancellation = new Cancellation(call);
+              const trailers = new CallTrailers();
+              Promise.resolve()
+                .then(() => (handler as ClientStreamHandler<unknown, unknown>)(requestsOf(call, cancellation), callInfo(call, cancellation, trailers)))
+                .then(
+                  (response) => callback(null, response, trailerMetadata(trailers)),
+                  (error: unknown) => callback(serviceErrorOf(error, trailers)),
+                );
+            }
+        : method.responseStream
+          ? (call: ServerWritableStream<unknown, unknown>) => {
+              void serveStream(handler as ServerStreamHandler<unknown, unknown>, call);
+            }
+          : (call: ServerUnaryCall<unknown, unknown>, callback: sendUnaryData<unknown>) => {
+              const cancellation = new Cancellation(call);
+              const trailers = new CallTrailers();
+              Promise.resolve()
+                .then(() => (handler as UnaryHandler<unknown, unknown>)(call.request, callInfo(call, cancellation, trailers)))
+                .then(
+                  (response) => callback(null, response, trailerMetadata(trailers)),
+                  (error: unknown) => callback(serviceErrorOf(error, trailers)),
+                );
+            };
     }
     server.addService(descriptors as never, handlers);
   }

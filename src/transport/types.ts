@@ -36,9 +36,43 @@ export interface WireCall {
   readonly path: string;
   readonly message: Uint8Array;
   readonly metadata: CallMetadata;
-  /** Absolute deadline, ms since the epoch. */
+  /** Absolute deadline, ms since the epoch; `Infinity` for none (no timer, no `grpc-timeout`). */
   readonly deadline: number;
   readonly signal: AbortSignal | undefined;
+}
+
+/**
+ * A call whose requests come from an async iterable (client streaming and bidi streaming).
+ * The iterable is pulled with back-pressure (the next message only once the transport can
+ * take the previous one), concurrently with the responses being read; its end half-closes the
+ * request. When the iterator is created: over HTTP/3 once the request stream is open (a call
+ * that fails before, in the dial, the handshake or waiting for stream credit, has not touched
+ * the iterable); over HTTP/2 when the call starts (grpc-js holds the first messages until its
+ * connection is ready). A failed call returns the iterator if it created one.
+ */
+export interface WireStreamCall {
+  /** `/package.Service/Method` */
+  readonly path: string;
+  /** Serialized requests. Throwing cancels the call (CANCELLED naming the cause). */
+  readonly messages: AsyncIterable<Uint8Array>;
+  readonly metadata: CallMetadata;
+  /** Absolute deadline, ms since the epoch; `Infinity` for none (no timer, no `grpc-timeout`). */
+  readonly deadline: number;
+  readonly signal: AbortSignal | undefined;
+}
+
+/**
+ * The response side of a streaming call: iterate for messages (once). The call starts when
+ * `stream()` returns; iteration throws `RpcError` / `TlsError` on failure, like `unary`.
+ * Leaving the iteration early (`break`, `return()`) cancels the call on the wire. Once the
+ * response side is over, the request iterator is `return()`ed if still open.
+ */
+export interface WireStream extends AsyncIterable<Uint8Array> {
+  /** Response headers when they arrive; undefined if the call ended without any. Never rejects. */
+  readonly headers: Promise<Readonly<Record<string, string>> | undefined>;
+  /** Trailers when the call ends, whatever the outcome (an error's trailers too). Never rejects. */
+  readonly trailers: Promise<Readonly<Record<string, string>>>;
+  readonly peer: PeerIdentity;
 }
 
 /** Who answered. */
@@ -66,6 +100,8 @@ export interface TransportConnection {
   unary(call: WireCall): Promise<WireUnaryResult>;
   /** Server-streaming call: yields each response message; throws RpcError/TlsError at the end on failure. */
   serverStream(call: WireCall): AsyncIterable<Uint8Array>;
+  /** Client-streaming or bidi-streaming call (the wire is the same for both); see {@link WireStream}. */
+  stream(call: WireStreamCall): WireStream;
   /**
    * Resolves once the connection is established (TLS/QUIC handshake done on our side),
    * dialling it if needed; rejects like a call would (RpcError with a failure kind, or

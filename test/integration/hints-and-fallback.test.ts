@@ -78,6 +78,9 @@ class Http3Double implements Transport {
           for (let i = 1; i <= request.count; i++) yield controlPlaneV1.MembershipEvent.encode({ node: 'h3-double', sequence: i }).finish();
         })();
       },
+      stream: () => {
+        throw new Error('streams are not used with this double');
+      },
       close: () => {
         this.closed++;
       },

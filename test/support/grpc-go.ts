@@ -1,7 +1,8 @@
 /**
  * An independent HTTP/2-only gRPC server for integration tests: grpc-go (Debian's
  * `golang-google-grpc-dev`, built offline in GOPATH mode) serving
- * `omnirelay.controlplane.v1.ControlPlane/Ping` and `grpc.health.v1.Health/Check`
+ * `omnirelay.controlplane.v1.ControlPlane/Ping`, `ControlPlaneStreams/Collect` and `/Chat`
+ * (client and bidi streaming) and `grpc.health.v1.Health/Check`
  * (test/support/grpc-go/server.go). The binary is built once per source hash into the
  * system's temp directory (about 12 s cold, instant afterwards) and started per suite.
  *

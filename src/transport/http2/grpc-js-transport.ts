@@ -1,4 +1,4 @@
-import { connectivityState, credentials, Client, Metadata, type ChannelCredentials, type ChannelOptions, type ClientUnaryCall, type ServiceError } from '@grpc/grpc-js';
+import { connectivityState, credentials, Client, Metadata, type ChannelCredentials, type ChannelOptions, type ClientDuplexStream, type ClientUnaryCall, type ServiceError } from '@grpc/grpc-js';
 
 import { RpcError, TlsError } from '../../errors.js';
 import { CertificateCache } from '../../tls/certificate-cache.js';
@@ -7,7 +7,8 @@ import type { TlsMaterial } from '../../tls/material.js';
 import { serverIdentityCheck } from '../../tls/peer-verification.js';
 import { GRPC_STATUS, statusName } from '../../grpc/status.js';
 import { closedBeforeSettings, isConnectionDropped, isRefusedStream } from './grpc-js-failures.js';
-import type { CallMetadata, DialTarget, PeerIdentity, Transport, TransportConnection, WireCall, WireUnaryResult } from '../types.js';
+import type { CallMetadata, DialTarget, PeerIdentity, Transport, TransportConnection, WireCall, WireStream, WireStreamCall, WireUnaryResult } from '../types.js';
+import { failedWireStream, RequestPump, StreamEnd, wireStream } from '../wire-stream.js';
 
 const identity = (bytes: Buffer): Buffer => bytes;
 
@@ -101,6 +102,12 @@ function fromMetadata(metadata: Metadata | undefined): Record<string, string> {
   if (metadata === undefined) return out;
   for (const [key, value] of Object.entries(metadata.getMap())) out[key] = typeof value === 'string' ? value : value.toString('base64');
   return out;
+}
+
+/** The trailers a grpc-js call error carries ({} for any other error). */
+function trailersOf(error: unknown): Record<string, string> {
+  const metadata = (error as { metadata?: unknown } | undefined)?.metadata;
+  return metadata instanceof Metadata ? fromMetadata(metadata) : {};
 }
 
 function channelOptions(target: DialTarget): ChannelOptions {
@@ -285,11 +292,91 @@ class GrpcJsConnection implements TransportConnection {
         yield chunk;
       }
     } catch (error) {
-      throw this.#toError(error as ServiceError, started, {}, responded);
+      throw this.#toError(error as ServiceError, started, trailersOf(error), responded);
     } finally {
       call.signal?.removeEventListener('abort', onAbort);
       this.#calls.delete(stream);
       stream.cancel();
+    }
+  }
+
+  /**
+   * Client-streaming or bidi call as a grpc-js duplex call (the wire is the same for both). The
+   * request pump writes while `write()` returns true and waits for 'drain' otherwise, so
+   * grpc-js holds at most its writable high-water mark plus what HTTP/2 flow control took.
+   */
+  stream(call: WireStreamCall): WireStream {
+    if (this.#closed) return failedWireStream(this.#rpcErrorClosed());
+    const end = new StreamEnd();
+    const started = performance.now();
+    const duplex = this.#client.makeBidiStreamRequest<Uint8Array, Buffer>(call.path, toBuffer, identity, toMetadata(call.metadata), { deadline: call.deadline });
+    // A failure of ours (the request iterable threw, a message too large) ends the call with this error.
+    const local: { error?: RpcError } = {};
+    const fail = (status: number, details: string): void => {
+      local.error ??= new RpcError(status, statusName(status), details, { endpoint: this.#target.endpoint.authority, protocol: 'h2' });
+      duplex.cancel();
+    };
+    const responses = this.#runStream(call, duplex, end, local, started, fail);
+    return wireStream(responses, end, this.#peerOf(duplex), () => fail(GRPC_STATUS.CANCELLED, 'the caller stopped reading the responses'));
+  }
+
+  #rpcErrorClosed(): RpcError {
+    return new RpcError(GRPC_STATUS.UNAVAILABLE, 'UNAVAILABLE', 'connection closed', { endpoint: this.#target.endpoint.authority, protocol: 'h2', failure: 'connect' });
+  }
+
+  async *#runStream(
+    call: WireStreamCall,
+    duplex: ClientDuplexStream<Uint8Array, Buffer>,
+    end: StreamEnd,
+    local: { error?: RpcError },
+    started: number,
+    fail: (status: number, details: string) => void,
+  ): AsyncGenerator<Uint8Array, void, undefined> {
+    this.#calls.add(duplex);
+    let responded = false;
+    let trailers: Record<string, string> = {};
+    duplex.on('metadata', (metadata: Metadata) => {
+      responded = true;
+      end.gotHeaders(fromMetadata(metadata));
+    });
+    duplex.on('status', (status: { metadata?: Metadata }) => {
+      trailers = fromMetadata(status.metadata);
+    });
+    const onAbort = (): void => duplex.cancel();
+    if (call.signal?.aborted === true) duplex.cancel();
+    else call.signal?.addEventListener('abort', onAbort, { once: true });
+    const pump = new RequestPump(
+      call.messages,
+      {
+        write: (message) =>
+          new Promise<void>((resolve) => {
+            if (duplex.write(message)) resolve();
+            else duplex.once('drain', resolve);
+          }),
+        end: () => void duplex.end(),
+      },
+      this.#target.profile.limits.maxSendMessageBytes,
+      (failure) => fail(failure.status, failure.details),
+    );
+    pump.start();
+    let finished = false;
+    try {
+      for await (const chunk of duplex as AsyncIterable<Buffer>) {
+        responded = true;
+        yield chunk;
+      }
+      finished = true;
+    } catch (error) {
+      const serviceError = error as ServiceError;
+      trailers = { ...trailers, ...trailersOf(error) };
+      if (local.error !== undefined) throw new RpcError(local.error.status, local.error.statusName, local.error.details, { ...local.error.context, trailers });
+      throw this.#toError(serviceError, started, trailers, responded);
+    } finally {
+      call.signal?.removeEventListener('abort', onAbort);
+      this.#calls.delete(duplex);
+      pump.stop();
+      if (!finished) duplex.cancel();
+      end.finish(trailers);
     }
   }
 

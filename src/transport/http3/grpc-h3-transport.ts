@@ -15,7 +15,8 @@ import { clientCertificateVerdict } from '../../tls/classify.js';
 import { runPeerValidator } from '../../tls/peer-verification.js';
 import { pemIdentityOf, type PemIdentity } from '../../tls/pkcs12.js';
 import { GRPC_STATUS, statusName } from '../../grpc/status.js';
-import type { DialTarget, PeerIdentity, Transport, TransportConnection, WireCall, WireUnaryResult } from '../types.js';
+import type { DialTarget, PeerIdentity, Transport, TransportConnection, WireCall, WireStream, WireStreamCall, WireUnaryResult } from '../types.js';
+import { deadlineTimer, RequestPump, StreamEnd, timeoutOf, wireStream } from '../wire-stream.js';
 import { H3_ERROR_CODES, Http3Error, http3ErrorCodeName } from '../../http3/error-codes.js';
 import { frameGrpcMessage, GrpcDeframeError, GrpcMappingError, GrpcMessageDeframer, headerRecord, interpretResponseHeaders, interpretTrailers, requestHeaders, type GrpcOutcome } from '../../grpc/mapping.js';
 import { dialH3 } from './h3-dial.js';
@@ -31,12 +32,13 @@ interface Live {
   readonly peer: PeerIdentity;
 }
 
-/** Why a call's AbortController fired. */
-type AbortKind = 'deadline' | 'cancelled' | 'closed' | 'refused';
+/** Why a call's AbortController fired (`local`: our side failed the call with `error`). */
+type AbortKind = 'deadline' | 'cancelled' | 'closed' | 'refused' | 'local';
 class CallAbort extends Error {
   constructor(
     readonly kind: AbortKind,
     message: string,
+    readonly error?: RpcError,
   ) {
     super(message);
     this.name = 'CallAbort';
@@ -53,6 +55,19 @@ interface CallState {
   /** The response reader, once the request is sent: `received` says whether response bytes arrived (the server is processing the request). */
   response: RequestStreamReader | undefined;
 }
+
+/** What a call sends: one message (unary, server stream) or a pumped stream of them. */
+type RequestBody =
+  | { readonly kind: 'single'; readonly message: Uint8Array }
+  | {
+      readonly kind: 'stream';
+      readonly messages: AsyncIterable<Uint8Array>;
+      readonly end: StreamEnd;
+      /** Filled in once the call has a connection (for the stream's `peer`). */
+      readonly peer: { live?: Live };
+      /** Set by the call: fails it with a local error (the consumer left, or the pump failed). */
+      fail?: (error: RpcError) => void;
+    };
 
 /** What a finished call carries besides its messages. */
 interface CallEnd {
@@ -294,7 +309,7 @@ class GrpcH3Connection implements TransportConnection {
 
   async unary(call: WireCall): Promise<WireUnaryResult> {
     const messages: Uint8Array[] = [];
-    const run = this.#run(call);
+    const run = this.#run(call, { kind: 'single', message: call.message });
     let peer: PeerIdentity;
     let end: CallEnd;
     for (;;) {
@@ -320,20 +335,47 @@ class GrpcH3Connection implements TransportConnection {
   }
 
   async *serverStream(call: WireCall): AsyncIterable<Uint8Array> {
-    yield* this.#run(call);
+    yield* this.#run(call, { kind: 'single', message: call.message });
+  }
+
+  /**
+   * Client-streaming or bidi call on one request stream: the header section, then each
+   * message in a DATA frame as the pump pulls it (an awaited QUIC write: stream and connection
+   * flow control hold the producer), FIN when the iterable ends.
+   */
+  stream(call: WireStreamCall): WireStream {
+    const end = new StreamEnd();
+    const body: RequestBody = { kind: 'stream', messages: call.messages, end, peer: {} };
+    const run = this.#run(call, body);
+    const responses = (async function* (): AsyncGenerator<Uint8Array, void, undefined> {
+      yield* run;
+    })();
+    const peer: PeerIdentity = {
+      get address() {
+        return body.peer.live?.peer.address;
+      },
+      get certificate() {
+        return body.peer.live?.peer.certificate;
+      },
+    };
+    return wireStream(responses, end, peer, () => body.fail?.(this.#rpcError(GRPC_STATUS.CANCELLED, 'the caller stopped reading the responses')));
   }
 
   /** One call: yields each response message, returns headers/trailers, throws RpcError/TlsError. */
-  async *#run(call: WireCall): AsyncGenerator<Uint8Array, { end: CallEnd; peer: PeerIdentity }, undefined> {
-    if (this.#closed) throw this.#rpcError(GRPC_STATUS.UNAVAILABLE, 'connection closed', 'connect');
+  async *#run(call: WireCall | WireStreamCall, body: RequestBody): AsyncGenerator<Uint8Array, { end: CallEnd; peer: PeerIdentity }, undefined> {
+    const streaming = body.kind === 'stream' ? body : undefined;
+    if (this.#closed) {
+      streaming?.end.finish({});
+      throw this.#rpcError(GRPC_STATUS.UNAVAILABLE, 'connection closed', 'connect');
+    }
     const controller = new AbortController();
-    const abort = (kind: AbortKind, message: string): void => {
-      if (!controller.signal.aborted) controller.abort(new CallAbort(kind, message));
+    const abort = (kind: AbortKind, message: string, error?: RpcError): void => {
+      if (!controller.signal.aborted) controller.abort(new CallAbort(kind, message, error));
     };
+    if (streaming !== undefined) streaming.fail = (error) => abort('local', error.details, error);
     const state: CallState = { live: undefined, stream: undefined, response: undefined };
     this.#calls.set(controller, state);
-    const remaining = call.deadline - Date.now();
-    const timer = setTimeout(() => abort('deadline', 'deadline exceeded'), Math.max(0, remaining));
+    const stopTimer = deadlineTimer(call.deadline, () => abort('deadline', 'deadline exceeded'));
     const onCallerAbort = (): void => abort('cancelled', 'the caller cancelled the call');
     if (call.signal?.aborted === true) onCallerAbort();
     else call.signal?.addEventListener('abort', onCallerAbort, { once: true });
@@ -342,12 +384,15 @@ class GrpcH3Connection implements TransportConnection {
     let phase: Phase = 'connect';
     let live: Live | undefined;
     let stream: QuicStream | undefined;
+    let pump: RequestPump | undefined;
     let finished = false;
+    let trailers: Record<string, string> = {};
     try {
       // Connect (bounded by connectTimeoutMs and the deadline), then wait for stream credit.
       for (let attempt = 0; ; attempt++) {
         live = await abortable(this.#connect(), controller.signal);
         state.live = live;
+        if (streaming !== undefined) streaming.peer.live = live;
         phase = 'queued';
         try {
           stream = await live.session.openRequestStream(controller.signal);
@@ -369,17 +414,28 @@ class GrpcH3Connection implements TransportConnection {
       if (controller.signal.aborted) onAbort();
 
       const { profile, endpoint, tls } = this.#target;
-      if (call.message.byteLength > profile.limits.maxSendMessageBytes) {
-        throw this.#rpcError(GRPC_STATUS.RESOURCE_EXHAUSTED, `request message larger than max (${call.message.byteLength} vs. ${profile.limits.maxSendMessageBytes})`);
+      if (body.kind === 'single' && body.message.byteLength > profile.limits.maxSendMessageBytes) {
+        throw this.#rpcError(GRPC_STATUS.RESOURCE_EXHAUSTED, `request message larger than max (${body.message.byteLength} vs. ${profile.limits.maxSendMessageBytes})`);
       }
       const fields = requestHeaders({
         authority: tls.serverNameOverride !== undefined ? `${tls.serverNameOverride}:${endpoint.port}` : endpoint.authority,
         path: call.path,
-        timeoutMs: Math.max(1, remaining),
+        timeoutMs: timeoutOf(call.deadline),
         metadata: call.metadata,
       });
       try {
-        await opened.end(encodeMessage({ headers: fields, data: [frameGrpcMessage(call.message)] }));
+        if (body.kind === 'single') {
+          await opened.end(encodeMessage({ headers: fields, data: [frameGrpcMessage(body.message)] }));
+        } else {
+          await opened.write(encodeMessage({ headers: fields }));
+          pump = new RequestPump(
+            body.messages,
+            { write: (message) => opened.write(encodeMessage({ data: [frameGrpcMessage(message)] })), end: () => opened.end() },
+            profile.limits.maxSendMessageBytes,
+            (failure) => abort('local', failure.details, this.#rpcError(failure.status, failure.details)),
+          );
+          pump.start();
+        }
       } catch (error) {
         // RFC 9114 §4.1.1: a server may answer before the request is complete and ask us to
         // stop sending (STOP_SENDING H3_NO_ERROR), e.g. to refuse a message above its limit:
@@ -392,13 +448,14 @@ class GrpcH3Connection implements TransportConnection {
       state.response = response;
       const deframer = new GrpcMessageDeframer(maxReceive);
       let headers: Record<string, string> | undefined;
-      let trailers: Record<string, string> = {};
       let outcome: GrpcOutcome | undefined;
       for (let event = await response.next(); event !== null; event = await response.next()) {
         if (event.kind === 'headers') {
           if (headers === undefined) {
             headers = headerRecord(event.fields);
             const interpreted = interpretResponseHeaders(event.fields);
+            // A trailers-only response has no headers of its own (as grpc-js reports it over HTTP/2).
+            if (!interpreted.trailersOnly) streaming?.end.gotHeaders(headers);
             if (interpreted.outcome !== undefined) {
               outcome = interpreted.outcome;
               if (interpreted.trailersOnly) trailers = headers;
@@ -419,12 +476,19 @@ class GrpcH3Connection implements TransportConnection {
       if (outcome.status !== GRPC_STATUS.OK) throw this.#rpcError(outcome.status, outcome.message, undefined, trailers);
       return { end: { headers: headers ?? {}, trailers }, peer: live.peer };
     } catch (error) {
-      throw this.#callError(error, controller.signal, phase, live, stream, state.response?.received === true);
+      const typed = this.#callError(error, controller.signal, phase, live, stream, state.response?.received === true);
+      if (typed instanceof RpcError && typed.context.trailers !== undefined) trailers = { ...typed.context.trailers };
+      throw typed;
     } finally {
-      clearTimeout(timer);
+      stopTimer();
       call.signal?.removeEventListener('abort', onCallerAbort);
       this.#calls.delete(controller);
+      pump?.stop();
       if (!finished && stream !== undefined) stream.reset(H3_ERROR_CODES.H3_REQUEST_CANCELLED);
+      // The response is complete but the request is not (a server that answered without
+      // reading all of it): abandon our sending side, so the stream is released.
+      else if (stream !== undefined && !stream.writeEnded) stream.reset(H3_ERROR_CODES.H3_NO_ERROR);
+      streaming?.end.finish(trailers);
     }
   }
 
@@ -438,6 +502,7 @@ class GrpcH3Connection implements TransportConnection {
       }
       if (reason.kind === 'cancelled') return this.#rpcError(GRPC_STATUS.CANCELLED, 'the caller cancelled the call');
       if (reason.kind === 'refused') return this.#refused(reason.message);
+      if (reason.kind === 'local' && reason.error !== undefined) return reason.error;
       return this.#rpcError(GRPC_STATUS.UNAVAILABLE, 'connection closed', phase === 'sent' ? 'stream' : 'connect');
     }
     const refusal = received ? undefined : this.#refusal(error, live, stream);

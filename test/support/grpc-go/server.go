@@ -1,7 +1,12 @@
 // An HTTP/2-only gRPC server built on grpc-go (Debian's golang-google-grpc-dev), independent
-// of OmniRelay's own hosts: it serves omnirelay.controlplane.v1.ControlPlane/Ping without
-// generated code (a hand-written ServiceDesc and a raw-bytes codec; the protobuf fields are
-// encoded by hand) and grpc.health.v1.Health/Check (always SERVING).
+// of OmniRelay's own hosts: it serves omnirelay.controlplane.v1.ControlPlane/Ping and
+// omnirelay.controlplane.v1.ControlPlaneStreams/Collect (client streaming: the sum of the
+// requests' sequences) and /Chat (bidi: one response per request) without generated code (a
+// hand-written ServiceDesc and a raw-bytes codec; the protobuf fields are encoded by hand), and
+// grpc.health.v1.Health/Check (always SERVING). The streaming methods read the request
+// metadata `x-mode`: `fail` ends the call with FAILED_PRECONDITION and an `x-reason` trailer
+// (Chat after its second request); on success they set an `x-count` trailer. How each
+// streaming call ended is printed on stderr: "stream <x-call-id> <method> <how>".
 //
 // Flags: -cert, -key (PEM), -ca (client CA bundle), -require-client-cert, -node (the name Ping
 // answers with). Listens on 127.0.0.1:0 and prints "port <n>" on stdout once it accepts.
@@ -14,15 +19,20 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"io"
 	"io/ioutil"
 	"net"
 	"os"
 	"os/signal"
+	"strconv"
 	"syscall"
 
 	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/credentials"
+	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/peer"
+	"google.golang.org/grpc/status"
 )
 
 // rawCodec passes message bytes through untouched.
@@ -136,6 +146,96 @@ func pingHandler(node string) func(interface{}, context.Context, func(interface{
 	}
 }
 
+// pingResponse encodes a PingResponse{node, sequence}.
+func pingResponse(node string, seq uint64) []byte {
+	out := appendString(nil, 1, node)
+	if seq != 0 {
+		out = appendVarint(out, 2<<3|0)
+		out = appendVarint(out, seq)
+	}
+	return out
+}
+
+// streamMeta is the x-mode and x-call-id request metadata of a streaming call.
+func streamMeta(stream grpc.ServerStream) (mode string, id string) {
+	md, _ := metadata.FromIncomingContext(stream.Context())
+	if v := md.Get("x-mode"); len(v) > 0 {
+		mode = v[0]
+	}
+	id = "none"
+	if v := md.Get("x-call-id"); len(v) > 0 {
+		id = v[0]
+	}
+	return mode, id
+}
+
+// recvEnd reports how a request stream ended: "end" at the client's half-close, else the status code.
+func recvEnd(err error) string {
+	if err == io.EOF {
+		return "end"
+	}
+	return status.Code(err).String()
+}
+
+func collectHandler(_ interface{}, stream grpc.ServerStream) error {
+	mode, id := streamMeta(stream)
+	var sum, count uint64
+	for {
+		var in []byte
+		if err := stream.RecvMsg(&in); err != nil {
+			fmt.Fprintf(os.Stderr, "stream %s Collect %s\n", id, recvEnd(err))
+			if err != io.EOF {
+				return err
+			}
+			break
+		}
+		seq, err := sequenceOf(in)
+		if err != nil {
+			return status.Error(codes.InvalidArgument, err.Error())
+		}
+		sum += seq
+		count++
+	}
+	if mode == "fail" {
+		stream.SetTrailer(metadata.Pairs("x-reason", "asked-to-fail"))
+		return status.Error(codes.FailedPrecondition, "collect was asked to fail")
+	}
+	stream.SetTrailer(metadata.Pairs("x-count", strconv.FormatUint(count, 10)))
+	out := pingResponse("grpc-go", sum)
+	return stream.SendMsg(&out)
+}
+
+func chatHandler(_ interface{}, stream grpc.ServerStream) error {
+	mode, id := streamMeta(stream)
+	var count uint64
+	for {
+		var in []byte
+		if err := stream.RecvMsg(&in); err != nil {
+			fmt.Fprintf(os.Stderr, "stream %s Chat %s\n", id, recvEnd(err))
+			if err != io.EOF {
+				return err
+			}
+			break
+		}
+		seq, err := sequenceOf(in)
+		if err != nil {
+			return status.Error(codes.InvalidArgument, err.Error())
+		}
+		count++
+		if mode == "fail" && count == 2 {
+			stream.SetTrailer(metadata.Pairs("x-reason", "asked-to-fail"))
+			return status.Error(codes.FailedPrecondition, "chat was asked to fail")
+		}
+		out := pingResponse("grpc-go", seq)
+		if err := stream.SendMsg(&out); err != nil {
+			fmt.Fprintf(os.Stderr, "stream %s Chat send %s\n", id, status.Code(err).String())
+			return err
+		}
+	}
+	stream.SetTrailer(metadata.Pairs("x-count", strconv.FormatUint(count, 10)))
+	return nil
+}
+
 func healthHandler(_ interface{}, _ context.Context, dec func(interface{}) error, _ grpc.UnaryServerInterceptor) (interface{}, error) {
 	var in []byte
 	if err := dec(&in); err != nil {
@@ -182,6 +282,14 @@ func main() {
 		ServiceName: "omnirelay.controlplane.v1.ControlPlane",
 		HandlerType: (*server)(nil),
 		Methods:     []grpc.MethodDesc{{MethodName: "Ping", Handler: pingHandler(*node)}},
+	}, struct{}{})
+	s.RegisterService(&grpc.ServiceDesc{
+		ServiceName: "omnirelay.controlplane.v1.ControlPlaneStreams",
+		HandlerType: (*server)(nil),
+		Streams: []grpc.StreamDesc{
+			{StreamName: "Collect", Handler: collectHandler, ClientStreams: true},
+			{StreamName: "Chat", Handler: chatHandler, ClientStreams: true, ServerStreams: true},
+		},
 	}, struct{}{})
 	s.RegisterService(&grpc.ServiceDesc{
 		ServiceName: "grpc.health.v1.Health",

@@ -84,6 +84,9 @@ export class ScriptedTransport implements Transport {
           yield MembershipEvent.encode({ node: authority, sequence: 1 }).finish();
         })();
       },
+      stream: () => {
+        throw new Error('streams are not scripted here');
+      },
       close: () => undefined,
     };
   }

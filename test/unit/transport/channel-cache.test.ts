@@ -16,6 +16,9 @@ class RecordingTransport implements Transport {
       protocol: this.protocol,
       unary: () => Promise.reject(new Error('not used')),
       serverStream: () => ({ [Symbol.asyncIterator]: () => ({ next: () => Promise.resolve({ done: true as const, value: undefined }) }) }),
+      stream: () => {
+        throw new Error('not used');
+      },
       close: () => {
         record.closed = true;
       },
