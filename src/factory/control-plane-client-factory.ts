@@ -3,7 +3,7 @@ import type { Dispatcher } from 'undici';
 import type { Clock } from '../clock.js';
 import type { OptionsMonitor } from '../config/options-monitor.js';
 import type { ControlPlaneOptions } from '../config/types.js';
-import { DisposedError, EndpointError } from '../errors.js';
+import { DisposedError, EndpointError, RpcError } from '../errors.js';
 import type { EndpointHintStore } from '../hints/endpoint-hints.js';
 import type { Http3Health } from '../hints/http3-health.js';
 import type { IPeerChooser } from '../peers/peer-chooser.js';
@@ -12,20 +12,22 @@ import type { RandomSource } from '../resilience/retry.js';
 import type { RpcCaller, RpcTelemetry } from '../telemetry/index.js';
 import type { ITlsProvider } from '../tls/tls-provider.js';
 import type { ChannelCache, CacheEntryInfo, Lease } from '../transport/channel-cache.js';
-import type { WireUnaryResult } from '../transport/types.js';
-import type { MethodDefinition, RequestOf, ResponseOf, ServerStreamMethodKeys, ServiceDefinition, UnaryMethodKeys } from '../grpc/service-definition.js';
+import type { WireStream, WireUnaryResult } from '../transport/types.js';
+import { GRPC_STATUS } from '../grpc/status.js';
+import type { BidiStreamMethodKeys, ClientStreamMethodKeys, MethodDefinition, RequestOf, ResponseOf, ServerStreamMethodKeys, ServiceDefinition, UnaryMethodKeys } from '../grpc/service-definition.js';
 import { HealthCheckRequest, HealthCheckResponse, HealthCheckResponse_ServingStatus } from '../gen/grpc/health/v1/health.js';
 import { wireDeadline } from './call-bounds.js';
-import { checkCallOptions, failedStream, methodOf, type MethodKind } from './call-validation.js';
+import { checkCallOptions, failedStream, kindOf, methodOf, type MethodKind } from './call-validation.js';
 import { CacheInvalidation } from './cache-invalidation.js';
 import { callerOf } from './caller.js';
 import type { HttpDispatcherPool } from './http-dispatchers.js';
 import { Picker } from './picker.js';
 import { ProtocolSelector } from './protocol-selector.js';
 import { RefusalMemory } from './refusal-memory.js';
-import { RetryingCall, type CallPlan, type RetryMode } from './retrying-call.js';
+import { RequestSource } from './request-source.js';
+import { RetryingCall, type CallPlan, type Placed, type RetryMode } from './retrying-call.js';
 import { TargetResolver, type PeerLists, type ResolvedTarget } from './target-resolver.js';
-import type { CallOptions, CallTarget, Http3ProbeResult, Http3ProbeTarget, IGrpcControlPlaneClientFactory, TypedClient, UnaryResult } from './types.js';
+import type { BidiStream, CallOptions, CallTarget, Http3ProbeResult, Http3ProbeTarget, IGrpcControlPlaneClientFactory, TypedClient, UnaryResult } from './types.js';
 
 export type { PeerLists } from './target-resolver.js';
 export { MAX_TRANSPARENT_RETRIES } from './retrying-call.js';
@@ -56,6 +58,28 @@ interface OpenedStream {
   readonly lease: Lease;
   readonly iterator: AsyncIterator<Uint8Array>;
   readonly first: IteratorResult<Uint8Array>;
+}
+
+/** A client or bidi stream up to its first response (or its end). */
+interface OpenedDuplex {
+  readonly lease: Lease;
+  readonly wire: WireStream;
+  readonly iterator: AsyncIterator<Uint8Array>;
+  readonly first: IteratorResult<Uint8Array>;
+}
+
+/** The trailers a call that failed before or while it was placed carries (`{}` when it never reached a server). */
+function trailersOf(error: unknown): Readonly<Record<string, string>> {
+  return error instanceof RpcError ? (error.context.trailers ?? {}) : {};
+}
+
+/** A promise with its resolver, for the headers and trailers of a stream not placed yet. */
+function settleLater<T>(): { readonly promise: Promise<T>; readonly resolve: (value: T) => void } {
+  let resolve!: (value: T) => void;
+  const promise = new Promise<T>((r) => {
+    resolve = r;
+  });
+  return { promise, resolve };
 }
 
 /**
@@ -219,16 +243,177 @@ export class ControlPlaneClientFactory implements IGrpcControlPlaneClientFactory
     }
   }
 
+  clientStream<S extends ServiceDefinition, K extends ClientStreamMethodKeys<S>>(
+    service: S,
+    method: K,
+    requests: AsyncIterable<RequestOf<S, K>>,
+    target: CallTarget & CallOptions,
+  ): Promise<UnaryResult<ResponseOf<S, K>>> {
+    let definition: MethodDefinition<RequestOf<S, K>, ResponseOf<S, K>>;
+    try {
+      definition = methodOf(service, method, 'client-stream');
+    } catch (error) {
+      return Promise.reject(error instanceof Error ? error : new Error(String(error)));
+    }
+    return this.#clientStream(service, definition, requests, target);
+  }
+
+  /**
+   * Placed like a unary call, never retried (the requests cannot be read twice): the response
+   * and the status end the call. A server that ends it without exactly one response message
+   * breaks the call's contract: INTERNAL (as grpc-go and grpc-js report it).
+   */
+  async #clientStream<Req, Res>(service: ServiceDefinition, method: MethodDefinition<Req, Res>, requests: AsyncIterable<Req>, target: CallTarget & CallOptions): Promise<UnaryResult<Res>> {
+    const source = new RequestSource(requests, (request: Req) => method.requestType.encode(request).finish());
+    let placed: Placed<OpenedDuplex>;
+    try {
+      placed = await this.#openDuplex(service, method, source, target, 'client-stream');
+    } catch (error) {
+      source.close();
+      throw error;
+    }
+    const opened = placed.value;
+    const violation = (details: string): RpcError => new RpcError(GRPC_STATUS.INTERNAL, 'INTERNAL', details, { endpoint: placed.peer, protocol: placed.sent });
+    try {
+      if (opened.first.done === true) throw violation(`${service.fullName}/${method.name} is client-streaming, but the server ended the call without a response message`);
+      const end = await opened.iterator.next();
+      if (end.done !== true) throw violation(`${service.fullName}/${method.name} is client-streaming, but the server sent more than one response message`);
+      const message = method.responseType.decode(opened.first.value);
+      const [headers, trailers] = await Promise.all([opened.wire.headers, opened.wire.trailers]);
+      placed.finish({ ok: true });
+      return { message, protocol: placed.sent, endpoint: placed.peer, peer: opened.wire.peer, attempts: placed.attempts, headers: headers ?? {}, trailers };
+    } catch (error) {
+      const failure = placed.failure(error);
+      placed.finish({ ok: false, error: failure });
+      throw failure;
+    } finally {
+      await opened.iterator.return?.().catch(() => undefined);
+      opened.lease.release();
+      source.close();
+    }
+  }
+
+  bidiStream<S extends ServiceDefinition, K extends BidiStreamMethodKeys<S>>(
+    service: S,
+    method: K,
+    requests: AsyncIterable<RequestOf<S, K>>,
+    target: CallTarget & CallOptions,
+  ): BidiStream<ResponseOf<S, K>> {
+    let definition: MethodDefinition<RequestOf<S, K>, ResponseOf<S, K>>;
+    try {
+      definition = methodOf(service, method, 'bidi-stream');
+    } catch (error) {
+      return { headers: Promise.resolve(undefined), trailers: Promise.resolve({}), ...failedStream<ResponseOf<S, K>>(error) };
+    }
+    return this.#bidi(service, definition, requests, target);
+  }
+
+  #bidi<Req, Res>(service: ServiceDefinition, method: MethodDefinition<Req, Res>, requests: AsyncIterable<Req>, target: CallTarget & CallOptions): BidiStream<Res> {
+    const headers = settleLater<Readonly<Record<string, string>> | undefined>();
+    const trailers = settleLater<Readonly<Record<string, string>>>();
+    const responses = this.#bidiStream(service, method, requests, target, (h, t) => {
+      void h.then(headers.resolve);
+      void t.then(trailers.resolve);
+    });
+    return { headers: headers.promise, trailers: trailers.promise, [Symbol.asyncIterator]: () => responses[Symbol.asyncIterator]() };
+  }
+
+  /**
+   * Placed like a server stream (peer, protocol, the breaker until the first response), never
+   * retried. `onPlaced` gets the headers and trailers of the call's wire stream, or settled
+   * ones when the call failed before it was placed.
+   */
+  async *#bidiStream<Req, Res>(
+    service: ServiceDefinition,
+    method: MethodDefinition<Req, Res>,
+    requests: AsyncIterable<Req>,
+    target: CallTarget & CallOptions,
+    onPlaced: (headers: Promise<Readonly<Record<string, string>> | undefined>, trailers: Promise<Readonly<Record<string, string>>>) => void,
+  ): AsyncIterable<Res> {
+    const source = new RequestSource(requests, (request: Req) => method.requestType.encode(request).finish());
+    let placed: Placed<OpenedDuplex>;
+    try {
+      placed = await this.#openDuplex(service, method, source, target, 'bidi-stream');
+    } catch (error) {
+      source.close();
+      onPlaced(Promise.resolve(undefined), Promise.resolve(trailersOf(error)));
+      throw error;
+    }
+    const opened = placed.value;
+    onPlaced(opened.wire.headers, opened.wire.trailers);
+    let finished = false;
+    try {
+      for (let step = opened.first; step.done !== true; step = await opened.iterator.next()) {
+        yield method.responseType.decode(step.value);
+      }
+      finished = true;
+      placed.finish({ ok: true });
+    } catch (error) {
+      const failure = placed.failure(error);
+      placed.finish({ ok: false, error: failure });
+      throw failure;
+    } finally {
+      // A consumer that stops early (break, return) cancels the stream on the wire.
+      if (!finished) await opened.iterator.return?.().catch(() => undefined);
+      opened.lease.release();
+      placed.finish({ ok: false, abandoned: true });
+      source.close();
+    }
+  }
+
+  /**
+   * Opens a client or bidi stream up to its first response: placed through the retrying call
+   * (no retries) and the protocol selector, which may move it from HTTP/3 to HTTP/2 only while
+   * no request was taken from the caller's iterable.
+   */
+  async #openDuplex<Req>(service: ServiceDefinition, method: MethodDefinition<Req, unknown>, source: RequestSource<Req>, target: CallTarget & CallOptions, kind: 'client-stream' | 'bidi-stream'): Promise<Placed<OpenedDuplex>> {
+    checkCallOptions(target, kind);
+    const resolved = this.#resolve(target);
+    const path = `/${service.fullName}/${method.name}`;
+    const metadata = { ...resolved.metadata, ...target.metadata };
+    const plan = this.#plan(service, method, resolved, target, kind, 'none');
+    const replayable = (): boolean => source.pulled === 0;
+    return this.#retrying.place(plan, (peer, call, observation) =>
+      this.#selector.send(
+        resolved,
+        peer,
+        observation,
+        call,
+        async (lease): Promise<OpenedDuplex> => {
+          try {
+            const wire = lease.connection.stream({ path, messages: source.forAttempt(), metadata, deadline: call.deadline, signal: call.signal });
+            const iterator = wire[Symbol.asyncIterator]();
+            return { lease, wire, iterator, first: await iterator.next() };
+          } catch (error) {
+            lease.release();
+            throw error;
+          }
+        },
+        replayable,
+      ),
+    );
+  }
+
   client<S extends ServiceDefinition>(service: S, target: CallTarget): TypedClient<S> {
     if (this.#disposed) throw new DisposedError('The control-plane client factory');
     this.#resolver.check(target);
     const client: Record<string, unknown> = {};
     for (const [key, definition] of Object.entries(service.methods)) {
       const method = definition as MethodDefinition<unknown, unknown>;
-      if (method.requestStream) continue;
-      client[key] = method.responseStream
-        ? (request: unknown, options?: CallOptions) => this.#serverStream(service, method, request, { ...target, ...options })
-        : async (request: unknown, options?: CallOptions) => (await this.#unary(service, method, request, { ...target, ...options })).message;
+      switch (kindOf(method)) {
+        case 'unary':
+          client[key] = async (request: unknown, options?: CallOptions) => (await this.#unary(service, method, request, { ...target, ...options })).message;
+          break;
+        case 'server-stream':
+          client[key] = (request: unknown, options?: CallOptions) => this.#serverStream(service, method, request, { ...target, ...options });
+          break;
+        case 'client-stream':
+          client[key] = async (requests: AsyncIterable<unknown>, options?: CallOptions) => (await this.#clientStream(service, method, requests, { ...target, ...options })).message;
+          break;
+        case 'bidi-stream':
+          client[key] = (requests: AsyncIterable<unknown>, options?: CallOptions) => this.#bidi(service, method, requests, { ...target, ...options });
+          break;
+      }
     }
     return client as TypedClient<S>;
   }

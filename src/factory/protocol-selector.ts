@@ -67,8 +67,13 @@ export class ProtocolSelector {
     this.#deps = deps;
   }
 
-  /** Runs `operation` on `peer` over the protocol this attempt may use. */
-  async send<T>(resolved: ResolvedTarget, peer: PeerCandidate, observation: RpcObservation, call: CallBounds, operation: Operation<T>): Promise<Sent<T>> {
+  /**
+   * Runs `operation` on `peer` over the protocol this attempt may use. `replayable` says
+   * whether the operation may still run again after a failed HTTP/3 try (a client or bidi
+   * stream may not once a request was taken from the caller's iterable); when it may not, the
+   * HTTP/3 failure is the attempt's error and no fallback is recorded.
+   */
+  async send<T>(resolved: ResolvedTarget, peer: PeerCandidate, observation: RpcObservation, call: CallBounds, operation: Operation<T>, replayable: () => boolean = () => true): Promise<Sent<T>> {
     const target = this.dialTarget(resolved, peer);
     const choice = this.#choose(resolved, peer);
     if (choice.required !== undefined) {
@@ -87,7 +92,7 @@ export class ProtocolSelector {
       } catch (error) {
         const reason = http3FailureReason(error);
         if (reason === undefined) throw error;
-        if (reason === 'idle-timeout') {
+        if (reason === 'idle-timeout' || !replayable()) {
           // The request may have reached the server: no fallback for this call, but later
           // calls skip HTTP/3 for the backoff window.
           this.#deps.health.markBroken(peer.authority, reason, resolved.profile.http3Health);

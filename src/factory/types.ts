@@ -2,7 +2,7 @@ import type { Dispatcher } from 'undici';
 import type { ControlPlaneOptions } from '../config/types.js';
 import type { CacheEntryInfo } from '../transport/channel-cache.js';
 import type { CallMetadata, PeerIdentity, WireProtocol } from '../transport/types.js';
-import type { RequestOf, ResponseOf, ServerStreamMethodKeys, ServiceDefinition, UnaryMethodKeys } from '../grpc/service-definition.js';
+import type { BidiStreamMethodKeys, ClientStreamMethodKeys, RequestOf, ResponseOf, ServerStreamMethodKeys, ServiceDefinition, UnaryMethodKeys } from '../grpc/service-definition.js';
 
 /** Where a call goes. Give `endpoint` (a URL or a configured endpoint's name), `peers` or `peerList`. */
 export interface CallTarget {
@@ -43,6 +43,17 @@ export interface UnaryResult<Res> {
   readonly trailers: Readonly<Record<string, string>>;
 }
 
+/**
+ * The responses of a bidi stream: iterate them (once; the call starts on the first `next()`).
+ * Leaving the loop early (`break`) cancels the call on the wire and closes the request iterable.
+ */
+export interface BidiStream<Res> extends AsyncIterable<Res> {
+  /** The response headers when they arrive; undefined if the call ended without any. Never rejects. */
+  readonly headers: Promise<Readonly<Record<string, string>> | undefined>;
+  /** The trailers when the call ends, whatever the outcome (a failed call's too; `{}` when it never reached a server). Never rejects. */
+  readonly trailers: Promise<Readonly<Record<string, string>>>;
+}
+
 /** What `probeHttp3` probes: the endpoint, the profile whose TLS it uses, the health service name ('' = the server). */
 export interface Http3ProbeTarget {
   /** A configured endpoint's name, `https://host:port` or `host:port`. */
@@ -67,6 +78,10 @@ export type TypedClient<S extends ServiceDefinition> = {
   readonly [K in UnaryMethodKeys<S>]: (request: RequestOf<S, K>, options?: CallOptions) => Promise<ResponseOf<S, K>>;
 } & {
   readonly [K in ServerStreamMethodKeys<S>]: (request: RequestOf<S, K>, options?: CallOptions) => AsyncIterable<ResponseOf<S, K>>;
+} & {
+  readonly [K in ClientStreamMethodKeys<S>]: (requests: AsyncIterable<RequestOf<S, K>>, options?: CallOptions) => Promise<ResponseOf<S, K>>;
+} & {
+  readonly [K in BidiStreamMethodKeys<S>]: (requests: AsyncIterable<RequestOf<S, K>>, options?: CallOptions) => BidiStream<ResponseOf<S, K>>;
 };
 
 /**
@@ -91,6 +106,29 @@ export interface IGrpcControlPlaneClientFactory {
     request: RequestOf<S, K>,
     target: CallTarget & CallOptions,
   ): AsyncIterable<ResponseOf<S, K>>;
+  /**
+   * A client-streaming call: the requests come from an async iterable (pulled with
+   * back-pressure, as the connection can take them); resolves with the one response. Placed
+   * like a unary call (peer, protocol, breaker) but never retried: the requests cannot be read
+   * twice. It may move from HTTP/3 to HTTP/2 only while no request was taken from the iterable.
+   */
+  clientStream<S extends ServiceDefinition, K extends ClientStreamMethodKeys<S>>(
+    service: S,
+    method: K,
+    requests: AsyncIterable<RequestOf<S, K>>,
+    target: CallTarget & CallOptions,
+  ): Promise<UnaryResult<ResponseOf<S, K>>>;
+  /**
+   * A bidirectional-streaming call: requests from an async iterable, responses as an async
+   * iterable, both at once. Placed like a server stream (the breaker counts it until its first
+   * response); never retried; deadline: the profile's `streamDeadlineMs` (none by default).
+   */
+  bidiStream<S extends ServiceDefinition, K extends BidiStreamMethodKeys<S>>(
+    service: S,
+    method: K,
+    requests: AsyncIterable<RequestOf<S, K>>,
+    target: CallTarget & CallOptions,
+  ): BidiStream<ResponseOf<S, K>>;
   /** A typed client for a generated service definition. */
   client<S extends ServiceDefinition>(service: S, target: CallTarget): TypedClient<S>;
   /**
