@@ -22,7 +22,9 @@ describe('options as a live Observable', () => {
 
   it('applies a new snapshot to the next call, rebuilds connections whose settings changed, and keeps the last good one when a snapshot is bad', async () => {
     const base = (deadlineMs: number, keepaliveMs: number): ControlPlaneOptionsInput =>
-      mtlsOptions(pki, pki.client, { profiles: { 'control-plane': { deadlineMs, keepalive: { timeMs: keepaliveMs, timeoutMs: 1_000 } } }, endpoints: { a: { url: node.url } } });
+      // connectTimeoutMs written, so the deadline changes alone (a deadline below the preset's
+      // connect timeout would lower it too, and that is a connection setting).
+      mtlsOptions(pki, pki.client, { profiles: { 'control-plane': { deadlineMs, connectTimeoutMs: 50, keepalive: { timeMs: keepaliveMs, timeoutMs: 1_000 } } }, endpoints: { a: { url: node.url } } });
     const source = new BehaviorSubject<ControlPlaneOptionsInput>(base(2_000, 10_000));
     const { container } = containerWith(source);
     const factory = container.get<IGrpcControlPlaneClientFactory>(TOKENS.GrpcControlPlaneClientFactory);
