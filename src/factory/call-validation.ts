@@ -19,6 +19,22 @@ export function kindOf(method: MethodDefinition<unknown, unknown>): MethodKind {
  * service and the method, listing the methods of that kind, when there is none.
  */
 export function methodOf<Req, Res>(service: ServiceDefinition, name: unknown, kind: MethodKind): MethodDefinition<Req, Res> {
+  const known = typeof name === 'string' && typeof service === 'object' && service !== null ? checked.get(service)?.get(name) : undefined;
+  if (known !== undefined && kindOf(known) === kind) return known as MethodDefinition<Req, Res>;
+  const definition = lookUp<Req, Res>(service, name, kind);
+  let methods = checked.get(service);
+  if (methods === undefined) {
+    methods = new Map();
+    checked.set(service, methods);
+  }
+  methods.set(name as string, definition);
+  return definition;
+}
+
+/** Definitions already checked, per service object and method key: calls name the same few over and over. */
+const checked = new WeakMap<ServiceDefinition, Map<string, MethodDefinition<unknown, unknown>>>();
+
+function lookUp<Req, Res>(service: ServiceDefinition, name: unknown, kind: MethodKind): MethodDefinition<Req, Res> {
   const methods = (service as { methods?: unknown } | undefined)?.methods;
   const serviceName = (service as { fullName?: unknown } | undefined)?.fullName;
   if (typeof methods !== 'object' || methods === null || typeof serviceName !== 'string') {
@@ -48,8 +64,11 @@ export function methodOf<Req, Res>(service: ServiceDefinition, name: unknown, ki
  * become an instant timeout or Node's TimeoutOverflowWarning). `signal` is an AbortSignal.
  */
 export function checkCallOptions(options: CallOptions, kind: MethodKind): void {
-  const issues: ConfigIssue[] = [];
   const deadline: unknown = options.deadlineMs;
+  const signal: unknown = options.signal;
+  // The common call: a plain deadline (or none) and a signal (or none).
+  if ((deadline === undefined || (typeof deadline === 'number' && deadline > 0 && deadline <= MAX_MS)) && (signal === undefined || signal instanceof AbortSignal)) return;
+  const issues: ConfigIssue[] = [];
   if (deadline === 'none') {
     if (kind === 'unary') issues.push({ key: 'deadlineMs', message: `"none" is for streams only; a unary call always has a deadline (a number of milliseconds)` });
   } else if (deadline !== undefined) {
@@ -58,7 +77,6 @@ export function checkCallOptions(options: CallOptions, kind: MethodKind): void {
     else if (deadline <= 0) issues.push({ key: 'deadlineMs', message: `must be greater than 0 ms, got ${deadline}` });
     else if (deadline > MAX_MS) issues.push({ key: 'deadlineMs', message: `must be at most ${MAX_MS} ms (24 h), got ${deadline}; a larger value is almost certainly a unit mistake` });
   }
-  const signal: unknown = options.signal;
   if (signal !== undefined && !(signal instanceof AbortSignal)) issues.push({ key: 'signal', message: `must be an AbortSignal, got ${signal === null ? 'null' : typeof signal}` });
   if (issues.length > 0) throw new ConfigError(issues, 'call options');
 }

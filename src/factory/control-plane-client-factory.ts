@@ -12,7 +12,7 @@ import type { RandomSource } from '../resilience/retry.js';
 import type { RpcCaller, RpcTelemetry } from '../telemetry/index.js';
 import type { ITlsProvider } from '../tls/tls-provider.js';
 import type { ChannelCache, CacheEntryInfo, Lease } from '../transport/channel-cache.js';
-import type { WireStream, WireUnaryResult } from '../transport/types.js';
+import type { CallMetadata, PeerIdentity, WireProtocol, WireStream, WireUnaryResult } from '../transport/types.js';
 import { GRPC_STATUS } from '../grpc/status.js';
 import type { BidiStreamMethodKeys, ClientStreamMethodKeys, MethodDefinition, RequestOf, ResponseOf, ServerStreamMethodKeys, ServiceDefinition, UnaryMethodKeys } from '../grpc/service-definition.js';
 import { HealthCheckRequest, HealthCheckResponse, HealthCheckResponse_ServingStatus } from '../gen/grpc/health/v1/health.js';
@@ -66,6 +66,50 @@ interface OpenedDuplex {
   readonly wire: WireStream;
   readonly iterator: AsyncIterator<Uint8Array>;
   readonly first: IteratorResult<Uint8Array>;
+}
+
+/** `/package.Service/Method` of each method definition (a definition belongs to one service). */
+const paths = new WeakMap<object, string>();
+
+function pathOf(service: ServiceDefinition, method: MethodDefinition<unknown, unknown> | { readonly name: string }): string {
+  let path = paths.get(method);
+  if (path === undefined) {
+    path = `/${service.fullName}/${method.name}`;
+    paths.set(method, path);
+  }
+  return path;
+}
+
+/** The call's metadata: the configured endpoint's, overlaid by the call's own (no copy when the call adds none). */
+function metadataOf(resolved: ResolvedTarget, options: CallOptions): CallMetadata {
+  return options.metadata === undefined ? resolved.metadata : { ...resolved.metadata, ...options.metadata };
+}
+
+/** A unary (or client-stream) result: headers, trailers and the peer are read from the wire result only when asked for. */
+class UnaryResponse<Res> implements UnaryResult<Res> {
+  readonly #wire: WireUnaryResult;
+
+  constructor(
+    readonly message: Res,
+    readonly protocol: WireProtocol,
+    readonly endpoint: string,
+    readonly attempts: number,
+    wire: WireUnaryResult,
+  ) {
+    this.#wire = wire;
+  }
+
+  get peer(): PeerIdentity {
+    return this.#wire.peer;
+  }
+
+  get headers(): Readonly<Record<string, string>> {
+    return this.#wire.headers;
+  }
+
+  get trailers(): Readonly<Record<string, string>> {
+    return this.#wire.trailers;
+  }
 }
 
 /** The trailers a call that failed before or while it was placed carries (`{}` when it never reached a server). */
@@ -160,8 +204,8 @@ export class ControlPlaneClientFactory implements IGrpcControlPlaneClientFactory
     checkCallOptions(target, 'unary');
     const resolved = this.#resolve(target);
     const message = method.requestType.encode(request).finish();
-    const path = `/${service.fullName}/${method.name}`;
-    const metadata = { ...resolved.metadata, ...target.metadata };
+    const path = pathOf(service, method);
+    const metadata = metadataOf(resolved, target);
     const plan = this.#plan(service, method, resolved, target, 'unary', 'policy');
     const placed = await this.#retrying.place(plan, (peer, call, observation) =>
       this.#selector.send(resolved, peer, observation, call, async (lease): Promise<WireUnaryResult> => {
@@ -173,20 +217,7 @@ export class ControlPlaneClientFactory implements IGrpcControlPlaneClientFactory
       }),
     );
     placed.finish({ ok: true });
-    const wire = placed.value;
-    return {
-      message: method.responseType.decode(wire.message),
-      protocol: placed.sent,
-      endpoint: placed.peer,
-      peer: wire.peer,
-      attempts: placed.attempts,
-      get headers() {
-        return wire.headers;
-      },
-      get trailers() {
-        return wire.trailers;
-      },
-    };
+    return new UnaryResponse(method.responseType.decode(placed.value.message), placed.sent, placed.peer, placed.attempts, placed.value);
   }
 
   serverStream<S extends ServiceDefinition, K extends ServerStreamMethodKeys<S>>(service: S, method: K, request: RequestOf<S, K>, target: CallTarget & CallOptions): AsyncIterable<ResponseOf<S, K>> {
@@ -209,8 +240,8 @@ export class ControlPlaneClientFactory implements IGrpcControlPlaneClientFactory
     checkCallOptions(target, 'server-stream');
     const resolved = this.#resolve(target);
     const message = method.requestType.encode(request).finish();
-    const path = `/${service.fullName}/${method.name}`;
-    const metadata = { ...resolved.metadata, ...target.metadata };
+    const path = pathOf(service, method);
+    const metadata = metadataOf(resolved, target);
     const plan = this.#plan(service, method, resolved, target, 'server-stream', 'transparent');
     const placed = await this.#retrying.place(plan, (peer, call, observation) =>
       this.#selector.send(resolved, peer, observation, call, async (lease): Promise<OpenedStream> => {
@@ -369,8 +400,8 @@ export class ControlPlaneClientFactory implements IGrpcControlPlaneClientFactory
   async #openDuplex<Req>(service: ServiceDefinition, method: MethodDefinition<Req, unknown>, source: RequestSource<Req>, target: CallTarget & CallOptions, kind: 'client-stream' | 'bidi-stream'): Promise<Placed<OpenedDuplex>> {
     checkCallOptions(target, kind);
     const resolved = this.#resolve(target);
-    const path = `/${service.fullName}/${method.name}`;
-    const metadata = { ...resolved.metadata, ...target.metadata };
+    const path = pathOf(service, method);
+    const metadata = metadataOf(resolved, target);
     const plan = this.#plan(service, method, resolved, target, kind, 'none');
     const replayable = (): boolean => source.pulled === 0;
     return this.#retrying.place(plan, (peer, call, observation) =>

@@ -1,7 +1,7 @@
 import { PeerUnavailableError } from '../errors.js';
 import type { EndpointHintStore } from '../hints/endpoint-hints.js';
 import type { IPeerChooser, PeerCandidate } from '../peers/peer-chooser.js';
-import type { ICircuitBreaker } from '../resilience/circuit-breaker.js';
+import type { BreakerState, ICircuitBreaker } from '../resilience/circuit-breaker.js';
 import type { RefusalMemory } from './refusal-memory.js';
 import type { ResolvedTarget } from './target-resolver.js';
 
@@ -17,7 +17,7 @@ export type PickedVia = 'chooser' | 'probe' | 'panic';
 
 /** What the picker decided for one attempt. */
 export type PickResult =
-  | { readonly kind: 'pick'; readonly peer: PeerCandidate; readonly via: PickedVia }
+  | { readonly kind: 'pick'; readonly peer: PeerCandidate; readonly via: PickedVia; readonly breakerState: BreakerState }
   /** No peer may take the call now: fail fast with this error (PEER_DRAINING, CIRCUIT_OPEN, PEER_UNAVAILABLE). */
   | { readonly kind: 'fail'; readonly error: PeerUnavailableError };
 
@@ -68,7 +68,8 @@ export class Picker {
       const names = offered.map((p) => p.authority);
       return { kind: 'fail', error: new PeerUnavailableError('PEER_UNAVAILABLE', names, `The peer chooser picked none of ${names.join(', ')}.`) };
     }
-    return { kind: 'pick', peer, via: this.#breaker.state(peer.authority, profile) === 'open' ? 'panic' : 'chooser' };
+    const breakerState = this.#breaker.state(peer.authority, profile);
+    return { kind: 'pick', peer, via: breakerState === 'open' ? 'panic' : 'chooser', breakerState };
   }
 
   /**
@@ -138,7 +139,7 @@ export class Picker {
       }
       if (best !== undefined) {
         breaker.allowProbe(best.authority, profile);
-        return { kind: 'pick', peer: best, via: 'probe' };
+        return { kind: 'pick', peer: best, via: 'probe', breakerState: breaker.state(best.authority, profile) };
       }
     }
     return { kind: 'fail', error: new PeerUnavailableError('CIRCUIT_OPEN', names, `The circuit is open for every available peer (${names.join(', ')}); calls fail fast until a half-open probe succeeds.`) };

@@ -104,15 +104,17 @@ export class ProtocolSelector {
     return { value: await this.#on(target, 'h2', peer, observation, operation), protocol: 'h2' };
   }
 
+  /** The last dial target per peer candidate (candidates belong to one resolved target), reused while its TLS generation is current. */
+  readonly #dialTargets = new WeakMap<PeerCandidate, DialTarget>();
+
   /** Everything a transport needs to dial `peer` with the current TLS generation of the target's profile. */
   dialTarget(resolved: ResolvedTarget, peer: PeerCandidate): DialTarget {
-    return {
-      endpoint: peer.endpoint,
-      profileName: resolved.profileName,
-      profile: resolved.profile,
-      tls: this.#deps.tls.current(resolved.profileName),
-      peerValidator: this.#deps.tls.peerValidator,
-    };
+    const tls = this.#deps.tls.current(resolved.profileName);
+    const known = this.#dialTargets.get(peer);
+    if (known !== undefined && known.tls === tls && known.profile === resolved.profile && known.profileName === resolved.profileName) return known;
+    const target: DialTarget = { endpoint: peer.endpoint, profileName: resolved.profileName, profile: resolved.profile, tls, peerValidator: this.#deps.tls.peerValidator };
+    this.#dialTargets.set(peer, target);
+    return target;
   }
 
   #choose(resolved: ResolvedTarget, peer: PeerCandidate): ProtocolChoice {

@@ -79,6 +79,8 @@ export interface RetryingCallDependencies {
   readonly stop: AbortSignal;
 }
 
+const NONE_TRIED: ReadonlySet<string> = new Set();
+
 function isCircuitOpen(error: unknown): boolean {
   return error instanceof PeerUnavailableError && error.code === 'CIRCUIT_OPEN';
 }
@@ -96,10 +98,12 @@ export class RetryingCall {
   }
 
   async place<T>(plan: CallPlan, attempt: Attempt<T>): Promise<Placed<T>> {
-    const { clock, random, chooser, breaker, telemetry, picker, refusals, stop } = this.#deps;
+    const { clock, random, chooser, telemetry, picker, refusals, stop } = this.#deps;
     const { resolved, signal } = plan;
     const deadline = plan.deadlineMs === Number.POSITIVE_INFINITY ? plan.deadlineMs : clock.now() + plan.deadlineMs;
-    const tried = new Set<string>();
+    // Peers this call tried: a Set only once a second attempt needs one (most calls make one).
+    let firstTried: string | undefined;
+    let tried: Set<string> | undefined;
     let observation: RpcObservation | undefined;
     // A circuit may open between the pick and the call (another call's probe failed); the
     // call is then placed on another peer without counting an attempt, at most once per peer.
@@ -110,14 +114,16 @@ export class RetryingCall {
       let peer: PeerCandidate | undefined;
       let rejectedByBreaker = false;
       try {
-        const picked = picker.pick(resolved, attemptNo, tried);
+        if (tried === undefined && firstTried !== undefined) tried = new Set([firstTried]);
+        const picked = picker.pick(resolved, attemptNo, tried ?? NONE_TRIED);
         if (picked.kind === 'fail') throw picked.error;
         const chosen = picked.peer;
         peer = chosen;
         observation ??= telemetry.start({ service: plan.service, method: plan.method, endpoint: chosen.authority, profile: resolved.profileName, caller: plan.caller });
         const current = observation;
-        current.noteAttempt(attemptNo, chosen.authority, breaker.state(chosen.authority, resolved.profileName));
-        tried.add(chosen.authority);
+        current.noteAttempt(attemptNo, chosen.authority, picked.breakerState);
+        if (tried !== undefined) tried.add(chosen.authority);
+        else firstTried = chosen.authority;
         if (signal?.aborted === true) throw cancelled(chosen.authority, signal.reason);
         const bounds: CallBounds = { deadline: wireDeadline(clock, deadline), signal };
         const startedAt = refusals.seq;

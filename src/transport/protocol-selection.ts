@@ -47,10 +47,20 @@ export function chooseProtocol(input: {
               : undefined;
     return conflict === undefined ? { protocol: 'h3', reason: 'required', required } : { protocol: 'h3', reason: 'required', required, conflict };
   }
-  if (input.profile.http3 === 'disable') return { protocol: 'h2', reason: 'profile-disabled' };
-  if (input.profile.tls.mode === 'insecure') return { protocol: 'h2', reason: 'insecure' };
-  if (input.hint.http3 === 'deny') return { protocol: 'h2', reason: 'hint-denied' };
-  if (!input.http3Registered) return { protocol: 'h2', reason: 'no-http3-transport' };
-  if (input.http3Broken) return { protocol: 'h2', reason: 'http3-broken' };
-  return { protocol: 'h3', reason: undefined };
+  if (input.profile.http3 === 'disable') return HTTP2_BECAUSE['profile-disabled'];
+  if (input.profile.tls.mode === 'insecure') return HTTP2_BECAUSE.insecure;
+  if (input.hint.http3 === 'deny') return HTTP2_BECAUSE['hint-denied'];
+  if (!input.http3Registered) return HTTP2_BECAUSE['no-http3-transport'];
+  if (input.http3Broken) return HTTP2_BECAUSE['http3-broken'];
+  return HTTP3;
 }
+
+/** The choices every call of the common cases gets: one frozen object each, nothing allocated per call. */
+const HTTP3: ProtocolChoice = Object.freeze({ protocol: 'h3', reason: undefined });
+const HTTP2_BECAUSE: Readonly<Record<Http2Reason, ProtocolChoice>> = Object.freeze({
+  'profile-disabled': Object.freeze({ protocol: 'h2', reason: 'profile-disabled' }),
+  insecure: Object.freeze({ protocol: 'h2', reason: 'insecure' }),
+  'hint-denied': Object.freeze({ protocol: 'h2', reason: 'hint-denied' }),
+  'no-http3-transport': Object.freeze({ protocol: 'h2', reason: 'no-http3-transport' }),
+  'http3-broken': Object.freeze({ protocol: 'h2', reason: 'http3-broken' }),
+});
