@@ -1,5 +1,6 @@
 import { ConfigError, MethodError, type ConfigIssue } from '../errors.js';
 import { MAX_MS } from '../config/schema.js';
+import { metadataProblem } from '../grpc/mapping.js';
 import type { MethodDefinition, ServiceDefinition } from '../grpc/service-definition.js';
 import type { CallOptions } from './types.js';
 
@@ -57,8 +58,9 @@ function lookUp<Req, Res>(service: ServiceDefinition, name: unknown, kind: Metho
 }
 
 /**
- * Per-call options, checked before anything is sent. `deadlineMs` is a number of milliseconds
- * above 0 and at most 24 h (`MAX_MS`, the bound the options use), or — for streams only — the
+ * Per-call options, checked before anything is sent. `metadata`: the rules of
+ * {@link metadataProblem}, one issue per bad key (`metadata.<key>`), the same for both
+ * protocols. `deadlineMs` is a number of milliseconds above 0 and at most 24 h (`MAX_MS`, the bound the options use), or — for streams only — the
  * string `'none'` (no deadline: keepalive is the liveness check); a ConfigError keyed
  * `deadlineMs` otherwise (a string, NaN, a negative or an overflowing value would otherwise
  * become an instant timeout or Node's TimeoutOverflowWarning). `signal` is an AbortSignal.
@@ -66,8 +68,9 @@ function lookUp<Req, Res>(service: ServiceDefinition, name: unknown, kind: Metho
 export function checkCallOptions(options: CallOptions, kind: MethodKind): void {
   const deadline: unknown = options.deadlineMs;
   const signal: unknown = options.signal;
-  // The common call: a plain deadline (or none) and a signal (or none).
-  if ((deadline === undefined || (typeof deadline === 'number' && deadline > 0 && deadline <= MAX_MS)) && (signal === undefined || signal instanceof AbortSignal)) return;
+  const metadata: unknown = options.metadata;
+  // The common call: a plain deadline (or none), a signal (or none), no metadata of its own.
+  if ((deadline === undefined || (typeof deadline === 'number' && deadline > 0 && deadline <= MAX_MS)) && (signal === undefined || signal instanceof AbortSignal) && metadata === undefined) return;
   const issues: ConfigIssue[] = [];
   if (deadline === 'none') {
     if (kind === 'unary') issues.push({ key: 'deadlineMs', message: `"none" is for streams only; a unary call always has a deadline (a number of milliseconds)` });
@@ -78,6 +81,16 @@ export function checkCallOptions(options: CallOptions, kind: MethodKind): void {
     else if (deadline > MAX_MS) issues.push({ key: 'deadlineMs', message: `must be at most ${MAX_MS} ms (24 h), got ${deadline}; a larger value is almost certainly a unit mistake` });
   }
   if (signal !== undefined && !(signal instanceof AbortSignal)) issues.push({ key: 'signal', message: `must be an AbortSignal, got ${signal === null ? 'null' : typeof signal}` });
+  if (metadata !== undefined) {
+    if (typeof metadata !== 'object' || metadata === null || Array.isArray(metadata)) {
+      issues.push({ key: 'metadata', message: `must be an object of metadata keys to strings or Buffers, got ${metadata === null ? 'null' : Array.isArray(metadata) ? 'an array' : typeof metadata}` });
+    } else {
+      for (const [key, value] of Object.entries(metadata)) {
+        const problem = metadataProblem(key, value);
+        if (problem !== undefined) issues.push({ key: `metadata.${key}`, message: problem });
+      }
+    }
+  }
   if (issues.length > 0) throw new ConfigError(issues, 'call options');
 }
 

@@ -92,18 +92,32 @@ export function decodeGrpcMessage(value: string): string {
 export function metadataToHeaders(metadata: CallMetadata): HeaderField[] {
   const fields: HeaderField[] = [];
   for (const [key, value] of Object.entries(metadata)) {
-    if (!METADATA_KEY.test(key)) throw new GrpcMappingError(`metadata key "${key}" must be lowercase letters, digits, "_", "." or "-"`);
-    if (RESERVED_METADATA.has(key) || key.startsWith('grpc-') || key.startsWith(':')) throw new GrpcMappingError(`metadata key "${key}" is reserved by gRPC`);
+    const problem = metadataProblem(key, value);
+    if (problem !== undefined) throw new GrpcMappingError(problem);
     if (key.endsWith('-bin')) {
       const bytes = typeof value === 'string' ? Buffer.from(value, 'utf8') : value;
       fields.push([key, bytes.toString('base64').replace(/=+$/, '')]);
     } else {
-      const text = typeof value === 'string' ? value : value.toString('latin1');
-      if (!/^[\x20-\x7e]*$/.test(text)) throw new GrpcMappingError(`metadata "${key}" must be printable ASCII; use a "-bin" key for bytes`);
-      fields.push([key, text]);
+      fields.push([key, typeof value === 'string' ? value : value.toString('latin1')]);
     }
   }
   return fields;
+}
+
+/**
+ * What is wrong with one metadata entry, the same rules for HTTP/2 and HTTP/3: keys lowercase
+ * `[0-9a-z_.-]`, not reserved (`grpc-`, pseudo-headers, connection headers, content-type, te,
+ * user-agent); values strings or Buffers; text values printable ASCII (bytes go in `-bin` keys).
+ */
+export function metadataProblem(key: string, value: unknown): string | undefined {
+  if (!METADATA_KEY.test(key)) return `metadata key "${key}" must be lowercase letters, digits, "_", "." or "-"`;
+  if (RESERVED_METADATA.has(key) || key.startsWith('grpc-') || key.startsWith(':')) return `metadata key "${key}" is reserved by gRPC`;
+  if (typeof value !== 'string' && !Buffer.isBuffer(value)) return `metadata "${key}" must be a string or a Buffer, got ${value === null ? 'null' : typeof value}`;
+  if (!key.endsWith('-bin')) {
+    const text = typeof value === 'string' ? value : value.toString('latin1');
+    if (!/^[\x20-\x7e]*$/.test(text)) return `metadata "${key}" must be printable ASCII; use a "-bin" key for bytes`;
+  }
+  return undefined;
 }
 
 /** The request header section of a gRPC call. */

@@ -163,3 +163,36 @@ describe('Http3Health.forceHttp2 and probeHttp3 take a name, a URL or host:port'
     await expect(h.factory.probeHttp3('node-x')).rejects.toMatchObject({ code: 'ENDPOINT_UNKNOWN' });
   });
 });
+
+describe('per-call metadata', () => {
+  let h: Harness | undefined;
+  afterEach(async () => {
+    await h?.dispose();
+    h = undefined;
+  });
+
+  it.each([
+    ['an uppercase key', { 'X-Trace': 'a' }, 'metadata.X-Trace', 'must be lowercase'],
+    ['a reserved key', { 'grpc-timeout': '1S' }, 'metadata.grpc-timeout', 'reserved by gRPC'],
+    ['a pseudo-header', { ':path': '/x' }, 'metadata.:path', 'must be lowercase'],
+    ['content-type', { 'content-type': 'text/plain' }, 'metadata.content-type', 'reserved by gRPC'],
+    ['a non-ASCII text value', { note: 'héllo' }, 'metadata.note', 'printable ASCII'],
+    ['a line break (header injection)', { note: 'a\r\nx-evil: 1' }, 'metadata.note', 'printable ASCII'],
+    ['a number', { count: 3 }, 'metadata.count', 'string or a Buffer'],
+  ])('refuses %s with a ConfigError naming the key, over either protocol, sending nothing', async (_name, metadata, key, message) => {
+    for (const http3 of ['disable', 'require'] as const) {
+      h = harness({ http3 });
+      const error = await failureOf(() => h!.factory.unary(ControlPlaneDefinition, 'ping', ping(1), { endpoint: 'peer-1', metadata: metadata as Record<string, string> }));
+      expect(error).toBeInstanceOf(ConfigError);
+      expect(error).toMatchObject({ issues: [{ key, message: expect.stringContaining(message) as unknown }] });
+      expect(h.seen).toEqual([]);
+      await h.dispose();
+      h = undefined;
+    }
+  });
+
+  it('accepts lowercase text keys and -bin keys with bytes', async () => {
+    h = harness({});
+    await expect(h.factory.unary(ControlPlaneDefinition, 'ping', ping(1), { endpoint: 'peer-1', metadata: { 'x-trace': 'abc', 'x-blob-bin': Buffer.from([0, 255]) } })).resolves.toMatchObject({ attempts: 1 });
+  });
+});
