@@ -135,6 +135,7 @@ export const ATTR_REFUSAL = 'omnirelay.refusal';
 /**
  * Why the call used the protocol it did, when that was not the profile's plain preference:
  * `required` (HTTP/3 only, by the profile or the endpoint's hint), or why HTTP/2 was used
- * (`profile-disabled`, `hint-denied`, `http3-broken`, `no-http3-transport`, `insecure`). Spans only.
+ * (`profile-disabled`, `hint-denied`, `http3-broken`, `no-http3-transport`, `insecure`, or
+ * `http3-pending`: HTTP/2 won the race against an HTTP/3 dial that is still under way). Spans only.
  */
 export const ATTR_PROTOCOL_REASON = 'omnirelay.protocol.reason';
