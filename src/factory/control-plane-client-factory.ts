@@ -61,11 +61,33 @@ interface OpenedStream {
 }
 
 /** A client or bidi stream up to its first response (or its end). */
-interface OpenedDuplex {
-  readonly lease: Lease;
+interface OpenedDuplex extends OpenedStream {
   readonly wire: WireStream;
-  readonly iterator: AsyncIterator<Uint8Array>;
-  readonly first: IteratorResult<Uint8Array>;
+}
+
+/**
+ * The responses of a placed stream, decoded, from its first one to its end; records the end
+ * (OK, the failure, or CANCELLED when the consumer stops early, which also cancels the stream
+ * on the wire) and releases the connection lease.
+ */
+async function* responses<Res>(placed: Placed<OpenedStream>, decode: (bytes: Uint8Array) => Res): AsyncIterable<Res> {
+  const opened = placed.value;
+  let finished = false;
+  try {
+    for (let step = opened.first; step.done !== true; step = await opened.iterator.next()) {
+      yield decode(step.value);
+    }
+    finished = true;
+    placed.finish({ ok: true });
+  } catch (error) {
+    const failure = placed.failure(error);
+    placed.finish({ ok: false, error: failure });
+    throw failure;
+  } finally {
+    if (!finished) await opened.iterator.return?.().catch(() => undefined);
+    opened.lease.release();
+    placed.finish({ ok: false, abandoned: true });
+  }
 }
 
 /** `/package.Service/Method` of each method definition (a definition belongs to one service). */
@@ -254,24 +276,7 @@ export class ControlPlaneClientFactory implements IGrpcControlPlaneClientFactory
         }
       }),
     );
-    const opened = placed.value;
-    let finished = false;
-    try {
-      for (let step = opened.first; !step.done; step = await opened.iterator.next()) {
-        yield method.responseType.decode(step.value);
-      }
-      finished = true;
-      placed.finish({ ok: true });
-    } catch (error) {
-      const failure = placed.failure(error);
-      placed.finish({ ok: false, error: failure });
-      throw failure;
-    } finally {
-      // A consumer that stops early (break, return) cancels the stream on the wire.
-      if (!finished) await opened.iterator.return?.().catch(() => undefined);
-      opened.lease.release();
-      placed.finish({ ok: false, abandoned: true });
-    }
+    yield* responses(placed, (bytes) => method.responseType.decode(bytes));
   }
 
   clientStream<S extends ServiceDefinition, K extends ClientStreamMethodKeys<S>>(
@@ -370,24 +375,10 @@ export class ControlPlaneClientFactory implements IGrpcControlPlaneClientFactory
       onPlaced(Promise.resolve(undefined), Promise.resolve(trailersOf(error)));
       throw error;
     }
-    const opened = placed.value;
-    onPlaced(opened.wire.headers, opened.wire.trailers);
-    let finished = false;
+    onPlaced(placed.value.wire.headers, placed.value.wire.trailers);
     try {
-      for (let step = opened.first; step.done !== true; step = await opened.iterator.next()) {
-        yield method.responseType.decode(step.value);
-      }
-      finished = true;
-      placed.finish({ ok: true });
-    } catch (error) {
-      const failure = placed.failure(error);
-      placed.finish({ ok: false, error: failure });
-      throw failure;
+      yield* responses(placed, (bytes) => method.responseType.decode(bytes));
     } finally {
-      // A consumer that stops early (break, return) cancels the stream on the wire.
-      if (!finished) await opened.iterator.return?.().catch(() => undefined);
-      opened.lease.release();
-      placed.finish({ ok: false, abandoned: true });
       source.close();
     }
   }
