@@ -183,7 +183,7 @@ describe('gossip membership over real sockets (mTLS, 127.0.0.1)', () => {
     const others = ['n1', 'n2', 'n4'];
     await waitFor(() => others.every((id) => statusOf(id, 'n3') === 'dead'));
     for (const id of others) expect(statusOf(id, 'n3')).toBe('dead');
-    const suspects = others.flatMap((id) => node(id).logs.filter((l) => l.event === 'gossip.member.suspect' && l.fields['peer'] === 'n3'));
+    const suspects = others.flatMap((id) => node(id).logs.filter((l) => l.event === 'gossip.member.suspect' && l.fields['peer'] === 'n3' && l.at >= killedAt));
     const deaths = others.flatMap((id) => node(id).logs.filter((l) => l.event === 'gossip.member.dead' && l.fields['peer'] === 'n3'));
     expect(suspects.length).toBeGreaterThan(0);
     expect(deaths.length).toBe(3);
