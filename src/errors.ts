@@ -33,7 +33,17 @@ export type OmniRelayErrorCode =
   | 'DISPOSED'
   | 'PROCEDURE_INVALID'
   | 'PROCEDURE_DUPLICATE'
-  | 'OUTBOUND_MISSING';
+  | 'OUTBOUND_MISSING'
+  | GossipErrorCode;
+
+/** Why the gossip agent refused or could not complete a gossip message (see GossipError). */
+export type GossipErrorCode =
+  | 'GOSSIP_IDENTITY_MISMATCH'
+  | 'GOSSIP_CLUSTER_MISMATCH'
+  | 'GOSSIP_MESSAGE_INVALID'
+  | 'GOSSIP_MESSAGE_TOO_LARGE'
+  | 'GOSSIP_WRONG_TARGET'
+  | 'GOSSIP_NOT_RUNNING';
 
 export class OmniRelayError extends Error {
   readonly code: OmniRelayErrorCode;

@@ -133,3 +133,12 @@ export { dispatcherModule, createDispatcher, type DispatcherConfig } from './dis
 /** Generated from protos/ (ts-proto generic definitions): the control-plane service and gRPC health checking. */
 export * as controlPlaneV1 from './gen/omnirelay/controlplane/v1/gossip.js';
 export * as healthV1 from './gen/grpc/health/v1/health.js';
+
+/** Control-plane agents: the shared member list and the SWIM gossip membership agent (docs/gossip.md). */
+export { CONTROL_PLANE_TOKENS } from './controlplane/tokens.js';
+export { MembershipSource, type Member, type MemberMetadata, type MemberStatus, type MembershipView } from './controlplane/membership.js';
+export { jsonLinesLogger, type ControlPlaneLogger, type LineSink } from './controlplane/logger.js';
+export * from './controlplane/gossip/index.js';
+export type { GossipErrorCode } from './errors.js';
+/** Generated from protos/omnirelay/controlplane/gossip/v1/gossip.proto: the gossip service and its messages. */
+export * as gossipV1 from './gen/omnirelay/controlplane/gossip/v1/gossip.js';

@@ -1,0 +1,180 @@
+import { afterEach, describe, expect, it } from '@jest/globals';
+import type { MetricData } from '@opentelemetry/sdk-metrics';
+import * as gossipV1 from '../../../../src/gen/omnirelay/controlplane/gossip/v1/gossip.js';
+import { GossipError } from '../../../../src/controlplane/gossip/errors.js';
+import { membershipHints } from '../../../../src/controlplane/gossip/hints.js';
+import { METRIC_GOSSIP_MEMBERS, METRIC_GOSSIP_MESSAGES } from '../../../../src/controlplane/gossip/telemetry.js';
+import { MembershipSource, type Member } from '../../../../src/controlplane/membership.js';
+import type { EndpointHintUpdate } from '../../../../src/hints/endpoint-hints.js';
+import { createHarness, numberValue, pointsMatching } from '../../telemetry/harness.js';
+import { endpointOf, FakeCluster } from './harness.js';
+
+const IDS = ['n1', 'n2', 'n3', 'n4', 'n5'];
+
+async function fiveNodes(cluster: FakeCluster): Promise<void> {
+  for (const id of IDS) cluster.add(id);
+  const joins = cluster.nodes.map((n) => n.agent.start());
+  await cluster.time.advance(0);
+  await expect(Promise.all(joins)).resolves.toEqual([true, true, true, true, true]);
+  await cluster.until(() => IDS.every((a) => IDS.every((b) => cluster.statusOf(a, b) === 'alive')), 5_000);
+}
+
+describe('GossipAgent on a 5-node fake network (fake clock, seeded randomness)', () => {
+  let cluster: FakeCluster;
+  afterEach(async () => {
+    await cluster.stopAll();
+    expect(cluster.time.pendingTimers).toBe(0);
+  });
+
+  it('joins through a seed and every node sees every other alive', async () => {
+    cluster = new FakeCluster(1);
+    await fiveNodes(cluster);
+    for (const a of IDS) for (const b of IDS) expect(cluster.statusOf(a, b)).toBe('alive');
+    for (const n of cluster.nodes) expect(n.membership.members.map((m) => m.metadata.nodeId).sort()).toEqual(IDS);
+    for (const n of cluster.nodes.slice(1)) expect(n.logger.events('gossip.member.joined').length).toBe(4);
+  });
+
+  it('detects a crashed node: suspect, then dead after the suspicion timeout, everywhere', async () => {
+    cluster = new FakeCluster(2);
+    await fiveNodes(cluster);
+    const victim = cluster.node('n5');
+    cluster.network.setUp(endpointOf('n5'), false);
+    await victim.agent.stop({ leave: false });
+    const others = IDS.filter((id) => id !== 'n5');
+    await cluster.until(() => others.every((id) => cluster.statusOf(id, 'n5') === 'dead'), 20_000);
+    for (const id of others) expect(cluster.statusOf(id, 'n5')).toBe('dead');
+    // Somebody suspected it first (a failed direct probe and failed indirect probes), and
+    // the death came no sooner than the suspicion timeout after that.
+    const suspected = others.flatMap((id) => cluster.node(id).logger.events('gossip.member.suspect', 'n5'));
+    expect(suspected.length).toBeGreaterThan(0);
+    const deaths = others.flatMap((id) => cluster.node(id).logger.events('gossip.member.dead', 'n5'));
+    expect(deaths.length).toBe(4);
+    for (const id of others) for (const other of others) expect(cluster.statusOf(id, other)).toBe('alive');
+  });
+
+  it('a suspected node refutes by raising its incarnation, and is never declared dead', async () => {
+    cluster = new FakeCluster(3, { indirectChecks: 0 });
+    await fiveNodes(cluster);
+    // n1 cannot reach n5 (and, with no indirect checks, suspects it on its first probe);
+    // everyone else can, so the suspicion reaches n5, which refutes it.
+    cluster.network.partition(endpointOf('n1'), endpointOf('n5'));
+    await cluster.until(() => cluster.node('n5').logger.events('gossip.refuted').length > 0, 10_000);
+    cluster.network.partition(endpointOf('n1'), endpointOf('n5'), false);
+    await cluster.until(() => IDS.every((id) => cluster.statusOf(id, 'n5') === 'alive' && (cluster.node(id).agent.member('n5')?.incarnation ?? 0) > 0), 10_000);
+    const n5 = cluster.node('n5');
+    expect(n5.logger.events('gossip.refuted').length).toBeGreaterThan(0);
+    expect(n5.agent.member('n5')!.incarnation).toBeGreaterThan(0);
+    expect(cluster.node('n1').logger.events('gossip.member.suspect', 'n5').length).toBeGreaterThan(0);
+    for (const id of IDS) {
+      expect(cluster.statusOf(id, 'n5')).toBe('alive');
+      expect(cluster.node(id).logger.events('gossip.member.dead', 'n5')).toEqual([]);
+    }
+  });
+
+  it('a graceful leave shows left everywhere and is not suspected afterwards', async () => {
+    cluster = new FakeCluster(4);
+    await fiveNodes(cluster);
+    const leaving = cluster.node('n3');
+    const stopped = leaving.agent.stop();
+    await cluster.time.advance(0);
+    await stopped;
+    cluster.network.setUp(endpointOf('n3'), false);
+    const others = IDS.filter((id) => id !== 'n3');
+    for (const id of others) expect(cluster.statusOf(id, 'n3')).toBe('left');
+    await cluster.time.advance(10_000);
+    for (const id of others) {
+      expect(cluster.statusOf(id, 'n3')).toBe('left');
+      expect(cluster.node(id).logger.events('gossip.member.suspect', 'n3')).toEqual([]);
+      expect(cluster.node(id).logger.events('gossip.member.left', 'n3').length).toBe(1);
+    }
+    expect(leaving.membership.members.find((m) => m.metadata.nodeId === 'n3')?.status).toBe('left');
+  });
+
+  it('refuses a message whose certificate names another node, another cluster, a malformed or oversized one, and changes nothing', async () => {
+    const harness = createHarness();
+    cluster = new FakeCluster(5);
+    cluster.add('n1', {}, { meterProvider: harness.meterProvider });
+    await cluster.nodes[0]!.agent.start();
+    const n1 = cluster.node('n1');
+    const alive = (id: string, cluster = 'default'): gossipV1.MemberState => ({
+      metadata: { nodeId: id, role: '', cluster, region: '', version: '', endpoint: endpointOf(id), http3: true, services: [] },
+      status: gossipV1.MemberStatus.MEMBER_STATUS_ALIVE,
+      incarnation: 0,
+    });
+    const sync = (fromNode: string, members: gossipV1.MemberState[], cluster = 'default'): gossipV1.SyncRequest => ({ fromNode, cluster, join: true, members });
+    const attempts: [string, Promise<unknown>][] = [
+      ['identity', n1.agent.receive('sync', sync('mallory', [alive('mallory')]), { identity: 'n2', protocol: 'fake' })],
+      ['cluster', n1.agent.receive('sync', sync('n2', [alive('n2')], 'other'), { identity: 'n2', protocol: 'fake' })],
+      ['member cluster', n1.agent.receive('sync', sync('n2', [alive('n2', 'other')]), { identity: 'n2', protocol: 'fake' })],
+      ['status', n1.agent.receive('sync', sync('n2', [{ ...alive('n2'), status: gossipV1.MemberStatus.MEMBER_STATUS_UNSPECIFIED }]), { identity: 'n2', protocol: 'fake' })],
+      ['endpoint', n1.agent.receive('sync', sync('n2', [{ ...alive('n2'), metadata: { ...alive('n2').metadata!, endpoint: 'http://plain:80' } }]), { identity: 'n2', protocol: 'fake' })],
+      ['size', n1.agent.receive('sync', sync('n2', [{ ...alive('n2'), metadata: { ...alive('n2').metadata!, services: Array.from({ length: 1_100 }, (_, i) => `svc.${i}.${"x".repeat(1_000)}`) } }]), { identity: 'n2', protocol: 'fake' })],
+      ['target', n1.agent.receive('ping', { fromNode: 'n2', cluster: 'default', targetNode: 'n9', sequence: 1, updates: [] }, { identity: 'n2', protocol: 'fake' })],
+    ];
+    const codes: Record<string, string> = {};
+    for (const [name, attempt] of attempts) {
+      const error = await attempt.then(() => undefined, (e: unknown) => e);
+      expect(error).toBeInstanceOf(GossipError);
+      codes[name] = (error as GossipError).code;
+    }
+    expect(codes).toEqual({
+      identity: 'GOSSIP_IDENTITY_MISMATCH',
+      cluster: 'GOSSIP_CLUSTER_MISMATCH',
+      'member cluster': 'GOSSIP_CLUSTER_MISMATCH',
+      status: 'GOSSIP_MESSAGE_INVALID',
+      endpoint: 'GOSSIP_MESSAGE_INVALID',
+      size: 'GOSSIP_MESSAGE_TOO_LARGE',
+      target: 'GOSSIP_WRONG_TARGET',
+    });
+    expect(n1.agent.members.map((m) => m.metadata.nodeId)).toEqual(['n1']);
+    expect(n1.logger.events('gossip.message.rejected').length).toBe(7);
+    const messages = await harness.metric(METRIC_GOSSIP_MESSAGES);
+    expect(numberValue(pointsMatching(messages, { direction: 'inbound', outcome: 'rejected', message: 'sync' })[0])).toBe(6);
+    // A good one still works afterwards.
+    await n1.agent.receive('sync', sync('n2', [alive('n2')]), { identity: 'n2', protocol: 'fake' });
+    expect(n1.agent.member('n2')?.status).toBe('alive');
+    const members: MetricData = await harness.metric(METRIC_GOSSIP_MEMBERS);
+    expect(numberValue(pointsMatching(members, { status: 'alive' })[0])).toBe(2);
+    await harness.shutdown();
+  });
+
+  it('the client side refuses a reply from a node that is not the one it dialled', async () => {
+    cluster = new FakeCluster(6);
+    const n1 = cluster.add('n1');
+    const n2 = cluster.add('n2');
+    // n2's endpoint answers with a certificate for "impostor".
+    cluster.network.attach(endpointOf('n2'), 'impostor', n2.agent);
+    const joins = [n1.agent.start(), n2.agent.start()];
+    await cluster.time.advance(1_000);
+    expect(n2.agent.member('n1')?.status).toBe('alive'); // n2 → n1 is fine
+    // n1 heard of n2 through n2's sync, but every reply n1 gets from n2's endpoint is refused.
+    expect(n1.logger.events('gossip.message.rejected').some((r) => r.fields['code'] === 'GOSSIP_IDENTITY_MISMATCH' && r.fields['direction'] === 'outbound')).toBe(true);
+    await cluster.stopAll();
+    await Promise.all(joins);
+  });
+});
+
+describe('membershipHints', () => {
+  const member = (id: string, http3: boolean, status: Member['status'] = 'alive'): Member => ({
+    metadata: { nodeId: id, role: '', cluster: 'c', region: '', version: '', endpoint: endpointOf(id), http3, services: [] },
+    status,
+    incarnation: 0,
+  });
+
+  it('denies HTTP/3 to members that serve none, and restores it when that changes', () => {
+    const source = new MembershipSource();
+    const updates: EndpointHintUpdate[] = [];
+    let completed = false;
+    membershipHints(source).subscribe({ next: (u) => updates.push(u), complete: () => (completed = true) });
+    source.publish([member('a', true), member('b', false)]);
+    source.publish([member('a', true), member('b', false), member('c', false)]);
+    source.publish([member('a', true), member('b', true), member('c', false)]);
+    expect(updates).toEqual([
+      { endpoint: endpointOf('b'), http3: 'deny' },
+      { endpoint: endpointOf('c'), http3: 'deny' },
+      { endpoint: endpointOf('b'), reset: true },
+    ]);
+    source.dispose();
+    expect(completed).toBe(true);
+  });
+});
