@@ -133,3 +133,11 @@ export { dispatcherModule, createDispatcher, type DispatcherConfig } from './dis
 /** Generated from protos/ (ts-proto generic definitions): the control-plane service and gRPC health checking. */
 export * as controlPlaneV1 from './gen/omnirelay/controlplane/v1/gossip.js';
 export * as healthV1 from './gen/grpc/health/v1/health.js';
+
+/** Service discovery (src/controlplane/discovery/): the registry over the member list, its gRPC service, peer lists for the factory, the remote client. */
+export { ServiceRegistry, type ServiceEndpoint, type ServiceRegistryOptions, type EndpointSource } from './controlplane/discovery/service-registry.js';
+export { discoveryModule } from './controlplane/discovery/module.js';
+export { discoveryPeerLists } from './controlplane/discovery/peer-lists.js';
+export { discoveryServiceImplementation } from './controlplane/discovery/discovery-service.js';
+export { DiscoveryClient, type DiscoveryClientOptions, type DiscoveryBackoff, type DiscoveryWatchFailure } from './controlplane/discovery/discovery-client.js';
+export * as discoveryV1 from './gen/omnirelay/controlplane/discovery/v1/discovery.js';
