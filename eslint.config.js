@@ -29,6 +29,28 @@ const NO_GRPC_CLIENT_SYNTAX = [
   { selector: "CallExpression[callee.name='require'][arguments.0.value=/^@grpc.grpc-js/]", message: GRPC_CLIENT_MESSAGE },
 ];
 
+// src/controlplane/ (gossip, discovery, leadership) sits below the dispatcher: nothing under it
+// imports src/dispatcher/, by a relative path (`../../dispatcher/...`) or through the package
+// root (`../../index.js`, `omnirelay`) by the dispatcher's public names. The agents call through
+// the control-plane client factory. Relative paths are matched by shape (one or more `../`, then a
+// `dispatcher/` folder), so a folder named `dispatcher` inside src/controlplane/ would be refused too.
+const CONTROLPLANE_MESSAGE = 'src/controlplane/ must not import src/dispatcher/ (DESIGN.md layout): call through IGrpcControlPlaneClientFactory (src/factory/) instead.';
+const DISPATCHER_PATH = '^(\\.\\./)+dispatcher(/.*)?$';
+// The names src/index.ts exports from src/dispatcher/ (test/unit/lint/controlplane-rule.test.ts keeps this list in step).
+const DISPATCHER_PUBLIC_NAMES = [
+  'Dispatcher', 'DispatcherOptions', 'DispatcherClient', 'CallContext', 'PeerInfo', 'ProcedureKind', 'DispatcherCallOptions',
+  'CALLER_METADATA_KEY', 'Middleware', 'UnaryNext', 'OnewayNext', 'ServerStreamNext', 'Outbound', 'OutboundProcedure',
+  'unaryProcedure', 'onewayProcedure', 'serverStreamProcedure', 'serviceProcedures', 'Procedure', 'UnaryProcedure',
+  'OnewayProcedure', 'ServerStreamProcedure', 'ServiceProcedures', 'ONEWAY_ACK', 'GrpcInbound', 'GrpcOutbound',
+  'GrpcOutboundOptions', 'dispatcherModule', 'createDispatcher', 'DispatcherConfig',
+];
+// The same path for selectors (an esquery regex cannot contain '/': \x2F stands for it).
+const DISPATCHER_PATH_SELECTOR = DISPATCHER_PATH.replaceAll('/', '\\x2F');
+const NO_DISPATCHER_SYNTAX = [
+  { selector: `ImportExpression[source.value=/${DISPATCHER_PATH_SELECTOR}/]`, message: CONTROLPLANE_MESSAGE },
+  { selector: `CallExpression[callee.name='require'][arguments.0.value=/${DISPATCHER_PATH_SELECTOR}/]`, message: CONTROLPLANE_MESSAGE },
+];
+
 const typed = tseslint.configs.recommendedTypeChecked.map((config) => ({ ...config, files: ['**/*.ts'] }));
 
 export default tseslint.config(
@@ -58,6 +80,28 @@ export default tseslint.config(
         },
       ],
       'no-restricted-syntax': ['error', NO_MATH_RANDOM, ...NO_GRPC_CLIENT_SYNTAX],
+    },
+  },
+  {
+    // Replaces the block above for these files (ESLint does not merge a rule's options across
+    // config objects), so the grpc-js restriction is repeated here.
+    files: ['src/controlplane/**/*.ts'],
+    rules: {
+      'no-restricted-imports': [
+        'error',
+        {
+          paths: [
+            { name: '@grpc/grpc-js', importNames: GRPC_CLIENT_NAMES, message: GRPC_CLIENT_MESSAGE },
+            { name: 'omnirelay', importNames: DISPATCHER_PUBLIC_NAMES, message: CONTROLPLANE_MESSAGE },
+          ],
+          patterns: [
+            { group: ['@grpc/grpc-js/*'], message: GRPC_CLIENT_MESSAGE },
+            { regex: DISPATCHER_PATH, message: CONTROLPLANE_MESSAGE },
+            { regex: '^(\\.\\./)+index(\\.js)?$', importNames: DISPATCHER_PUBLIC_NAMES, message: CONTROLPLANE_MESSAGE },
+          ],
+        },
+      ],
+      'no-restricted-syntax': ['error', NO_MATH_RANDOM, ...NO_GRPC_CLIENT_SYNTAX, ...NO_DISPATCHER_SYNTAX],
     },
   },
   {

@@ -142,3 +142,10 @@ export * from './controlplane/gossip/index.js';
 export type { GossipErrorCode } from './errors.js';
 /** Generated from protos/omnirelay/controlplane/gossip/v1/gossip.proto: the gossip service and its messages. */
 export * as gossipV1 from './gen/omnirelay/controlplane/gossip/v1/gossip.js';
+/** Service discovery (src/controlplane/discovery/): the registry over the member list, its gRPC service, peer lists for the factory, the remote client. */
+export { ServiceRegistry, type ServiceEndpoint, type ServiceRegistryOptions, type EndpointSource } from './controlplane/discovery/service-registry.js';
+export { discoveryModule } from './controlplane/discovery/module.js';
+export { discoveryPeerLists } from './controlplane/discovery/peer-lists.js';
+export { discoveryServiceImplementation } from './controlplane/discovery/discovery-service.js';
+export { DiscoveryClient, type DiscoveryClientOptions, type DiscoveryBackoff, type DiscoveryWatchFailure } from './controlplane/discovery/discovery-client.js';
+export * as discoveryV1 from './gen/omnirelay/controlplane/discovery/v1/discovery.js';

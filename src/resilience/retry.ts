@@ -9,7 +9,7 @@ export type RandomSource = () => number;
  * Backoff before retry number `retry` (1 = first retry): initial × multiplier^(retry-1),
  * capped at max, then spread by ±jitter (a fraction of the delay).
  */
-export function backoffDelay(retry: number, options: RetryOptions, random: RandomSource): number {
+export function backoffDelay(retry: number, options: Pick<RetryOptions, 'initialBackoffMs' | 'maxBackoffMs' | 'multiplier' | 'jitter'>, random: RandomSource): number {
   const base = Math.min(options.maxBackoffMs, options.initialBackoffMs * options.multiplier ** Math.max(0, retry - 1));
   const spread = base * options.jitter * (2 * random() - 1);
   return Math.max(0, Math.round(base + spread));
