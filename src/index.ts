@@ -107,7 +107,7 @@ export {
   type Http3Response,
 } from './transport/http3/h3-request.js';
 export { Http3FileHost, type Http3FileHostOptions } from './server/http3-file-host.js';
-export { GrpcHost, type GrpcHostOptions, type GrpcHostHttp3Options, type GrpcHostTls, type ServerCallInfo, type ServiceImplementation, type UnaryHandler, type ServerStreamHandler, type ClientStreamHandler, type BidiStreamHandler } from './server/grpc-host.js';
+export { GrpcHost, type GrpcHostOptions, type GrpcHostHttp3Options, type GrpcHostTls, type ServerCallInfo, type ServiceImplementation, type UnaryHandler, type ServerStreamHandler, type ClientStreamHandler, type BidiStreamHandler, type ServiceRegistrations } from './server/grpc-host.js';
 
 export { Dispatcher, type DispatcherOptions, type DispatcherClient } from './dispatcher/dispatcher.js';
 export type { CallContext, PeerInfo, ProcedureKind, DispatcherCallOptions } from './dispatcher/context.js';

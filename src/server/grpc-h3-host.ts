@@ -21,7 +21,7 @@ import {
   type ClientStreamHandler,
   type ServerCallInfo,
   type ServerStreamHandler,
-  type ServiceImplementation,
+  type ServiceRegistrations,
   type UnaryHandler,
 } from './service-handlers.js';
 
@@ -93,7 +93,7 @@ export class GrpcH3Host {
     return `https://${this.host.includes(':') ? `[${this.host}]` : this.host}:${this.port}`;
   }
 
-  static async start<S extends ServiceDefinition>(options: GrpcH3HostOptions, services: ReadonlyArray<readonly [S, ServiceImplementation<S>]>): Promise<GrpcH3Host> {
+  static async start<const T extends readonly ServiceDefinition[]>(options: GrpcH3HostOptions, services: ServiceRegistrations<T>): Promise<GrpcH3Host> {
     const routes = new Map<string, Route>();
     for (const [definition, implementation] of services) {
       for (const [key, def] of Object.entries(definition.methods)) {

@@ -29,10 +29,11 @@ import {
   type ServerCallInfo,
   type ServerStreamHandler,
   type ServiceImplementation,
+  type ServiceRegistrations,
   type UnaryHandler,
 } from './service-handlers.js';
 
-export type { BidiStreamHandler, ClientStreamHandler, ServerCallInfo, ServerStreamHandler, ServiceImplementation, UnaryHandler } from './service-handlers.js';
+export type { BidiStreamHandler, ClientStreamHandler, ServerCallInfo, ServerStreamHandler, ServiceImplementation, ServiceRegistrations, UnaryHandler } from './service-handlers.js';
 
 export interface GrpcHostTls {
   readonly certFile: string;
@@ -325,7 +326,7 @@ export class GrpcHost {
    * Serves `services` (plus `grpc.health.v1.Health/Check` answering SERVING for them, unless
    * the application registers its own Health service).
    */
-  static async start<S extends ServiceDefinition>(options: GrpcHostOptions, registered: ReadonlyArray<readonly [S, ServiceImplementation<S>]>): Promise<GrpcHost> {
+  static async start<const T extends readonly ServiceDefinition[]>(options: GrpcHostOptions, registered: ServiceRegistrations<T>): Promise<GrpcHost> {
     const services = [...registered, ...builtInHealthService(registered)] as unknown as ReadonlyArray<readonly [ServiceDefinition, ServiceImplementation<ServiceDefinition>]>;
     const http3 = http3Settings(options);
     const host = options.host ?? '127.0.0.1';

@@ -85,3 +85,10 @@ export class CallTrailers {
 export function cancelledRequests(reason: string): RpcError {
   return new RpcError(GRPC_STATUS.CANCELLED, 'CANCELLED', reason, { endpoint: 'client', protocol: 'none' });
 }
+
+/**
+ * The services one host serves: each entry pairs a generated definition with its
+ * implementation, checked per entry, so one host can serve services of different definitions
+ * (e.g. gossip, discovery and the application's own) without casts.
+ */
+export type ServiceRegistrations<T extends readonly ServiceDefinition[]> = { readonly [I in keyof T]: readonly [T[I], ServiceImplementation<T[I]>] };

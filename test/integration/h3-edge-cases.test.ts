@@ -28,7 +28,7 @@ interface Served {
 }
 
 /** `ping`: a payload of N bytes waits N × 10 ms. `watch`: `count` events, `intervalMs` apart. */
-function service(name: string, served: Served[]): Parameters<typeof GrpcH3Host.start<typeof ControlPlaneDefinition>>[1][number] {
+function service(name: string, served: Served[]): Parameters<typeof GrpcH3Host.start<[typeof ControlPlaneDefinition]>>[1][number] {
   return [
     ControlPlaneDefinition,
     {

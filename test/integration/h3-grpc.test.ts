@@ -37,7 +37,7 @@ interface Served {
  * fromNode `fail` throws FAILED_PRECONDITION before any message (trailers-only).
  * `watch`: yields `count` events; count 99 yields one event and then fails with ABORTED.
  */
-function service(name: string, served: Served[]): readonly [typeof ControlPlaneDefinition, Parameters<typeof GrpcHost.start<typeof ControlPlaneDefinition>>[1][number][1]] {
+function service(name: string, served: Served[]): readonly [typeof ControlPlaneDefinition, Parameters<typeof GrpcHost.start<[typeof ControlPlaneDefinition]>>[1][number][1]] {
   return [
     ControlPlaneDefinition,
     {

@@ -44,7 +44,7 @@ interface HostLog {
  * node `slow` first keeps its handler busy for {@link SLOW_HANDLER_MS} (ignoring cancellation,
  * as a handler that does blocking work would).
  */
-function service(log: HostLog): Parameters<typeof GrpcHost.start<typeof ControlPlaneDefinition>>[1][number] {
+function service(log: HostLog): Parameters<typeof GrpcHost.start<[typeof ControlPlaneDefinition]>>[1][number] {
   return [
     ControlPlaneDefinition,
     {
