@@ -434,11 +434,7 @@ class GrpcJsConnection implements TransportConnection {
     const pump = new RequestPump(
       call.messages,
       {
-        write: (message) =>
-          new Promise<void>((resolve) => {
-            if (duplex.write(message)) resolve();
-            else duplex.once('drain', resolve);
-          }),
+        write: (message) => (duplex.write(message) ? undefined : new Promise<void>((resolve) => duplex.once('drain', resolve))),
         end: () => void duplex.end(),
       },
       this.#target.profile.limits.maxSendMessageBytes,
