@@ -32,7 +32,8 @@ export function timeoutOf(deadline: number): number | undefined {
 
 /** Where a request pump delivers messages: each write resolves once the transport can take the next one. */
 export interface RequestSink {
-  write(message: Uint8Array): Promise<void>;
+  /** Resolves once the transport can take the next message; `undefined`: it can take it now. */
+  write(message: Uint8Array): Promise<void> | undefined;
   /** Half-closes the request (END_STREAM / FIN). */
   end(): Promise<void> | void;
 }
@@ -60,8 +61,8 @@ export class RequestPump {
   /** The iterator finished (done, threw, or was returned). */
   #closed = false;
   #stopped = false;
+  /** Ends the current wait (a write or the half-close) when the pump stops. */
   #wake: (() => void) | undefined;
-  readonly #stopping = new Promise<void>((resolve) => (this.#wake = resolve));
 
   constructor(messages: AsyncIterable<Uint8Array>, sink: RequestSink, maxMessageBytes: number, fail: (failure: PumpFailure) => void) {
     this.#messages = messages;
@@ -99,7 +100,7 @@ export class RequestPump {
       if (this.#stopped) return;
       if (next.done === true) {
         try {
-          await Promise.race([this.#sink.end(), this.#stopping]);
+          await this.#untilStopped(this.#sink.end());
         } catch {
           // The response side reports why the stream broke.
         }
@@ -115,7 +116,8 @@ export class RequestPump {
         return;
       }
       try {
-        await Promise.race([this.#sink.write(message), this.#stopping]);
+        const written = this.#sink.write(message);
+        if (written !== undefined) await this.#untilStopped(written);
       } catch {
         // A write fails when the stream is over (reset, closed, or stopped by a server that
         // answered without needing the rest): the response side reports what happened.
@@ -123,6 +125,19 @@ export class RequestPump {
         return;
       }
     }
+  }
+
+  /**
+   * Settles with `work` or when the pump stops, whichever comes first. Not a Promise.race
+   * against one promise pending for the pump's life: every race would leave a reaction on it
+   * until the stream ends (some 300 bytes per message of a long stream).
+   */
+  #untilStopped(work: Promise<void> | void): Promise<void> {
+    if (this.#stopped) return Promise.resolve();
+    return new Promise<void>((resolve, reject) => {
+      this.#wake = resolve;
+      Promise.resolve(work).then(resolve, reject);
+    });
   }
 
   #sourceFailed(error: unknown): void {

@@ -9,6 +9,7 @@
 import 'reflect-metadata';
 import * as http2 from 'node:http2';
 import { createServer as createTcpServer, type AddressInfo } from 'node:net';
+import { Client, credentials, Metadata } from '@grpc/grpc-js';
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import { resolveOptions } from '../../dist/config/schema.js';
 import { RpcError, TlsError } from '../../dist/errors.js';
@@ -272,5 +273,105 @@ describe('TLS verdicts, from the Node TLS error our secure connector saw (by cod
     const result = await connect(url(good), mtls(pki.client)).unary({ path: PING, message: new Uint8Array(), metadata: {}, deadline: Date.now() + 10_000, signal: undefined });
     expect(result.protocol).toBe('h2');
     expect(good.calls.length).toBe(1);
+  });
+});
+
+describe("unary outcomes are grpc-js's own (the transport calls the channel, not Client.makeUnaryRequest)", () => {
+  /** A gRPC response frame carrying `n` zero bytes. */
+  const frame = (n: number): Buffer => {
+    const bytes = Buffer.alloc(5 + n);
+    bytes.writeUInt32BE(n, 1);
+    return bytes;
+  };
+
+  /** A server answering every call with `messages` (message sizes) then status OK and a custom trailer. */
+  const answering = (messages: number[]): Promise<{ url: string; close(): Promise<void> }> =>
+    h2cServer((stream) => {
+      stream.respond({ ':status': 200, 'content-type': 'application/grpc', 'x-header': 'h' }, { waitForTrailers: true });
+      stream.on('wantTrailers', () => stream.sendTrailers({ 'grpc-status': '0', 'x-trailer': 't' }));
+      for (const n of messages) stream.write(frame(n));
+      stream.end();
+    });
+
+  /** What grpc-js's Client reports for the same call: status and details. */
+  async function throughClient(url: string, deadline: number): Promise<{ status: number; details: string } | { message: number }> {
+    const client = new Client(url.replace('http://', ''), credentials.createInsecure());
+    try {
+      return await new Promise((resolve) =>
+        client.makeUnaryRequest('/a.B/C', (b: Buffer) => b, (b: Buffer) => b, Buffer.alloc(0), new Metadata(), { deadline }, (error, response) =>
+          resolve(error ? { status: error.code, details: error.details } : { message: response?.length ?? -1 }),
+        ),
+      );
+    } finally {
+      client.close();
+    }
+  }
+
+  const call = (connection: TransportConnection, deadline: number, signal?: AbortSignal) => connection.unary({ path: '/a.B/C', message: new Uint8Array(), metadata: {}, deadline, signal });
+
+  it('one message: the message, headers and trailers read lazily, the peer address', async () => {
+    const server = await answering([3]);
+    try {
+      const result = await call(connect(server.url, { mode: 'insecure' }), Date.now() + 10_000);
+      expect(await throughClient(server.url, Date.now() + 10_000)).toEqual({ message: 3 });
+      expect({ length: result.message.byteLength, header: result.headers['x-header'], trailer: result.trailers['x-trailer'], protocol: result.protocol }).toEqual({ length: 3, header: 'h', trailer: 't', protocol: 'h2' });
+      expect(result.peer.address).toBe(server.url.replace('http://', ''));
+      expect(result.peer.certificate).toBeUndefined();
+    } finally {
+      await server.close();
+    }
+  });
+
+  it('deadline Infinity: served', async () => {
+    const server = await answering([1]);
+    try {
+      expect((await call(connect(server.url, { mode: 'insecure' }), Infinity)).message.byteLength).toBe(1);
+    } finally {
+      await server.close();
+    }
+  });
+
+  it('status OK without a message -> UNIMPLEMENTED "No message received", as through Client', async () => {
+    const server = await answering([]);
+    try {
+      const error = asRpcError(await failureOf(() => call(connect(server.url, { mode: 'insecure' }), Date.now() + 10_000)));
+      const expected = await throughClient(server.url, Date.now() + 10_000);
+      expect({ status: error.status, details: error.details }).toEqual(expected);
+      expect(expected).toEqual({ status: 12, details: 'No message received' });
+    } finally {
+      await server.close();
+    }
+  });
+
+  it('two messages -> what Client gives: grpc-js reads one, so the call runs to its deadline (DEADLINE_EXCEEDED)', async () => {
+    const server = await answering([1, 2]);
+    try {
+      const error = asRpcError(await failureOf(() => call(connect(server.url, { mode: 'insecure' }), Date.now() + 300)));
+      const expected = await throughClient(server.url, Date.now() + 300);
+      expect({ status: error.status, grpcJs: 'status' in expected ? expected.status : undefined }).toEqual({ status: 4, grpcJs: 4 });
+    } finally {
+      await server.close();
+    }
+  });
+
+  it('cancelled by its AbortSignal (before and during the call) or by close() -> CANCELLED "Cancelled on client"', async () => {
+    const server = await h2cServer((stream) => stream.respond({ ':status': 200, 'content-type': 'application/grpc' })); // never ends
+    try {
+      const connection = connect(server.url, { mode: 'insecure' });
+      const aborted = new AbortController();
+      aborted.abort();
+      const during = new AbortController();
+      const running = failureOf(() => call(connection, Infinity, during.signal));
+      const closing = failureOf(() => call(connection, Infinity));
+      const before = asRpcError(await failureOf(() => call(connection, Infinity, aborted.signal)));
+      await new Promise((resolve) => setTimeout(resolve, 100));
+      during.abort();
+      const whileRunning = asRpcError(await running);
+      connection.close();
+      const byClose = asRpcError(await closing);
+      for (const error of [before, whileRunning, byClose]) expect({ status: error.statusName, details: error.details }).toEqual({ status: 'CANCELLED', details: 'Cancelled on client' });
+    } finally {
+      await server.close();
+    }
   });
 });

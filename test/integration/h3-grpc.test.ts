@@ -360,4 +360,31 @@ describe('gRPC over HTTP/3: GrpcH3Host and GrpcH3Transport through the factory',
     expect(served.map((x) => x.identity)).toEqual(['client', 'client-2']);
     expect(factory.connections().filter((c) => c.protocol === 'h3').map((c) => c.tlsGeneration)).toEqual([generation]);
   });
+
+  it('a rotated CRL (a new TLS generation) applies on new QUIC handshakes: a server it revokes is refused with TLS_REVOKED', async () => {
+    const { host, served } = await startH3(pki.revokedServer);
+    const dir = await mkdtemp(join(tmpdir(), 'omnirelay-h3-crl-rotation-'));
+    closers.push(() => rm(dir, { recursive: true, force: true }));
+    const crlFile = join(dir, 'ca.crl.pem');
+    await copyFile(pki.emptyCrlFile, crlFile);
+    const tlsOptions = { mode: 'mtls' as const, certFile: pki.client.certFile, keyFile: pki.client.keyFile, caFile: pki.caFile, crlFiles: [crlFile], checkRevocation: true, reloadPollMs: 100 };
+    const { container, factory: get } = containerWith(mtlsOptions(pki, pki.client, { profiles: { 'control-plane': { http3: 'require', tls: tlsOptions, retry: { maxAttempts: 1 } } } }));
+    containers.push(container);
+    const factory = get();
+    const tls = container.get<ITlsProvider>(TOKENS.TlsProvider);
+    await expect(factory.unary(ControlPlaneDefinition, 'ping', ping(1), { endpoint: host.url })).resolves.toMatchObject({ protocol: 'h3' });
+    const rotated = new Promise<void>((resolve) => {
+      const sub = tls.changes$.subscribe(() => {
+        sub.unsubscribe();
+        resolve();
+      });
+    });
+    await copyFile(pki.crlFile, join(dir, 'ca.crl.pem.tmp'));
+    await rename(join(dir, 'ca.crl.pem.tmp'), crlFile);
+    await rotated;
+    const error = await factory.unary(ControlPlaneDefinition, 'ping', ping(2), { endpoint: host.url }).catch((e: unknown) => e);
+    expect(error).toBeInstanceOf(TlsError);
+    expect((error as TlsError).code).toBe('TLS_REVOKED');
+    expect(served).toHaveLength(1);
+  });
 });

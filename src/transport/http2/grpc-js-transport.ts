@@ -1,4 +1,17 @@
-import { connectivityState, credentials, Client, Metadata, type ChannelCredentials, type ChannelOptions, type ClientDuplexStream, type ClientUnaryCall, type ServiceError } from '@grpc/grpc-js';
+import type { X509Certificate } from 'node:crypto';
+import {
+  connectivityState,
+  credentials,
+  Client,
+  Metadata,
+  type ChannelCredentials,
+  type ChannelInterface,
+  type ChannelOptions,
+  type ClientDuplexStream,
+  type InterceptingListener,
+  type ServiceError,
+  type StatusObject,
+} from '@grpc/grpc-js';
 
 import { RpcError, TlsError } from '../../errors.js';
 import { CertificateCache } from '../../tls/certificate-cache.js';
@@ -130,6 +143,77 @@ function channelOptions(target: DialTarget): ChannelOptions {
   return options;
 }
 
+/** A grpc-js call as the channel creates it (below `Client`'s interceptors and EventEmitter). */
+type ChannelCall = ReturnType<ChannelInterface['createCall']>;
+
+/** What a peer is read from: a channel call or one of grpc-js's client call objects. */
+interface PeerSource {
+  getPeer(): string;
+  getAuthContext(): { sslPeerCertificate?: { raw?: Buffer } } | null;
+}
+
+/** A call's peer, read lazily: most callers never look at it, and the certificate costs a lookup. */
+class GrpcJsPeer implements PeerIdentity {
+  readonly #call: PeerSource | undefined;
+  readonly #certificates: CertificateCache;
+  #address: string | undefined;
+  #certificate: X509Certificate | undefined;
+  #certificateRead = false;
+
+  constructor(call: PeerSource | undefined, certificates: CertificateCache) {
+    this.#call = call;
+    this.#certificates = certificates;
+  }
+
+  get address(): string | undefined {
+    this.#address ??= this.#call?.getPeer();
+    return this.#address;
+  }
+
+  get certificate(): X509Certificate | undefined {
+    if (!this.#certificateRead) {
+      this.#certificateRead = true;
+      const raw = this.#call?.getAuthContext()?.sslPeerCertificate?.raw;
+      this.#certificate = raw !== undefined ? this.#certificates.get(raw) : undefined;
+    }
+    return this.#certificate;
+  }
+
+  /** The accessors live on the prototype: JSON gets them from here. */
+  toJSON(): { address: string | undefined; certificate: X509Certificate | undefined } {
+    return { address: this.address, certificate: this.certificate };
+  }
+}
+
+/** A unary call's result; its metadata is converted only if the caller reads it. */
+class GrpcJsUnaryResult implements WireUnaryResult {
+  readonly message: Buffer;
+  readonly peer: PeerIdentity;
+  readonly #headerMetadata: Metadata | undefined;
+  readonly #trailerMetadata: Metadata;
+  #headers: Record<string, string> | undefined;
+  #trailers: Record<string, string> | undefined;
+
+  constructor(message: Buffer, headers: Metadata | undefined, trailers: Metadata, peer: PeerIdentity) {
+    this.message = message;
+    this.peer = peer;
+    this.#headerMetadata = headers;
+    this.#trailerMetadata = trailers;
+  }
+
+  get headers(): Record<string, string> {
+    return (this.#headers ??= fromMetadata(this.#headerMetadata));
+  }
+
+  get trailers(): Record<string, string> {
+    return (this.#trailers ??= fromMetadata(this.#trailerMetadata));
+  }
+
+  get protocol(): 'h2' {
+    return 'h2';
+  }
+}
+
 /**
  * HTTP/2 through @grpc/grpc-js. One grpc-js Client (one channel, one connection) per
  * endpoint and generation; TLS from the shared material, with CRLs enforced by OpenSSL
@@ -207,60 +291,62 @@ class GrpcJsConnection implements TransportConnection {
     shared.open++;
   }
 
+  /**
+   * One unary call on the channel directly, as grpc-js's `Client.makeUnaryRequest` makes it
+   * minus what we do not use (interceptors, the caller-stack `Error` it captures per call, its
+   * EventEmitter): start with the listener, one read, the message, half-close. The outcomes are
+   * grpc-js's: OK without a message is UNIMPLEMENTED "No message received"; a second message
+   * is never delivered (one read is requested), so such a call ends only at its deadline, as
+   * through `Client` (the "Too many responses received" check is kept as grpc-js has it);
+   * cancellation is CANCELLED "Cancelled on client".
+   */
   unary(call: WireCall): Promise<WireUnaryResult> {
     const started = performance.now();
     return new Promise<WireUnaryResult>((resolve, reject) => {
       if (this.#closed) {
-        reject(new RpcError(GRPC_STATUS.UNAVAILABLE, 'UNAVAILABLE', 'connection closed', { endpoint: this.#target.endpoint.authority, protocol: 'h2', failure: 'connect' }));
+        reject(this.#rpcErrorClosed());
         return;
       }
+      const grpcCall: ChannelCall = this.#client.getChannel().createCall(call.path, call.deadline, null, null, null);
+      const signal = call.signal;
+      // Tracked so close() cancels it; `cancel` is also the abort listener.
+      const running = { cancel: (): void => grpcCall.cancelWithStatus(GRPC_STATUS.CANCELLED, 'Cancelled on client') };
       let headers: Metadata | undefined;
-      let trailers: Metadata | undefined;
-      let grpcCall: ClientUnaryCall | undefined = undefined;
-      const onAbort = (): void => grpcCall?.cancel();
-      const done = (): void => {
-        call.signal?.removeEventListener('abort', onAbort);
-        if (grpcCall !== undefined) this.#calls.delete(grpcCall);
-      };
-      grpcCall = this.#client.makeUnaryRequest<Buffer, Buffer>(
-        call.path,
-        identity,
-        identity,
-        toBuffer(call.message),
-        toMetadata(call.metadata),
-        { deadline: call.deadline },
-        (error, response) => {
-          done();
-          if (error !== null || response === undefined) {
-            reject(this.#toError(error ?? undefined, started, fromMetadata(trailers), headers !== undefined));
-            return;
-          }
-          // Metadata is converted only if the caller reads it.
-          let headerRecord: Record<string, string> | undefined;
-          let trailerRecord: Record<string, string> | undefined;
-          resolve({
-            message: response,
-            get headers() {
-              return (headerRecord ??= fromMetadata(headers));
-            },
-            get trailers() {
-              return (trailerRecord ??= fromMetadata(trailers));
-            },
-            peer: this.#peerOf(grpcCall),
-            protocol: 'h2',
-          });
+      let response: Buffer | undefined;
+      let settled = false;
+      const listener: InterceptingListener = {
+        onReceiveMetadata: (metadata: Metadata) => {
+          headers = metadata;
         },
-      );
-      grpcCall.on('metadata', (m: Metadata) => {
-        headers = m;
-      });
-      grpcCall.on('status', (s: { metadata?: Metadata }) => {
-        trailers = s.metadata;
-      });
-      this.#calls.add(grpcCall);
-      if (call.signal !== undefined) {
-        if (call.signal.aborted) grpcCall.cancel();
-        else call.signal.addEventListener('abort', onAbort, { once: true });
+        onReceiveMessage: (message: Buffer) => {
+          if (response !== undefined) grpcCall.cancelWithStatus(GRPC_STATUS.UNIMPLEMENTED, 'Too many responses received');
+          response = message;
+        },
+        onReceiveStatus: (status: StatusObject) => {
+          if (settled) return;
+          settled = true;
+          signal?.removeEventListener('abort', running.cancel);
+          this.#calls.delete(running);
+          // As before this path went through grpc-js's client: an error carries no trailers here.
+          const code: number = status.code;
+          if (code !== GRPC_STATUS.OK) {
+            reject(this.#toError(status, started, {}, headers !== undefined));
+          } else if (response === undefined) {
+            reject(this.#toError({ code: GRPC_STATUS.UNIMPLEMENTED, details: 'No message received' }, started, {}, headers !== undefined));
+          } else {
+            resolve(new GrpcJsUnaryResult(response, headers, status.metadata, new GrpcJsPeer(grpcCall, this.#certificates)));
+          }
+        },
+      };
+      this.#calls.add(running);
+      // The order of Client.makeUnaryRequest (the read is requested as the call starts).
+      grpcCall.start(toMetadata(call.metadata), listener);
+      grpcCall.startRead();
+      grpcCall.sendMessageWithContext({}, toBuffer(call.message));
+      grpcCall.halfClose();
+      if (signal !== undefined) {
+        if (signal.aborted) running.cancel();
+        else signal.addEventListener('abort', running.cancel, { once: true });
       }
     });
   }
@@ -348,11 +434,7 @@ class GrpcJsConnection implements TransportConnection {
     const pump = new RequestPump(
       call.messages,
       {
-        write: (message) =>
-          new Promise<void>((resolve) => {
-            if (duplex.write(message)) resolve();
-            else duplex.once('drain', resolve);
-          }),
+        write: (message) => (duplex.write(message) ? undefined : new Promise<void>((resolve) => duplex.once('drain', resolve))),
         end: () => void duplex.end(),
       },
       this.#target.profile.limits.maxSendMessageBytes,
@@ -406,7 +488,7 @@ class GrpcJsConnection implements TransportConnection {
         if (error === undefined) resolve();
         else reject(error);
       };
-      const fail = (message: string): void => settle(this.#toError({ code: GRPC_STATUS.UNAVAILABLE, details: `No connection established: ${message}` } as ServiceError, started, {}, false, true));
+      const fail = (message: string): void => settle(this.#toError({ code: GRPC_STATUS.UNAVAILABLE, details: `No connection established: ${message}` }, started, {}, false, true));
       const check = (error?: Error): void => {
         if (settled) return;
         if (this.#closed) return fail('connection closed');
@@ -435,27 +517,8 @@ class GrpcJsConnection implements TransportConnection {
   }
 
   /** Read lazily: most callers never look at the peer, and reading it costs a certificate lookup. */
-  #peerOf(call: ClientUnaryCall | undefined): PeerIdentity {
-    const certificates = this.#certificates;
-    let address: string | undefined;
-    let certificate: PeerIdentity['certificate'];
-    let read = false;
-    const readCertificate = (): void => {
-      if (read) return;
-      read = true;
-      const raw = call?.getAuthContext()?.sslPeerCertificate?.raw;
-      certificate = raw !== undefined ? certificates.get(raw) : undefined;
-    };
-    return {
-      get address() {
-        address ??= call?.getPeer();
-        return address;
-      },
-      get certificate() {
-        readCertificate();
-        return certificate;
-      },
-    };
+  #peerOf(call: PeerSource | undefined): PeerIdentity {
+    return new GrpcJsPeer(call, this.#certificates);
   }
 
   /**
@@ -463,7 +526,7 @@ class GrpcJsConnection implements TransportConnection {
    * `unconnected`: the caller knows no connection was made (`ready()` gave up).
    * Text grpc-js gives is read only through grpc-js-failures.ts, where nothing structured exists.
    */
-  #toError(error: ServiceError | undefined, started: number, trailers: Record<string, string>, responded: boolean, unconnected = false): Error {
+  #toError(error: Pick<ServiceError, 'code' | 'details'> & { message?: string } | undefined, started: number, trailers: Record<string, string>, responded: boolean, unconnected = false): Error {
     const endpoint = this.#target.endpoint.authority;
     const code: number = error?.code ?? GRPC_STATUS.UNKNOWN;
     const details = error?.details ?? error?.message ?? 'unknown error';

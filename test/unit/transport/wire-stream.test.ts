@@ -109,6 +109,19 @@ describe('RequestPump', () => {
     expect(state.returned).toBe(1);
   });
 
+  it('a sink that takes each message at once (write returns undefined): all written in order, then half-closed', async () => {
+    const { state, iterable } = counted(5);
+    const written: number[] = [];
+    let ended = 0;
+    const sink = {
+      write: (message: Uint8Array): undefined => void written.push(message[0]!),
+      end: () => void ended++,
+    };
+    new RequestPump(iterable, sink, 100, () => undefined).start();
+    for (let i = 0; i < 5 && ended === 0; i++) await settle();
+    expect({ written, ended, pulled: state.pulled, returned: state.returned }).toEqual({ written: [1, 2, 3, 4, 5], ended: 1, pulled: 6, returned: 0 });
+  });
+
   it('a failing write stops the pump quietly and returns the iterator (the response side reports)', async () => {
     const { state, iterable } = counted(undefined);
     const failures: PumpFailure[] = [];
