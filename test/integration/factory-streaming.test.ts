@@ -92,6 +92,21 @@ const streamsService = [
   },
 ] as const;
 
+/** A unary service whose failure carries a custom trailer (unary errors must bring their trailers on both protocols). */
+const pingService = [
+  controlPlaneV1.ControlPlaneDefinition,
+  {
+    ping: (request: Ping, info: ServerCallInfo): Pong => {
+      info.setTrailer('x-reason', 'asked-to-fail');
+      throw Object.assign(new Error(`ping ${request.sequence} was asked to fail`), { code: 9 });
+    },
+    watch: async function* (): AsyncIterable<controlPlaneV1.MembershipEvent> {
+      await Promise.resolve();
+      yield* [];
+    },
+  },
+] as const;
+
 async function drain<T>(stream: AsyncIterable<T>): Promise<T[]> {
   const out: T[] = [];
   for await (const item of stream) out.push(item);
@@ -110,7 +125,7 @@ let h2OnlyHost: GrpcHost;
 beforeAll(async () => {
   pki = await createTestPki();
   const tls = { certFile: pki.server.certFile, keyFile: pki.server.keyFile, caFile: pki.caFile, crlFiles: [pki.crlFile] };
-  host = await GrpcHost.start({ tls }, [streamsService]);
+  host = await GrpcHost.start({ tls }, [streamsService, pingService]);
   h2OnlyHost = await GrpcHost.start({ tls, http3: false }, [streamsService]);
 });
 
@@ -194,6 +209,12 @@ describe.each([
     const error = await failureOf(() => factory.clientStream(ControlPlaneStreamsDefinition, 'collect', requests(3), { endpoint: host.url, metadata: { 'x-mode': 'fail' } }));
     expect(error).toMatchObject({ statusName: 'FAILED_PRECONDITION', details: 'collect was asked to fail' });
     expect((error as RpcError).context.trailers?.['x-count']).toBe('3');
+  });
+
+  it('a failed unary call brings the server trailers with its RpcError', async () => {
+    const error = await failureOf(() => factory.unary(controlPlaneV1.ControlPlaneDefinition, 'ping', ping(7), { endpoint: host.url }));
+    expect(error).toMatchObject({ statusName: 'FAILED_PRECONDITION', details: 'ping 7 was asked to fail', context: { protocol } });
+    expect((error as RpcError).context.trailers?.['x-reason']).toBe('asked-to-fail');
   });
 
   it('an abort signal ends the stream with CANCELLED', async () => {

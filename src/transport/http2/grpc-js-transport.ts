@@ -327,10 +327,10 @@ class GrpcJsConnection implements TransportConnection {
           settled = true;
           signal?.removeEventListener('abort', running.cancel);
           this.#calls.delete(running);
-          // As before this path went through grpc-js's client: an error carries no trailers here.
+          // A failed call's trailers travel with its error (RpcError.context.trailers), as over HTTP/3.
           const code: number = status.code;
           if (code !== GRPC_STATUS.OK) {
-            reject(this.#toError(status, started, {}, headers !== undefined));
+            reject(this.#toError(status, started, fromMetadata(status.metadata), headers !== undefined));
           } else if (response === undefined) {
             reject(this.#toError({ code: GRPC_STATUS.UNIMPLEMENTED, details: 'No message received' }, started, {}, headers !== undefined));
           } else {
