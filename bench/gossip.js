@@ -1,0 +1,339 @@
+// `node bench/gossip.js` (after `npm run build`; part of `npm run bench`): the SWIM gossip agent
+// with its DEFAULT timings (GOSSIP_DEFAULTS, nothing tuned here) over real sockets, N nodes in
+// this one process. Prints figures and ratios; asserts nothing about time.
+//
+// Each node is what docs/gossip.md wires: its own GrpcHost on 127.0.0.1 (mTLS with dev-PKI
+// certificates, CN = node id, HTTP/2 + HTTP/3 on one port) serving the gossip service, its own
+// container (grpcControlPlaneModule + gossipModule, the `control-plane` profile: HTTP/3
+// preferred), an in-process MeterProvider bound to TOKENS.Telemetry (so the factory's RPC
+// metrics cost what they cost in production) and a quiet, counting logger.
+//
+// One run at size N:
+//   1. N-1 nodes start (node 0 without seeds, the others seeded with node 0) and converge (each
+//      sees all alive, no broadcasts queued); then a settle of one probe pass (N rounds) so the
+//      connections a running cluster has are open.
+//   2. Join seen by all: one more node starts, seeded with one random existing node; the time
+//      from its `start()` until every node's member list has it `alive` (the agents' member
+//      transitions, checked against `agent.member(id)?.status`). Also printed: when the seed
+//      knew, how many gossip hops the news took, and the event-loop figures meanwhile.
+//   3. Steady state: after the join drained and another probe pass, messages per node per
+//      second over GOSSIP_BENCH_WINDOW_MS (mesh_gossip_messages_total by direction and RPC),
+//      CPU per node (process.cpuUsage over the window / N) and event-loop utilisation.
+//   4. Dead everywhere: one node (not the seed) is killed — `host.close(0)` then
+//      `agent.stop({ leave: false })` — and the time until every other node has it `dead`, and
+//      to the first `suspect`, next to the suspicion timeout the formula gives for N.
+// Between runs every agent is stopped, every container unbound and every host closed; the
+// process's active handles are compared with the ones before the first run.
+//
+// Env: GOSSIP_BENCH_SIZES (default 10,50), GOSSIP_BENCH_RUNS (default 3 per size),
+// GOSSIP_BENCH_WINDOW_MS (default 10000), GOSSIP_BENCH_SETTLE_MS (default: N × probeIntervalMs),
+// GOSSIP_BENCH_CONVERGE_LIMIT_MS (default 60000; a run whose N-1 nodes do not converge by then is
+// reported with what the nodes saw, the message rates, CPU and event-loop delay), and, as a
+// diagnostic, GOSSIP_BENCH_HTTP3=0 (every node HTTP/2-only).
+import 'reflect-metadata';
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { monitorEventLoopDelay, performance } from 'node:perf_hooks';
+import { MeterProvider, MetricReader } from '@opentelemetry/sdk-metrics';
+import { Container } from 'inversify';
+import { CONTROL_PLANE_TOKENS, GOSSIP_DEFAULTS, gossipModule, gossipServiceImplementation, gossipV1, GrpcHost, grpcControlPlaneModule, METRIC_GOSSIP_MESSAGES, suspicionTimeoutMs, TOKENS, writeDevPki } from '../dist/index.js';
+
+const SIZES = (process.env.GOSSIP_BENCH_SIZES ?? '10,50').split(',').map(Number).filter((n) => n >= 2);
+const RUNS = Number(process.env.GOSSIP_BENCH_RUNS ?? 3);
+const WINDOW_MS = Number(process.env.GOSSIP_BENCH_WINDOW_MS ?? 10_000);
+/** Diagnostic only: GOSSIP_BENCH_HTTP3=0 runs every node HTTP/2-only (host http3: false, option http3: false → peers get a deny hint). */
+const HTTP3 = process.env.GOSSIP_BENCH_HTTP3 !== '0';
+const SETTLE_MS = process.env.GOSSIP_BENCH_SETTLE_MS === undefined ? undefined : Number(process.env.GOSSIP_BENCH_SETTLE_MS);
+/** Hang guards (not speed targets). */
+const CONVERGE_LIMIT_MS = Number(process.env.GOSSIP_BENCH_CONVERGE_LIMIT_MS ?? 60_000);
+const EVENT_LIMIT_MS = 30_000;
+const ROUND_MS = GOSSIP_DEFAULTS.probeIntervalMs;
+
+const pause = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
+
+class CollectingReader extends MetricReader {
+  onShutdown() {
+    return Promise.resolve();
+  }
+  onForceFlush() {
+    return Promise.resolve();
+  }
+}
+
+/** Polls `done` every 10 ms; false after `limitMs`. */
+async function waitFor(done, limitMs) {
+  const until = performance.now() + limitMs;
+  while (!done()) {
+    if (performance.now() > until) return false;
+    await pause(10);
+  }
+  return true;
+}
+
+function median(xs) {
+  const s = xs.filter((x) => x !== undefined && Number.isFinite(x)).sort((a, b) => a - b);
+  if (s.length === 0) return NaN;
+  const m = Math.floor(s.length / 2);
+  return s.length % 2 === 1 ? s[m] : (s[m - 1] + s[m]) / 2;
+}
+
+const ms = (x) => (Number.isFinite(x) ? `${x.toFixed(0)} ms` : 'n/a');
+const list = (xs, f = (x) => x.toFixed(0)) => xs.map((x) => (x === undefined || !Number.isFinite(x) ? 'n/a' : f(x))).join(', ');
+
+/** Counts every log event; keeps member transitions (timestamps in performance.now()). */
+function recorder() {
+  const counts = new Map();
+  const transitions = [];
+  return {
+    counts,
+    transitions,
+    logger(nodeId) {
+      const log = (event, fields) => {
+        counts.set(event, (counts.get(event) ?? 0) + 1);
+        if (event.startsWith('gossip.member.')) transitions.push({ at: performance.now(), node: nodeId, event: event.slice('gossip.member.'.length), peer: fields.peer, via: fields.via, protocol: fields.protocol });
+      };
+      return { info: log, warn: log };
+    },
+  };
+}
+
+async function startNode(pki, id, seeds, rec) {
+  const files = pki.files[id];
+  const holder = {};
+  const host = await GrpcHost.start({ host: '127.0.0.1', tls: { certFile: files.certFile, keyFile: files.keyFile, caFile: pki.caFile }, http3: HTTP3 }, [
+    [gossipV1.GossipDefinition, gossipServiceImplementation(() => holder.agent)],
+  ]);
+  const reader = new CollectingReader();
+  const meterProvider = new MeterProvider({ readers: [reader] });
+  const container = new Container();
+  container.bind(TOKENS.ControlPlaneOptions).toConstantValue({ profiles: { 'control-plane': { tls: { mode: 'mtls', certFile: files.certFile, keyFile: files.keyFile, caFile: pki.caFile } } } });
+  container.bind(TOKENS.Telemetry).toConstantValue({ meterProvider });
+  container.bind(CONTROL_PLANE_TOKENS.Logger).toConstantValue(rec.logger(id));
+  container.bind(CONTROL_PLANE_TOKENS.GossipOptions).toConstantValue({ nodeId: id, advertiseEndpoint: host.url, seeds, cluster: 'bench', ...(HTTP3 ? {} : { http3: false }) });
+  container.load(grpcControlPlaneModule, gossipModule);
+  const agent = container.get(CONTROL_PLANE_TOKENS.Gossip);
+  holder.agent = agent;
+  return { id, host, container, agent, reader, meterProvider, closed: false };
+}
+
+async function closeNode(node) {
+  if (node.closed) return;
+  node.closed = true;
+  await node.agent.stop({ leave: false });
+  await node.container.unbindAllAsync();
+  await node.host.close(0);
+  await node.meterProvider.shutdown();
+}
+
+/** mesh_gossip_messages_total summed by `direction/message` (outcome ok only) and `direction/outcome`. */
+async function messageCounts(node) {
+  const { resourceMetrics } = await node.reader.collect();
+  const metric = resourceMetrics.scopeMetrics.flatMap((s) => s.metrics).find((m) => m.descriptor.name === METRIC_GOSSIP_MESSAGES);
+  const out = new Map();
+  for (const p of metric?.dataPoints ?? []) {
+    const { direction, outcome, message } = p.attributes;
+    for (const key of [`${direction} ${outcome}`, `${direction} ${outcome} ${message}`]) out.set(key, (out.get(key) ?? 0) + p.value);
+  }
+  return out;
+}
+
+function activeHandles() {
+  const counts = {};
+  for (const r of process.getActiveResourcesInfo()) if (r !== 'Timeout' && r !== 'Immediate') counts[r] = (counts[r] ?? 0) + 1;
+  return counts;
+}
+
+function loopMeter() {
+  const h = monitorEventLoopDelay({ resolution: 10 });
+  h.enable();
+  const elu0 = performance.eventLoopUtilization();
+  const cpu0 = process.cpuUsage();
+  const t0 = performance.now();
+  return () => {
+    h.disable();
+    const cpu = process.cpuUsage(cpu0);
+    const seconds = (performance.now() - t0) / 1000;
+    return { seconds, cpuMs: (cpu.user + cpu.system) / 1000, elu: performance.eventLoopUtilization(elu0).utilization, delayP99: h.percentile(99) / 1e6, delayMax: h.max / 1e6 };
+  };
+}
+
+/** Hops of the news about `subject`: the node itself 0, each node one more than who told it. */
+function hopsOf(subject, transitions, seedId) {
+  const hops = new Map([[subject, 0]]);
+  for (const t of transitions) {
+    if (hops.has(t.node)) continue;
+    const from = hops.get(t.via);
+    hops.set(t.node, from === undefined ? NaN : from + 1);
+  }
+  hops.delete(subject);
+  return { max: Math.max(...hops.values()), seedHop: hops.get(seedId), unknown: [...hops.values()].filter((h) => Number.isNaN(h)).length };
+}
+
+async function oneRun(pki, n, run) {
+  const rec = recorder();
+  const nodes = [];
+  const ids = Array.from({ length: n }, (_, i) => `g${i}`);
+  const result = { n };
+  const settleMs = SETTLE_MS ?? n * ROUND_MS;
+  try {
+    // 1. N-1 nodes converge.
+    const t0 = performance.now();
+    for (let i = 0; i < n - 1; i++) nodes.push(await startNode(pki, ids[i], i === 0 ? [] : [nodes[0].host.url], rec));
+    const hostsUp = performance.now();
+    const convergeLoop = loopMeter();
+    const joins = await Promise.all(nodes.map((x) => x.agent.start()));
+    if (!joins.every(Boolean)) throw new Error('a node did not join');
+    const everyoneAlive = (group) => group.every((a) => group.every((b) => a.agent.member(b.id)?.status === 'alive'));
+    const converged = await waitFor(() => everyoneAlive(nodes) && nodes.every((x) => x.agent.pendingUpdates === 0), CONVERGE_LIMIT_MS);
+    result.startHostsMs = hostsUp - t0;
+    result.convergeMs = performance.now() - hostsUp;
+    if (!converged) {
+      const l = convergeLoop();
+      const views = { alive: 0, suspect: 0, dead: 0, left: 0, unknown: 0 };
+      for (const a of nodes) for (const b of nodes) views[a.agent.member(b.id)?.status ?? 'unknown']++;
+      const counts = await Promise.all(nodes.map(messageCounts));
+      const total = (key) => counts.reduce((s, m) => s + (m.get(key) ?? 0), 0) / nodes.length / l.seconds;
+      const kinds = {};
+      for (const t of rec.transitions) kinds[t.event] = (kinds[t.event] ?? 0) + 1;
+      throw new Error(
+        `${n - 1} nodes did not converge within ${CONVERGE_LIMIT_MS} ms: views ${JSON.stringify(views)} of ${nodes.length ** 2}; transitions ${JSON.stringify(kinds)}, refutations ${rec.counts.get('gossip.refuted') ?? 0}; ` +
+          `per node per second: outbound ok ${total('outbound ok').toFixed(1)}, failed ${total('outbound failed').toFixed(1)}, inbound ok ${total('inbound ok').toFixed(1)}; ` +
+          `process CPU ${(l.cpuMs / l.seconds / 10).toFixed(0)} % of one core, ELU ${(l.elu * 100).toFixed(0)} %, event-loop delay p99 ${l.delayP99.toFixed(0)} ms, max ${l.delayMax.toFixed(0)} ms; RSS ${(process.memoryUsage().rss / 2 ** 20).toFixed(0)} MiB; handles ${JSON.stringify(activeHandles())}`,
+      );
+    }
+    convergeLoop();
+    await pause(settleMs);
+    result.rssMiB = process.memoryUsage().rss / 2 ** 20;
+    const suspectsBefore = rec.transitions.filter((t) => t.event === 'suspect').length;
+
+    // 2. Join seen by all.
+    const seed = nodes[1 + Math.floor(Math.random() * (nodes.length - 1))] ?? nodes[0];
+    const joiner = await startNode(pki, ids[n - 1], [seed.host.url], rec);
+    nodes.push(joiner);
+    const others = nodes.filter((x) => x !== joiner);
+    const meter = loopMeter();
+    const startedAt = performance.now();
+    const joined = joiner.agent.start().then((ok) => ({ ok, at: performance.now() }));
+    const seen = await waitFor(() => others.every((x) => x.agent.member(joiner.id)?.status === 'alive'), EVENT_LIMIT_MS);
+    const seenAt = performance.now();
+    const loop = meter();
+    const joinedLines = rec.transitions.filter((t) => t.event === 'joined' && t.peer === joiner.id && t.at >= startedAt);
+    const syncDone = await joined;
+    result.joinMs = seen ? Math.max(...joinedLines.map((t) => t.at)) - startedAt : NaN;
+    result.joinPolledMs = seen ? seenAt - startedAt : NaN;
+    result.joinSeedMs = (joinedLines.find((t) => t.node === seed.id)?.at ?? NaN) - startedAt;
+    result.joinSyncMs = syncDone.at - startedAt;
+    const hops = hopsOf(joiner.id, joinedLines, seed.id);
+    result.joinHops = hops.max;
+    result.joinProtocols = [...new Set(joinedLines.map((t) => t.protocol))].join('+');
+    result.joinLoop = loop;
+    // Every node's view of the others (the joiner's own view comes through its sync).
+    const joinerKnowsAll = others.every((x) => joiner.agent.member(x.id)?.status === 'alive');
+    result.joinerKnowsAll = joinerKnowsAll;
+
+    // 3. Steady state over the window.
+    await waitFor(() => everyoneAlive(nodes) && nodes.every((x) => x.agent.pendingUpdates === 0), CONVERGE_LIMIT_MS);
+    await pause(settleMs);
+    const before = await Promise.all(nodes.map(messageCounts));
+    const window = loopMeter();
+    await pause(WINDOW_MS);
+    const w = window();
+    const after = await Promise.all(nodes.map(messageCounts));
+    const sum = (maps, key) => maps.reduce((s, m) => s + (m.get(key) ?? 0), 0);
+    const rate = (key) => (sum(after, key) - sum(before, key)) / n / w.seconds;
+    result.steady = {
+      outOk: rate('outbound ok'),
+      inOk: rate('inbound ok'),
+      outFailed: rate('outbound failed'),
+      outRejected: rate('outbound rejected'),
+      inRejected: rate('inbound rejected'),
+      byMessage: Object.fromEntries(['ping', 'pingReq', 'sync', 'leave'].map((m) => [m, rate(`outbound ok ${m}`)])),
+      cpuPerNodeMs: w.cpuMs / n / w.seconds,
+      elu: w.elu,
+      delayP99: w.delayP99,
+    };
+    result.suspicionsBeforeKill = rec.transitions.filter((t) => t.event === 'suspect').length - suspectsBefore;
+
+    // 4. Dead everywhere.
+    const victim = nodes.filter((x) => x !== seed && x !== joiner && x !== nodes[0])[Math.floor(Math.random() * (n - 3))] ?? nodes[n - 2];
+    const survivors = nodes.filter((x) => x !== victim);
+    result.suspicionTimeoutMs = survivors[0].agent.suspicionTimeoutMs;
+    result.formulaMs = suspicionTimeoutMs(n, GOSSIP_DEFAULTS.suspicionMult, GOSSIP_DEFAULTS.probeIntervalMs);
+    const killedAt = performance.now();
+    await victim.host.close(0);
+    await closeNode(victim);
+    const dead = await waitFor(() => survivors.every((x) => x.agent.member(victim.id)?.status === 'dead'), EVENT_LIMIT_MS);
+    const about = rec.transitions.filter((t) => t.peer === victim.id && t.at >= killedAt && t.node !== victim.id);
+    const firstSuspect = Math.min(...about.filter((t) => t.event === 'suspect').map((t) => t.at));
+    result.firstSuspectMs = firstSuspect - killedAt;
+    result.deadMs = dead ? Math.max(...about.filter((t) => t.event === 'dead').map((t) => t.at)) - killedAt : NaN;
+    result.firstDeadMs = Math.min(...about.filter((t) => t.event === 'dead').map((t) => t.at)) - killedAt;
+    result.falseSuspicions = rec.transitions.filter((t) => t.event === 'suspect' && t.peer !== victim.id).length;
+    result.rejected = rec.counts.get('gossip.message.rejected') ?? 0;
+    result.refuted = rec.counts.get('gossip.refuted') ?? 0;
+    result.joinRetries = rec.counts.get('gossip.join.retry') ?? 0;
+    console.log(
+      `  run ${run + 1}: join seen by all ${ms(result.joinMs)} (seed knew at ${ms(result.joinSeedMs)}, join sync resolved ${ms(result.joinSyncMs)}, ${result.joinHops} hops, via ${result.joinProtocols}; loop ELU ${(loop.elu * 100).toFixed(0)} %, delay p99 ${loop.delayP99.toFixed(0)} ms); ` +
+        `first suspect ${ms(result.firstSuspectMs)}, first dead ${ms(result.firstDeadMs)}, dead everywhere ${ms(result.deadMs)}; ` +
+        `steady ${result.steady.outOk.toFixed(1)} out + ${result.steady.inOk.toFixed(1)} in msg/node/s, CPU ${result.steady.cpuPerNodeMs.toFixed(1)} ms/node/s; ` +
+        `${n - 1} nodes: hosts ${ms(result.startHostsMs)}, converged ${ms(result.convergeMs)}, RSS ${result.rssMiB.toFixed(0)} MiB; false suspicions ${result.falseSuspicions}, rejected ${result.rejected}`,
+    );
+    return result;
+  } finally {
+    await Promise.all(nodes.map((x) => x.agent.stop({ leave: false })));
+    for (const x of nodes) await closeNode(x);
+  }
+}
+
+function report(n, results) {
+  const r = (f) => results.map(f);
+  const m = (f) => median(r(f));
+  console.log(`N = ${n}, ${results.length} runs (medians; per-run values in brackets):`);
+  console.log(`  join seen by all (from start() until every node has it alive): ${ms(m((x) => x.joinMs))} [${list(r((x) => x.joinMs))}]  goal <= 1000 ms at 50 nodes (OmniRelay's target 2000 ms); ratio to 1 s ${(m((x) => x.joinMs) / 1000).toFixed(2)}`);
+  console.log(`    of which: join sync answered ${ms(m((x) => x.joinSyncMs))} [${list(r((x) => x.joinSyncMs))}], seed knew ${ms(m((x) => x.joinSeedMs))}, gossip hops to the last node ${m((x) => x.joinHops)} [${list(r((x) => x.joinHops))}] (${ROUND_MS} ms rounds)`);
+  console.log(`    event loop during the join: ELU ${(m((x) => x.joinLoop.elu) * 100).toFixed(0)} %, delay p99 ${m((x) => x.joinLoop.delayP99).toFixed(0)} ms, CPU ${m((x) => x.joinLoop.cpuMs / x.joinLoop.seconds / 10).toFixed(0)} % of one core`);
+  console.log(`  killed node: first suspect ${ms(m((x) => x.firstSuspectMs))} [${list(r((x) => x.firstSuspectMs))}], first dead ${ms(m((x) => x.firstDeadMs))}, dead everywhere ${ms(m((x) => x.deadMs))} [${list(r((x) => x.deadMs))}]; suspicion timeout for n=${n}: ${results[0].formulaMs} ms (agent: ${results[0].suspicionTimeoutMs} ms), ratio dead-everywhere / timeout ${(m((x) => x.deadMs) / results[0].formulaMs).toFixed(2)}`);
+  const s = (f) => m((x) => f(x.steady));
+  console.log(
+    `  steady state (${(WINDOW_MS / 1000).toFixed(0)} s window), per node per second: outbound ${s((y) => y.outOk).toFixed(1)} ok (ping ${s((y) => y.byMessage.ping).toFixed(1)}, pingReq ${s((y) => y.byMessage.pingReq).toFixed(2)}, sync ${s((y) => y.byMessage.sync).toFixed(2)}), ${s((y) => y.outFailed).toFixed(2)} failed, ${s((y) => y.outRejected).toFixed(2)} rejected; inbound ${s((y) => y.inOk).toFixed(1)} ok, ${s((y) => y.inRejected).toFixed(2)} rejected`,
+  );
+  console.log(`    CPU ${s((y) => y.cpuPerNodeMs).toFixed(1)} ms per node per second (${(s((y) => y.cpuPerNodeMs) / 10).toFixed(2)} % of a core each; ${((s((y) => y.cpuPerNodeMs) * n) / 10).toFixed(0)} % of one core for all ${n}); event loop ELU ${(s((y) => y.elu) * 100).toFixed(0)} %, delay p99 ${s((y) => y.delayP99).toFixed(0)} ms`);
+  console.log(`  setup of ${n - 1} nodes: hosts ${ms(m((x) => x.startHostsMs))}, converged ${ms(m((x) => x.convergeMs))}; RSS ${m((x) => x.rssMiB).toFixed(0)} MiB; false suspicions per run ${list(r((x) => x.falseSuspicions))}, refutations ${list(r((x) => x.refuted))}, rejected messages ${list(r((x) => x.rejected))}`);
+}
+
+async function main() {
+  const maxN = Math.max(...SIZES);
+  const dir = await mkdtemp(join(tmpdir(), 'omnirelay-gossip-bench-'));
+  try {
+    const pki = await writeDevPki(
+      dir,
+      Array.from({ length: maxN }, (_, i) => `g${i}`),
+    );
+    console.log(`Gossip (SWIM) with GOSSIP_DEFAULTS (probe ${GOSSIP_DEFAULTS.probeIntervalMs} ms, timeout ${GOSSIP_DEFAULTS.probeTimeoutMs} ms, fanout ${GOSSIP_DEFAULTS.fanout}, suspicionMult ${GOSSIP_DEFAULTS.suspicionMult}, sync ${GOSSIP_DEFAULTS.syncIntervalMs} ms), N nodes in one process on 127.0.0.1 (mTLS, ${HTTP3 ? 'HTTP/3 preferred' : 'HTTP/2 only (GOSSIP_BENCH_HTTP3=0)'}), node ${process.version}, ${(await import('node:os')).cpus().length} CPUs`);
+    const baseline = activeHandles();
+    for (const n of SIZES) {
+      console.log(`N = ${n}:`);
+      const results = [];
+      for (let run = 0; run < RUNS; run++) {
+        try {
+          results.push(await oneRun(pki, n, run));
+        } catch (error) {
+          console.log(`  run ${run + 1} failed: ${error instanceof Error ? error.message : String(error)}`);
+        }
+        await pause(500);
+        const now = activeHandles();
+        const stray = Object.entries(now).filter(([k, v]) => v > (baseline[k] ?? 0));
+        if (stray.length > 0) console.log(`  after run ${run + 1}: active handles beyond the baseline: ${stray.map(([k, v]) => `${k} ${v - (baseline[k] ?? 0)}`).join(', ')}`);
+      }
+      if (results.length > 0) report(n, results);
+    }
+  } finally {
+    await rm(dir, { recursive: true, force: true });
+  }
+}
+
+main().catch((error) => {
+  console.error(error);
+  process.exitCode = 1;
+});
