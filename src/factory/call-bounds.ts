@@ -36,10 +36,12 @@ export function cancelled(endpoint: string, reason: unknown): RpcError {
 
 /**
  * `promise`, bounded by the call's deadline (DEADLINE_EXCEEDED), its AbortSignal (the signal's
- * reason) and the factory's disposal (`stop`, DisposedError): waiting for a connection must
- * outlive neither the call nor the factory.
+ * reason) and the factory's disposal (`stop`, DisposedError): waiting for a connection (or a
+ * peer list's first members) must outlive neither the call nor the factory.
  */
-export function withinCall<T>(promise: Promise<T>, call: CallBounds, endpoint: string, stop: AbortSignal, connecting: 'HTTP/3' | 'HTTP/3 and HTTP/2' = 'HTTP/3'): Promise<T> {
+export function withinCall<T>(promise: Promise<T>, call: CallBounds, endpoint: string, stop: AbortSignal, connecting: 'HTTP/3' | 'HTTP/3 and HTTP/2' | { readonly waitingFor: string } = 'HTTP/3'): Promise<T> {
+  const what = typeof connecting === 'string' ? `connecting over ${connecting}` : `waiting for ${connecting.waitingFor}`;
+  const protocol = connecting === 'HTTP/3' ? 'h3' : 'none';
   return new Promise<T>((resolve, reject) => {
     const onAbort = (): void => finish(() => reject(call.signal?.reason as Error));
     const onStop = (): void => finish(() => reject(stop.reason as Error));
@@ -49,7 +51,7 @@ export function withinCall<T>(promise: Promise<T>, call: CallBounds, endpoint: s
         : setTimeout(
             () =>
               finish(() =>
-                reject(new RpcError(GRPC_STATUS.DEADLINE_EXCEEDED, 'DEADLINE_EXCEEDED', `deadline exceeded while connecting over ${connecting}`, { endpoint, protocol: connecting === 'HTTP/3' ? 'h3' : 'none' })),
+                reject(new RpcError(GRPC_STATUS.DEADLINE_EXCEEDED, 'DEADLINE_EXCEEDED', `deadline exceeded while ${what}`, { endpoint, protocol })),
               ),
             Math.max(0, call.deadline - systemClock.now()),
           );

@@ -16,7 +16,7 @@ import type { CallMetadata, PeerIdentity, WireProtocol, WireStream, WireUnaryRes
 import { GRPC_STATUS } from '../grpc/status.js';
 import type { BidiStreamMethodKeys, ClientStreamMethodKeys, MethodDefinition, RequestOf, ResponseOf, ServerStreamMethodKeys, ServiceDefinition, UnaryMethodKeys } from '../grpc/service-definition.js';
 import { HealthCheckRequest, HealthCheckResponse, HealthCheckResponse_ServingStatus } from '../gen/grpc/health/v1/health.js';
-import { wireDeadline } from './call-bounds.js';
+import { wireDeadline, withinCall } from './call-bounds.js';
 import { checkCallOptions, failedStream, kindOf, methodOf, type MethodKind } from './call-validation.js';
 import { CacheInvalidation } from './cache-invalidation.js';
 import { callerOf } from './caller.js';
@@ -197,15 +197,42 @@ export class ControlPlaneClientFactory implements IGrpcControlPlaneClientFactory
     return this.#resolver.resolve(target);
   }
 
+  /**
+   * The call's target; a call to a peer list that has not emitted yet queues for its first
+   * members within the call's deadline, abort signal and the factory's disposal (the time it
+   * waited, `queuedMs`, is taken from the call's budget).
+   */
+  async #resolveQueued(target: CallTarget & CallOptions, kind: MethodKind): Promise<{ readonly resolved: ResolvedTarget; readonly queuedMs: number }> {
+    if (this.#disposed) throw new DisposedError('The control-plane client factory');
+    const first = target.peerList === undefined ? undefined : this.#resolver.firstMembers(target.peerList);
+    if (first === undefined) return { resolved: this.#resolve(target), queuedMs: 0 };
+    const { clock } = this.#deps;
+    const started = clock.now();
+    const budget = this.#budgetOf(target, kind);
+    const deadline = budget === Number.POSITIVE_INFINITY ? budget : wireDeadline(clock, started + budget);
+    await withinCall(first, { deadline, signal: target.signal }, target.peerList ?? '', this.#disposing.signal, { waitingFor: `the first members of peer list "${target.peerList ?? ''}"` });
+    return { resolved: this.#resolve(target), queuedMs: clock.now() - started };
+  }
+
+  /** The call's budget before it is resolved: the call's own deadline, else the profile's (of the target's profile, or the configured endpoint's, or control-plane). */
+  #budgetOf(target: CallTarget & CallOptions, kind: MethodKind): number {
+    const requested = target.deadlineMs;
+    if (requested === 'none') return Number.POSITIVE_INFINITY;
+    if (requested !== undefined) return requested;
+    const profile = this.#deps.options.current.profiles[target.profile ?? 'control-plane'];
+    const budget = profile === undefined ? undefined : kind === 'unary' ? profile.deadlineMs : profile.streamDeadlineMs;
+    return budget === undefined || budget === 'none' ? Number.POSITIVE_INFINITY : budget;
+  }
+
   /** The retrying layer's view of one call. */
-  #plan(service: ServiceDefinition, method: { readonly name: string }, resolved: ResolvedTarget, options: CallOptions, kind: MethodKind, retries: RetryMode): CallPlan {
+  #plan(service: ServiceDefinition, method: { readonly name: string }, resolved: ResolvedTarget, options: CallOptions, kind: MethodKind, retries: RetryMode, queuedMs = 0): CallPlan {
     const requested = options.deadlineMs;
     const budget = requested ?? (kind === 'unary' ? resolved.profile.deadlineMs : resolved.profile.streamDeadlineMs);
     return {
       service: service.fullName,
       method: method.name,
       resolved,
-      deadlineMs: budget === 'none' ? Number.POSITIVE_INFINITY : budget,
+      deadlineMs: budget === 'none' ? Number.POSITIVE_INFINITY : Math.max(0, budget - queuedMs),
       signal: options.signal,
       caller: callerOf(options, this.#deps.caller ?? 'control-plane'),
       retries,
@@ -224,11 +251,11 @@ export class ControlPlaneClientFactory implements IGrpcControlPlaneClientFactory
 
   async #unary<Req, Res>(service: ServiceDefinition, method: MethodDefinition<Req, Res>, request: Req, target: CallTarget & CallOptions): Promise<UnaryResult<Res>> {
     checkCallOptions(target, 'unary');
-    const resolved = this.#resolve(target);
+    const { resolved, queuedMs } = await this.#resolveQueued(target, 'unary');
     const message = method.requestType.encode(request).finish();
     const path = pathOf(service, method);
     const metadata = metadataOf(resolved, target);
-    const plan = this.#plan(service, method, resolved, target, 'unary', 'policy');
+    const plan = this.#plan(service, method, resolved, target, 'unary', 'policy', queuedMs);
     const placed = await this.#retrying.place(plan, (peer, call, observation) =>
       this.#selector.send(resolved, peer, observation, call, async (lease): Promise<WireUnaryResult> => {
         try {
@@ -260,11 +287,11 @@ export class ControlPlaneClientFactory implements IGrpcControlPlaneClientFactory
    */
   async *#serverStream<Req, Res>(service: ServiceDefinition, method: MethodDefinition<Req, Res>, request: Req, target: CallTarget & CallOptions): AsyncIterable<Res> {
     checkCallOptions(target, 'server-stream');
-    const resolved = this.#resolve(target);
+    const { resolved, queuedMs } = await this.#resolveQueued(target, 'server-stream');
     const message = method.requestType.encode(request).finish();
     const path = pathOf(service, method);
     const metadata = metadataOf(resolved, target);
-    const plan = this.#plan(service, method, resolved, target, 'server-stream', 'transparent');
+    const plan = this.#plan(service, method, resolved, target, 'server-stream', 'transparent', queuedMs);
     const placed = await this.#retrying.place(plan, (peer, call, observation) =>
       this.#selector.send(resolved, peer, observation, call, async (lease): Promise<OpenedStream> => {
         try {
@@ -390,10 +417,10 @@ export class ControlPlaneClientFactory implements IGrpcControlPlaneClientFactory
    */
   async #openDuplex<Req>(service: ServiceDefinition, method: MethodDefinition<Req, unknown>, source: RequestSource<Req>, target: CallTarget & CallOptions, kind: 'client-stream' | 'bidi-stream'): Promise<Placed<OpenedDuplex>> {
     checkCallOptions(target, kind);
-    const resolved = this.#resolve(target);
+    const { resolved, queuedMs } = await this.#resolveQueued(target, kind);
     const path = pathOf(service, method);
     const metadata = metadataOf(resolved, target);
-    const plan = this.#plan(service, method, resolved, target, kind, 'none');
+    const plan = this.#plan(service, method, resolved, target, kind, 'none', queuedMs);
     const replayable = (): boolean => source.pulled === 0;
     return this.#retrying.place(plan, (peer, call, observation) =>
       this.#selector.send(

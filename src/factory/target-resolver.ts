@@ -57,6 +57,8 @@ export class TargetResolver {
           next: (members) => {
             const before = this.#members.get(name);
             this.#members.set(name, [...members]);
+            this.#firstMembers.get(name)?.resolve();
+            this.#firstMembers.delete(name);
             if (before === undefined) return;
             const still = new Set(members);
             const gone = new Set(before.filter((m) => !still.has(m)).flatMap((m) => this.authorityOf(m)));
@@ -89,6 +91,29 @@ export class TargetResolver {
   /** The configured endpoint whose URL has `authority`, if any (for error messages that name config keys). */
   configuredNameOf(authority: string): string | undefined {
     return Object.keys(this.#options.current.endpoints).find((name) => this.authorityOf(name)[0] === authority);
+  }
+
+  /** Waiters for peer lists that have not emitted yet. */
+  readonly #firstMembers = new Map<string, { readonly promise: Promise<void>; readonly resolve: () => void }>();
+
+  /**
+   * For a call to peer list `name` that has not emitted yet: a promise of its first members
+   * (the call queues for them, within its deadline, like grpc-js's picks while its resolver has
+   * not answered). Undefined when the list has emitted (even an empty list: that is an answer,
+   * and calls fail fast) or is not bound (resolving then names the problem).
+   */
+  firstMembers(name: string): Promise<void> | undefined {
+    if (!Object.hasOwn(this.#lists, name) || this.#members.has(name)) return undefined;
+    let waiter = this.#firstMembers.get(name);
+    if (waiter === undefined) {
+      let resolve!: () => void;
+      const promise = new Promise<void>((r) => {
+        resolve = r;
+      });
+      waiter = { promise, resolve };
+      this.#firstMembers.set(name, waiter);
+    }
+    return waiter.promise;
   }
 
   /** Checks what can be checked when a client is made: a peer list may still be empty then, only its binding is checked. */

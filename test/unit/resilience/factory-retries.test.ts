@@ -285,6 +285,40 @@ describe('peer lists', () => {
     }
   });
 
+  it('a call to a list that has not emitted yet queues for its first members (within its deadline), then goes out', async () => {
+    const members = new Subject<readonly string[]>();
+    h = harness({ http3: 'disable' }, { peerLists: { replicas: members } });
+    const waiting = h.factory.unary(ControlPlaneDefinition, 'ping', ping(1), { peerList: 'replicas', deadlineMs: 5_000 });
+    const stream = (async () => {
+      const events: number[] = [];
+      for await (const event of h.factory.serverStream(ControlPlaneDefinition, 'watch', { fromNode: 'test', count: 1, intervalMs: 0 }, { peerList: 'replicas' })) events.push(event.sequence);
+      return events;
+    })();
+    h.streams.set(P2, () => undefined);
+    await new Promise((resolve) => setTimeout(resolve, 20));
+    expect(h.seen).toEqual([]);
+    members.next(['peer-2']);
+    await expect(waiting).resolves.toMatchObject({ endpoint: P2 });
+    await expect(stream).resolves.toEqual([1]);
+  });
+
+  it('a queued call ends at its deadline (DEADLINE_EXCEEDED naming the list), at its abort signal, or at dispose', async () => {
+    const members = new Subject<readonly string[]>();
+    h = harness({ http3: 'disable' }, { peerLists: { replicas: members } });
+    await expect(h.factory.unary(ControlPlaneDefinition, 'ping', ping(1), { peerList: 'replicas', deadlineMs: 30 })).rejects.toMatchObject({
+      statusName: 'DEADLINE_EXCEEDED',
+      details: 'deadline exceeded while waiting for the first members of peer list "replicas"',
+    });
+    const controller = new AbortController();
+    const aborted = h.factory.unary(ControlPlaneDefinition, 'ping', ping(2), { peerList: 'replicas', signal: controller.signal });
+    controller.abort(new Error('caller gave up'));
+    await expect(aborted).rejects.toThrow('caller gave up');
+    const disposed = h.factory.unary(ControlPlaneDefinition, 'ping', ping(3), { peerList: 'replicas' });
+    await h.factory.dispose();
+    await expect(disposed).rejects.toMatchObject({ code: 'DISPOSED' });
+    expect(h.seen).toEqual([]);
+  });
+
   it('keeps the last members when the list Observable errors (reported, no crash)', async () => {
     const warnings = jest.spyOn(process, 'emitWarning').mockImplementation(() => undefined);
     try {

@@ -60,14 +60,14 @@ describe('discoveryPeerLists', () => {
     expect(new Set(await calls(3))).toEqual(new Set([P2]));
   });
 
-  it('while no member serves the service calls fail fast with PEER_UNAVAILABLE "has no members" (the list emitted, empty); a list that never emitted says "yet"', async () => {
+  it('while no member serves the service calls fail fast with PEER_UNAVAILABLE "has no members" (the list emitted, empty); a call to a list that never emitted queues until its deadline', async () => {
     const membership = new MembershipSource();
     registry = new ServiceRegistry(membership);
     h = harness({ http3: 'disable' }, { peerLists: { ...discoveryPeerLists(registry, [SVC]), silent: NEVER } });
     const empty = h.factory.unary(ControlPlaneDefinition, 'ping', ping(1), { peerList: SVC, profile: 'test' });
     await expect(empty).rejects.toBeInstanceOf(PeerUnavailableError);
     await expect(empty).rejects.toThrow(`Peer list "${SVC}" has no members.`);
-    await expect(h.factory.unary(ControlPlaneDefinition, 'ping', ping(1), { peerList: 'silent', profile: 'test' })).rejects.toThrow(/has no members yet/);
+    await expect(h.factory.unary(ControlPlaneDefinition, 'ping', ping(1), { peerList: 'silent', profile: 'test', deadlineMs: 30 })).rejects.toThrow(/deadline exceeded while waiting for the first members of peer list "silent"/);
     expect(h.seen).toEqual([]);
 
     membership.publish([node(3)]);
