@@ -42,6 +42,27 @@ const MAX_PACKETS_PER_PASS = 32;
 
 const EMPTY = new Uint8Array(0);
 
+/**
+ * @internal Process-wide counts of the driver's work, for tests that pin that an idle or lightly
+ * used connection does not spin (a pump, timer or write retry rescheduling itself with nothing
+ * to do). Monotonic; compare differences over a window.
+ */
+export const quicDriverActivity = {
+  /** Passes of the pump (verify, streams, send, timer). */
+  pumps: 0,
+  /** Pumps scheduled on the event loop (setImmediate). */
+  scheduledPumps: 0,
+  /** Timers armed (setTimeout) from quiche's timeout(). */
+  timerArms: 0,
+  /** Timers that fired. */
+  timerFires: 0,
+  /** Write retries of blocked streams. */
+  writeRetries: 0,
+  /** Datagrams sent and received. */
+  datagramsOut: 0,
+  datagramsIn: 0,
+};
+
 /** Tracks which peer-initiated stream ids were seen, in bounded memory (ids may arrive out of order). */
 class PeerStreamIds {
   #next: number;
@@ -226,6 +247,7 @@ export class QuicConnection implements StreamOwner {
   scheduleFlush(): void {
     if (this.#pumpScheduled || this.#ended) return;
     this.#pumpScheduled = true;
+    quicDriverActivity.scheduledPumps++;
     setImmediate(this.#scheduledPump);
   }
 
@@ -251,6 +273,7 @@ export class QuicConnection implements StreamOwner {
   receive(datagram: Uint8Array, from: NativeHostPort): void {
     if (this.#ended) return;
     this.#datagramsIn++;
+    quicDriverActivity.datagramsIn++;
     this.#recvInfo.from = from;
     for (const packet of splitCoalescedPackets(datagram)) {
       try {
@@ -283,6 +306,7 @@ export class QuicConnection implements StreamOwner {
 
   #pump(): void {
     if (this.#ended) return;
+    quicDriverActivity.pumps++;
     const native = this.native;
     if (!this.#verified && native.isEstablished() && !native.isDraining() && !native.isClosed()) {
       const alert = this.#init.verify?.(this.peerCertificates());
@@ -300,6 +324,7 @@ export class QuicConnection implements StreamOwner {
       for (const stream of this.#wantRead) stream.pull();
       this.#wantRead.clear();
       for (const stream of this.#blocked) {
+        quicDriverActivity.writeRetries++;
         if (!stream.retryWrites()) this.#blocked.delete(stream);
       }
       if (received && this.role === 'server') {
@@ -365,6 +390,7 @@ export class QuicConnection implements StreamOwner {
       const [length, info] = result;
       this.#sentBytes += length;
       this.#datagramsOut++;
+      quicDriverActivity.datagramsOut++;
       try {
         this.#init.transmit(packet, length, info.to);
       } catch (error) {
@@ -385,12 +411,14 @@ export class QuicConnection implements StreamOwner {
     if (this.#timer !== undefined && Math.abs(at - this.#timerAt) < 1) return;
     if (this.#timer !== undefined) clearTimeout(this.#timer);
     this.#timerAt = at;
+    quicDriverActivity.timerArms++;
     this.#timer = setTimeout(this.#onTimer, Math.max(0, Math.ceil(timeout)));
   }
 
   readonly #onTimer = (): void => {
     this.#timer = undefined;
     if (this.#ended) return;
+    quicDriverActivity.timerFires++;
     this.native.onTimeout();
     this.#pump();
   };

@@ -233,8 +233,18 @@ export class QuicStream {
       );
       return undefined;
     }
+    if (written === null || (written === 0 && bytes.byteLength > 0)) {
+      // quiche took nothing: no room yet (the connection retries after packets arrive), or a
+      // stream it no longer knows. Nothing new to send either way, so no send pass.
+      const gone = this.#stopped();
+      if (gone !== undefined) {
+        this.#failWrite(gone);
+        return undefined;
+      }
+      return bytes;
+    }
     this.#owner.scheduleFlush();
-    const count = written ?? 0;
+    const count = written;
     if (count === bytes.byteLength) {
       if (fin) {
         this.#writeEnded = true;
@@ -285,12 +295,29 @@ export class QuicStream {
    */
   checkStopped(): void {
     if (this.#writeEnded || this.#queue.length > 0) return;
+    const stopped = this.#stopped();
+    if (stopped !== undefined) this.#failWrite(stopped);
+  }
+
+  /**
+   * Whether the peer stopped our write side, asked of quiche's `streamCapacity`: it throws
+   * `StreamStopped(code)` after a STOP_SENDING, and `InvalidStreamState` once quiche collected
+   * the stream. quiche collects a stream when both sides are over; while our write side is
+   * not, only the peer's STOP_SENDING (which ends it in quiche) gets it there — e.g. one that
+   * came with the request's FIN or RESET_STREAM and was read in the same pass, its code gone
+   * with the stream. `streamSend` on such a stream returns Done, as when there is no room.
+   */
+  #stopped(): QuicStreamError | undefined {
     try {
       this.#owner.native.streamCapacity(this.id);
     } catch (error) {
       const code = codeIn(error, 'StreamStopped');
-      if (code !== undefined) this.#failWrite(new QuicStreamError('stopped', code, `the peer stopped stream ${this.id} with code 0x${code.toString(16)}`));
+      if (code !== undefined) return new QuicStreamError('stopped', code, `the peer stopped stream ${this.id} with code 0x${code.toString(16)}`);
+      if (/InvalidStreamState/.test(error instanceof Error ? error.message : String(error))) {
+        return new QuicStreamError('stopped', undefined, `the peer stopped stream ${this.id} (STOP_SENDING) and quiche has closed the stream`);
+      }
     }
+    return undefined;
   }
 
   #failWrite(error: QuicStreamError): void {

@@ -19,6 +19,7 @@ import {
   type ITlsProvider,
   type ServerCallInfo,
 } from 'omnirelay';
+import { quicDriverActivity } from '../../dist/quic/connection.js';
 import { containerWith, mtlsOptions } from '../support/cluster.js';
 import { issueToFiles } from '../support/hosts.js';
 import { createTestPki, type Files, type TestPki } from '../support/pki-files.js';
@@ -275,6 +276,39 @@ describe('gRPC over HTTP/3: GrpcH3Host and GrpcH3Transport through the factory',
     expect((await factory.unary(ControlPlaneDefinition, 'ping', ping(2), { endpoint: h2.host.url })).protocol).toBe('h2');
     expect(h3Entry()).toBeUndefined();
     expect(await fallbacks('race-delay')).toBe(1);
+  });
+
+  it('calls cancelled at their deadline while the handler runs leave no busy loop: light traffic and then idle cost a bounded number of QUIC passes', async () => {
+    const { host } = await startH3(pki.server);
+    const factory = factoryFor();
+    await factory.unary(ControlPlaneDefinition, 'ping', ping(0), { endpoint: host.url });
+    // Deadlines from 1 to 40 ms against handlers that take 30 ms: the client's STOP_SENDING
+    // reaches the server with the request, just after it, or while the handler runs; each
+    // handler then answers a stream the client gave up (the gossip bench's probe timeouts).
+    // A response written to a stream quiche had already forgotten was retried with a send
+    // pass on every event-loop turn, for as long as the connection lived.
+    const cancelled = await Promise.all(
+      Array.from({ length: 40 }, (_, i) => factory.unary(ControlPlaneDefinition, 'ping', ping(100 + i, 'late', 3), { endpoint: host.url, deadlineMs: 1 + i }).catch((e: unknown) => e)),
+    );
+    expect(cancelled.some((e) => e instanceof RpcError && e.statusName === 'DEADLINE_EXCEEDED')).toBe(true);
+    await new Promise((resolve) => setTimeout(resolve, 200)); // every handler answered
+    const passesPerSecond = async (ms: number, work: () => Promise<void>): Promise<number> => {
+      const before = quicDriverActivity.pumps;
+      const started = performance.now();
+      await work();
+      return ((quicDriverActivity.pumps - before) * 1000) / (performance.now() - started);
+    };
+    // Light traffic, ~10 calls per second for 2 s: a few passes per call (request, response, ACKs).
+    const busy = await passesPerSecond(2_000, async () => {
+      for (let i = 0; i < 20; i++) {
+        expect((await factory.unary(ControlPlaneDefinition, 'ping', ping(200 + i), { endpoint: host.url })).protocol).toBe('h3');
+        await new Promise((resolve) => setTimeout(resolve, 100));
+      }
+    });
+    // Idle after the calls: ACK and keepalive timers only.
+    const idle = await passesPerSecond(1_000, () => new Promise((resolve) => setTimeout(resolve, 1_000)));
+    expect(busy).toBeLessThan(300);
+    expect(idle).toBeLessThan(50);
   });
 
   it('completes 300 concurrent calls (50 at a time) on one connection whose server grants only 10 streams', async () => {

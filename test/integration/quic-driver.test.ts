@@ -12,7 +12,7 @@ import { readFileSync } from 'node:fs';
 import { afterEach, beforeAll, describe, expect, it } from '@jest/globals';
 import { createDevCertificateAuthority } from 'omnirelay';
 import { dialQuic, type QuicDialOptions } from '../../dist/quic/client.js';
-import type { QuicConnection } from '../../dist/quic/connection.js';
+import { quicDriverActivity, type QuicConnection } from '../../dist/quic/connection.js';
 import { QuicConnectionError, QuicDialError, QuicStreamError } from '../../dist/quic/errors.js';
 import { QuicServer, type QuicServerOptions } from '../../dist/quic/server.js';
 import type { QuicStream } from '../../dist/quic/stream.js';
@@ -349,6 +349,56 @@ describe('streams', () => {
     expect(error).toBeInstanceOf(QuicStreamError);
     expect(error).toMatchObject({ kind: 'stopped', code: 0x77, byPeer: true });
     expect(writing.writeEnded).toBe(true);
+  });
+  it.each([
+    ['with the FIN of its request', 'stop'],
+    ['before its request ended (RESET_STREAM too)', 'reset'],
+  ] as const)("a response written after the client's STOP_SENDING %s, which quiche forgets at once, fails as 'stopped' and does not spin", async (_, how) => {
+    // The gossip bench's busy loop: a client call hits its deadline, and its STOP_SENDING
+    // reaches the server with the end of the request (its FIN, or a RESET_STREAM). Once the
+    // server reads that end, both sides of the stream are over in quiche, which forgets the
+    // stream at once. A response the handler writes later got Done from quiche, as for a
+    // stream with no room yet: the write stayed queued and was retried, with a new send pass,
+    // on every event-loop turn until the connection ended.
+    const serverStreams: QuicStream[] = [];
+    let serverSide!: QuicConnection;
+    const server = await startServer((connection) => {
+      serverSide = connection;
+      connection.onStream((stream) => serverStreams.push(stream));
+    });
+    const client = await dial(server.port);
+    const stream = client.openStream(true);
+    // Both in one turn, so in one packet.
+    if (how === 'stop') {
+      void stream.end(Buffer.from('request'));
+      stream.stopReading(0x10c);
+    } else {
+      void stream.write(Buffer.from('request')).catch(() => undefined);
+      stream.reset(0x10c);
+    }
+    for (let i = 0; i < 400 && serverStreams.length === 0; i++) await new Promise((resolve) => setTimeout(resolve, 5));
+    const peerStream = serverStreams[0] as QuicStream;
+    expect(peerStream).toBeDefined();
+    if (how === 'stop') expect((await readAll(peerStream)).toString()).toBe('request');
+    else await expect(readAll(peerStream)).rejects.toMatchObject({ kind: 'reset', code: 0x10c });
+    // A handler that answers a little later.
+    await new Promise((resolve) => setTimeout(resolve, 100));
+    const before = { ...quicDriverActivity };
+    const outcome = await Promise.race([
+      rejectionOf(peerStream.end(Buffer.from('late response'))),
+      new Promise((resolve) => setTimeout(() => resolve('the write is still pending after 1 s'), 1_000)),
+    ]);
+    await new Promise((resolve) => setTimeout(resolve, 1_000));
+    const pumps = quicDriverActivity.pumps - before.pumps;
+    const retries = quicDriverActivity.writeRetries - before.writeRetries;
+    expect(outcome).toBeInstanceOf(QuicStreamError);
+    expect(outcome).toMatchObject({ kind: 'stopped', byPeer: true });
+    expect(peerStream.writeEnded).toBe(true);
+    await peerStream.closed;
+    // Two quiet connections for 1-2 s: a few passes (ACKs, timers), not one per event-loop turn.
+    expect(pumps).toBeLessThan(100);
+    expect(retries).toBeLessThan(10);
+    expect(serverSide.isEstablished && client.isEstablished).toBe(true);
   });
 });
 
