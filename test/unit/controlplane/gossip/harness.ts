@@ -5,6 +5,7 @@ import { InMemoryGossipNetwork } from '../../../../src/controlplane/gossip/trans
 import type { ControlPlaneLogger } from '../../../../src/controlplane/logger.js';
 import { MembershipSource, type MemberStatus } from '../../../../src/controlplane/membership.js';
 import type { TelemetryProviders } from '../../../../src/telemetry/internal.js';
+import { seeded } from '../../peers/peers.js';
 
 /** A fake clock and timer queue: `advance` runs due timers in time order, draining promises after each. */
 export class FakeTime implements Clock, GossipTimers {
@@ -50,18 +51,6 @@ export class FakeTime implements Clock, GossipTimers {
 /** Lets every queued promise continuation run (the in-memory network has no real I/O). */
 export async function flush(): Promise<void> {
   for (let i = 0; i < 3; i++) await new Promise<void>((resolve) => setImmediate(resolve));
-}
-
-/** A deterministic PRNG (mulberry32). */
-export function seeded(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4_294_967_296;
-  };
 }
 
 export interface LogRecord {
