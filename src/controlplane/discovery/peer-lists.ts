@@ -10,8 +10,8 @@ import type { EndpointSource } from './service-registry.js';
  *
  * A registry's list emits at once, so the factory knows the list from its construction on: while
  * no routable member serves the service (gossip still joining), calls to it fail fast with
- * `PEER_UNAVAILABLE` ("has no members"), not "has no members yet". A DiscoveryClient's list emits
- * only once the remote node has answered. See docs/discovery.md.
+ * `PEER_UNAVAILABLE` ("has no members"). A DiscoveryClient's list emits only once the remote
+ * node has answered; calls to it queue until then, within their deadline. See docs/discovery.md.
  */
 export function discoveryPeerLists(source: EndpointSource, services: readonly string[]): PeerLists {
   const issues: ConfigIssue[] = [];
