@@ -180,6 +180,7 @@ export class GossipAgent implements GossipReceiver {
   #round(): void {
     if (this.#state !== 'running') return;
     this.#expireSuspicions();
+    this.#reapDeparted();
     if (!this.#probing) this.#track(this.#probe());
     this.#gossip();
     if (this.#clock.now() >= this.#nextSyncAt) {
@@ -201,6 +202,26 @@ export class GossipAgent implements GossipReceiver {
       const member = this.#list.get(id);
       if (member?.status !== 'suspect') continue;
       changed = this.#applyOne({ metadata: member.metadata, status: 'dead', incarnation: member.incarnation }, 'none', this.nodeId) || changed;
+    }
+    if (changed) this.#publish();
+  }
+
+  /** When each dead or left member became so (injected clock). */
+  readonly #departedSince = new Map<string, number>();
+
+  /** Members dead or left for `deadReapMs` are dropped from the list (and from every reader's view). */
+  #reapDeparted(): void {
+    if (this.#departedSince.size === 0) return;
+    const now = this.#clock.now();
+    let changed = false;
+    for (const [id, since] of [...this.#departedSince]) {
+      if (now - since < this.options.deadReapMs) continue;
+      this.#departedSince.delete(id);
+      const member = this.#list.get(id);
+      if (member !== undefined && this.#list.remove(id)) {
+        changed = true;
+        this.#logger.info('gossip.member.reaped', { node: this.nodeId, peer: id, status: member.status, incarnation: member.incarnation, endpoint: member.metadata.endpoint });
+      }
     }
     if (changed) this.#publish();
   }
@@ -488,6 +509,11 @@ export class GossipAgent implements GossipReceiver {
       if (!this.#suspectSince.has(id)) this.#suspectSince.set(id, this.#clock.now());
     } else {
       this.#suspectSince.delete(id);
+    }
+    if (member.status === 'dead' || member.status === 'left') {
+      if (!this.#departedSince.has(id)) this.#departedSince.set(id, this.#clock.now());
+    } else {
+      this.#departedSince.delete(id);
     }
     this.#queue.enqueue(member);
     if (kind === 'updated') return;

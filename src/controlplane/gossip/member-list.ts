@@ -123,6 +123,13 @@ export class MemberList {
     }
   }
 
+  /** Drops a member that is dead or left (never the local node, never a live member); true when it was dropped. */
+  remove(nodeId: string): boolean {
+    const member = this.#members.get(nodeId);
+    if (nodeId === this.#localId || member === undefined || (member.status !== 'dead' && member.status !== 'left')) return false;
+    return this.#members.delete(nodeId);
+  }
+
   #set(update: MemberUpdate, previous: Member | undefined, kind: TransitionKind): ApplyResult {
     const member: Member = { metadata: update.metadata, status: update.status, incarnation: update.incarnation };
     this.#members.set(update.metadata.nodeId, member);

@@ -65,6 +65,13 @@ export const GOSSIP_DEFAULTS = {
   joinRetryMaxMs: 5_000,
   /** Graceful leave waits at most 1 s for the leave notices, so shutdown stays bounded. */
   leaveTimeoutMs: 1_000,
+  /**
+   * A member dead or left for 30 s is dropped from the list (memberlist's GossipToTheDeadTime):
+   * long enough for the news to reach everyone, short enough that churn (restarts under new
+   * ids, scale-down) does not grow the list without bound. A node that comes back later simply
+   * joins again.
+   */
+  deadReapMs: 30_000,
 } as const;
 
 /** Options as the application gives them. */
@@ -94,6 +101,7 @@ export interface GossipOptionsInput {
   readonly joinRetryInitialMs?: number | undefined;
   readonly joinRetryMaxMs?: number | undefined;
   readonly leaveTimeoutMs?: number | undefined;
+  readonly deadReapMs?: number | undefined;
   /** Profile of the factory every gossip call uses. Default `control-plane`. */
   readonly profile?: string | undefined;
 }
@@ -120,6 +128,8 @@ export interface GossipOptions {
   readonly joinRetryInitialMs: number;
   readonly joinRetryMaxMs: number;
   readonly leaveTimeoutMs: number;
+  /** How long a dead or left member stays in the list before it is dropped. */
+  readonly deadReapMs: number;
   readonly profile: string;
 }
 
@@ -170,6 +180,7 @@ const GossipOptionsSchema = z.strictObject({
   joinRetryInitialMs: ms().default(GOSSIP_DEFAULTS.joinRetryInitialMs),
   joinRetryMaxMs: ms().default(GOSSIP_DEFAULTS.joinRetryMaxMs),
   leaveTimeoutMs: ms().default(GOSSIP_DEFAULTS.leaveTimeoutMs),
+  deadReapMs: ms().default(GOSSIP_DEFAULTS.deadReapMs),
   profile: name('profile name').default('control-plane'),
 });
 

@@ -90,6 +90,28 @@ describe('GossipAgent on a 5-node fake network (fake clock, seeded randomness)',
     expect(leaving.membership.members.find((m) => m.metadata.nodeId === 'n3')?.status).toBe('left');
   });
 
+  it('drops dead and left members after deadReapMs, everywhere, and only then', async () => {
+    cluster = new FakeCluster(7, { deadReapMs: 3_000 });
+    await fiveNodes(cluster);
+    cluster.network.setUp(endpointOf('n5'), false);
+    await cluster.node('n5').agent.stop({ leave: false });
+    const leaving = cluster.node('n4').agent.stop();
+    await cluster.time.advance(0);
+    await leaving;
+    cluster.network.setUp(endpointOf('n4'), false);
+    const others = ['n1', 'n2', 'n3'];
+    await cluster.until(() => others.every((id) => cluster.statusOf(id, 'n5') === 'dead' && cluster.statusOf(id, 'n4') === 'left'), 20_000);
+    await cluster.time.advance(1_000);
+    for (const id of others) expect([cluster.statusOf(id, 'n4'), cluster.statusOf(id, 'n5')]).toEqual(['left', 'dead']);
+    await cluster.until(() => others.every((id) => cluster.statusOf(id, 'n5') === undefined && cluster.statusOf(id, 'n4') === undefined), 10_000);
+    for (const id of others) {
+      const node = cluster.node(id);
+      expect(node.membership.members.map((m) => m.metadata.nodeId).sort()).toEqual(others);
+      expect(node.logger.events('gossip.member.reaped').map((r) => r.fields['peer']).sort()).toEqual(['n4', 'n5']);
+      for (const other of others) expect(cluster.statusOf(id, other)).toBe('alive');
+    }
+  });
+
   it('refuses a message whose certificate names another node, another cluster, a malformed or oversized one, and changes nothing', async () => {
     const harness = createHarness();
     cluster = new FakeCluster(5);
