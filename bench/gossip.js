@@ -30,10 +30,22 @@
 // GOSSIP_BENCH_CONVERGE_LIMIT_MS (default 60000; a run whose N-1 nodes do not converge by then is
 // reported with what the nodes saw, the message rates, CPU and event-loop delay), and, as a
 // diagnostic, GOSSIP_BENCH_HTTP3=0 (every node HTTP/2-only).
+//
+// GOSSIP_BENCH_PROCESSES=P (default 1: all nodes in this process, as above) spreads the nodes over
+// P child processes (bench/gossip-worker.js, node i in child i mod P, the same wiring), as real
+// deployments run one node per process: this process writes the dev PKI, starts node 0's host
+// first and passes its URL as everyone's seed, and measures the same figures from the member
+// transitions the children push (epoch-millisecond timestamps) and their answers to polls (views
+// every 100 ms, message counters, process.cpuUsage and event-loop meters per child). CPU is then
+// summed over the children; ELU is their mean and the event-loop delay the worst child's. Children
+// close their nodes and exit when told, exit when this process goes away, and are SIGKILLed if
+// they do not exit or this process exits first.
 import 'reflect-metadata';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { pathToFileURL } from 'node:url';
+import { fork } from 'node:child_process';
 import { monitorEventLoopDelay, performance } from 'node:perf_hooks';
 import { MeterProvider, MetricReader } from '@opentelemetry/sdk-metrics';
 import { Container } from 'inversify';
@@ -44,6 +56,8 @@ const RUNS = Number(process.env.GOSSIP_BENCH_RUNS ?? 3);
 const WINDOW_MS = Number(process.env.GOSSIP_BENCH_WINDOW_MS ?? 10_000);
 /** Diagnostic only: GOSSIP_BENCH_HTTP3=0 runs every node HTTP/2-only (host http3: false, option http3: false → peers get a deny hint). */
 const HTTP3 = process.env.GOSSIP_BENCH_HTTP3 !== '0';
+/** GOSSIP_BENCH_PROCESSES=P (> 1): the nodes spread over P child processes (node i in worker i mod P). */
+const PROCESSES = Math.max(1, Number(process.env.GOSSIP_BENCH_PROCESSES ?? 1));
 const SETTLE_MS = process.env.GOSSIP_BENCH_SETTLE_MS === undefined ? undefined : Number(process.env.GOSSIP_BENCH_SETTLE_MS);
 /** Hang guards (not speed targets). */
 const CONVERGE_LIMIT_MS = Number(process.env.GOSSIP_BENCH_CONVERGE_LIMIT_MS ?? 60_000);
@@ -98,7 +112,7 @@ function recorder() {
   };
 }
 
-async function startNode(pki, id, seeds, rec) {
+export async function startNode(pki, id, seeds, rec) {
   const files = pki.files[id];
   const holder = {};
   const host = await GrpcHost.start({ host: '127.0.0.1', tls: { certFile: files.certFile, keyFile: files.keyFile, caFile: pki.caFile }, http3: HTTP3 }, [
@@ -117,7 +131,7 @@ async function startNode(pki, id, seeds, rec) {
   return { id, host, container, agent, reader, meterProvider, closed: false };
 }
 
-async function closeNode(node) {
+export async function closeNode(node) {
   if (node.closed) return;
   node.closed = true;
   await node.agent.stop({ leave: false });
@@ -127,7 +141,7 @@ async function closeNode(node) {
 }
 
 /** mesh_gossip_messages_total summed by `direction/message` (outcome ok only) and `direction/outcome`. */
-async function messageCounts(node) {
+export async function messageCounts(node) {
   const { resourceMetrics } = await node.reader.collect();
   const metric = resourceMetrics.scopeMetrics.flatMap((s) => s.metrics).find((m) => m.descriptor.name === METRIC_GOSSIP_MESSAGES);
   const out = new Map();
@@ -144,7 +158,7 @@ function activeHandles() {
   return counts;
 }
 
-function loopMeter() {
+export function loopMeter() {
   const h = monitorEventLoopDelay({ resolution: 10 });
   h.enable();
   const elu0 = performance.eventLoopUtilization();
@@ -286,6 +300,244 @@ async function oneRun(pki, n, run) {
   }
 }
 
+// ---- GOSSIP_BENCH_PROCESSES=P > 1: the N nodes spread over P child processes (bench/gossip-worker.js).
+// Node i lives in worker i mod P; the parent holds no node, only the clock (epoch milliseconds,
+// performance.timeOrigin + performance.now(), in every process), the workers' pushed member
+// transitions and their answers to polls (views every 100 ms, message counters, loop meters).
+
+const epochNow = () => performance.timeOrigin + performance.now();
+const WORKER_URL = new URL('./gossip-worker.js', import.meta.url);
+const CALL_LIMIT_MS = 120_000;
+/** Every child ever forked, killed on the parent's exit if still running (no orphans). */
+const children = new Set();
+process.on('exit', () => {
+  for (const c of children) if (c.exitCode === null && c.signalCode === null) c.kill('SIGKILL');
+});
+
+function spawnWorker(index, rec) {
+  const child = fork(WORKER_URL, [], { stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
+  children.add(child);
+  const pending = new Map();
+  let nextId = 0;
+  const exited = new Promise((resolve) => child.once('exit', (code, signal) => {
+    children.delete(child);
+    for (const p of pending.values()) p.reject(new Error(`worker ${index} exited (${signal ?? code}) during ${p.type}`));
+    pending.clear();
+    resolve();
+  }));
+  child.on('message', (msg) => {
+    if (msg.type === 'transition') {
+      rec.transitions.push(msg);
+      return;
+    }
+    const p = pending.get(msg.reqId);
+    if (!p) return;
+    pending.delete(msg.reqId);
+    clearTimeout(p.timer);
+    if (msg.error !== undefined) p.reject(new Error(`worker ${index} ${p.type}: ${msg.error}`));
+    else p.resolve(msg.result);
+  });
+  const call = (type, extra = {}, limitMs = CALL_LIMIT_MS) =>
+    new Promise((resolve, reject) => {
+      if (child.exitCode !== null || child.signalCode !== null || !child.connected) return reject(new Error(`worker ${index} is gone (${type})`));
+      const reqId = nextId++;
+      const timer = setTimeout(() => {
+        pending.delete(reqId);
+        reject(new Error(`worker ${index} did not answer ${type} within ${limitMs} ms`));
+      }, limitMs);
+      pending.set(reqId, { resolve, reject, timer, type });
+      child.send({ ...extra, type, reqId });
+    });
+  return { index, child, call, exited };
+}
+
+/** Asks every worker to close its nodes and exit; SIGKILLs the ones that do not within 15 s. */
+async function stopWorkers(workers) {
+  await Promise.all(
+    workers.map(async (w) => {
+      const gone = w.exited.then(() => true);
+      await w.call('exit', {}, 15_000).catch(() => undefined);
+      const ok = await Promise.race([gone, pause(15_000).then(() => false)]);
+      if (!ok) {
+        console.log(`  worker ${w.index} (pid ${w.child.pid}) did not exit; killing it`);
+        w.child.kill('SIGKILL');
+        await w.exited;
+      }
+    }),
+  );
+}
+
+/** Polls `done` (async) every `everyMs`; false after `limitMs`. */
+async function waitForAsync(done, limitMs, everyMs = 100) {
+  const until = performance.now() + limitMs;
+  while (!(await done())) {
+    if (performance.now() > until) return false;
+    await pause(everyMs);
+  }
+  return true;
+}
+
+/** Per-worker loop meters → one figure: CPU summed, ELU mean, delay p99/max the worst worker. */
+function combineLoops(loops) {
+  const xs = loops.filter(Boolean);
+  return {
+    seconds: Math.max(...xs.map((l) => l.seconds)),
+    cpuMs: xs.reduce((s, l) => s + l.cpuMs, 0),
+    elu: xs.reduce((s, l) => s + l.elu, 0) / xs.length,
+    delayP99: Math.max(...xs.map((l) => l.delayP99)),
+    delayMax: Math.max(...xs.map((l) => l.delayMax)),
+    rssMiB: xs.reduce((s, l) => s + l.rssMiB, 0),
+    perWorker: xs,
+  };
+}
+
+const perWorker = (loop) => loop.perWorker.map((l, i) => `w${i} CPU ${(l.cpuMs / l.seconds / 10).toFixed(0)} %, ELU ${(l.elu * 100).toFixed(0)} %, delay p99 ${l.delayP99.toFixed(0)} ms max ${l.delayMax.toFixed(0)} ms`).join('; ');
+
+async function oneRunMulti(pki, n, run, p) {
+  const rec = { transitions: [] };
+  const ids = Array.from({ length: n }, (_, i) => `g${i}`);
+  const result = { n };
+  const settleMs = SETTLE_MS ?? n * ROUND_MS;
+  const workers = Array.from({ length: p }, (_, i) => spawnWorker(i, rec));
+  const workerOf = (id) => workers[Number(id.slice(1)) % p];
+  const live = new Set();
+  const all = (type, extra) => Promise.all(workers.map((w) => w.call(type, extra)));
+  const meterStart = (name) => all('meterStart', { name });
+  const meterEnd = async (name) => combineLoops(await all('meterEnd', { name }));
+  const views = async (extra = []) => Object.assign({}, ...(await all('views', { subjects: [...live, ...extra] })));
+  const everyoneAlive = async () => {
+    const v = await views();
+    return [...live].every((a) => v[a] && v[a].pending === 0 && [...live].every((b) => v[a].view[b] === 'alive'));
+  };
+  try {
+    await all('init', { pki });
+    // 1. N-1 nodes converge: node 0's host first (its URL is everyone's seed), then the others' hosts, then all agents together.
+    const t0 = performance.now();
+    const urls = await workers[0].call('hosts', { ids: [ids[0]], seeds: [] });
+    const seeds = [urls[ids[0]]];
+    const rest = await Promise.all(workers.map((w) => w.call('hosts', { ids: ids.slice(1, n - 1).filter((id) => workerOf(id) === w), seeds })));
+    Object.assign(urls, ...rest);
+    for (const id of ids.slice(0, n - 1)) live.add(id);
+    const hostsUp = performance.now();
+    await meterStart('converge');
+    const joins = await all('agents', {});
+    if (!joins.every(Boolean)) throw new Error('a node did not join');
+    const converged = await waitForAsync(everyoneAlive, CONVERGE_LIMIT_MS);
+    result.startHostsMs = hostsUp - t0;
+    result.convergeMs = performance.now() - hostsUp;
+    const convergeLoop = await meterEnd('converge');
+    if (!converged) {
+      const v = await views();
+      const seen = { alive: 0, suspect: 0, dead: 0, left: 0, unknown: 0 };
+      for (const a of live) for (const b of live) seen[v[a]?.view[b] ?? 'unknown']++;
+      const msgs = await all('messages', {});
+      const total = (key) => msgs.reduce((s, m) => s + (m.counts[key] ?? 0), 0) / live.size / convergeLoop.seconds;
+      const kinds = {};
+      for (const t of rec.transitions) kinds[t.event] = (kinds[t.event] ?? 0) + 1;
+      const logs = await all('logCounts', {});
+      throw new Error(
+        `${n - 1} nodes in ${p} processes did not converge within ${CONVERGE_LIMIT_MS} ms: views ${JSON.stringify(seen)} of ${live.size ** 2}; transitions ${JSON.stringify(kinds)}, refutations ${logs.reduce((s, c) => s + (c['gossip.refuted'] ?? 0), 0)}; ` +
+          `per node per second: outbound ok ${total('outbound ok').toFixed(1)}, failed ${total('outbound failed').toFixed(1)}, inbound ok ${total('inbound ok').toFixed(1)}; ` +
+          `all processes CPU ${(convergeLoop.cpuMs / convergeLoop.seconds / 10).toFixed(0)} % of one core, RSS ${convergeLoop.rssMiB.toFixed(0)} MiB; per worker: ${perWorker(convergeLoop)}`,
+      );
+    }
+    result.convergeLoop = convergeLoop;
+    await pause(settleMs);
+    await meterStart('rss');
+    result.rssMiB = (await meterEnd('rss')).rssMiB;
+    const suspectsBefore = rec.transitions.filter((t) => t.event === 'suspect').length;
+
+    // 2. Join seen by all.
+    const seedId = ids[1 + Math.floor(Math.random() * (n - 2))] ?? ids[0];
+    const joinerId = ids[n - 1];
+    const joinerWorker = workerOf(joinerId);
+    Object.assign(urls, await joinerWorker.call('hosts', { ids: [joinerId], seeds: [urls[seedId]] }));
+    const others = [...live];
+    await meterStart('join');
+    const startedAt = epochNow();
+    const joined = joinerWorker.call('agents', { ids: [joinerId] }).then((ok) => ({ ok, at: epochNow() }));
+    live.add(joinerId);
+    const seen = await waitForAsync(async () => {
+      const v = await views();
+      return others.every((x) => v[x]?.view[joinerId] === 'alive');
+    }, EVENT_LIMIT_MS);
+    const seenAt = epochNow();
+    const loop = await meterEnd('join');
+    const joinedLines = rec.transitions.filter((t) => t.event === 'joined' && t.peer === joinerId && t.at >= startedAt).sort((a, b) => a.at - b.at);
+    const syncDone = await joined;
+    result.joinMs = seen ? Math.max(...joinedLines.map((t) => t.at)) - startedAt : NaN;
+    result.joinPolledMs = seen ? seenAt - startedAt : NaN;
+    result.joinSeedMs = (joinedLines.find((t) => t.node === seedId)?.at ?? NaN) - startedAt;
+    result.joinSyncMs = syncDone.at - startedAt;
+    const hops = hopsOf(joinerId, joinedLines, seedId);
+    result.joinHops = hops.max;
+    result.joinProtocols = [...new Set(joinedLines.map((t) => t.protocol))].join('+');
+    result.joinLoop = loop;
+
+    // 3. Steady state over the window.
+    await waitForAsync(everyoneAlive, CONVERGE_LIMIT_MS);
+    await pause(settleMs);
+    const before = await all('messages', {});
+    await meterStart('window');
+    await pause(WINDOW_MS);
+    const w = await meterEnd('window');
+    const after = await all('messages', {});
+    const sum = (xs, key) => xs.reduce((s, m) => s + (m.counts[key] ?? 0), 0);
+    const rate = (key) => (sum(after, key) - sum(before, key)) / n / w.seconds;
+    result.steady = {
+      outOk: rate('outbound ok'),
+      inOk: rate('inbound ok'),
+      outFailed: rate('outbound failed'),
+      outRejected: rate('outbound rejected'),
+      inRejected: rate('inbound rejected'),
+      byMessage: Object.fromEntries(['ping', 'pingReq', 'sync', 'leave'].map((m) => [m, rate(`outbound ok ${m}`)])),
+      cpuPerNodeMs: w.cpuMs / n / w.seconds,
+      elu: w.elu,
+      delayP99: w.delayP99,
+    };
+    result.steadyLoop = w;
+    result.suspicionsBeforeKill = rec.transitions.filter((t) => t.event === 'suspect').length - suspectsBefore;
+
+    // 4. Dead everywhere.
+    const candidates = ids.filter((id) => id !== seedId && id !== joinerId && id !== ids[0]);
+    const victimId = candidates[Math.floor(Math.random() * candidates.length)] ?? ids[n - 2];
+    live.delete(victimId);
+    const survivors = [...live];
+    result.suspicionTimeoutMs = await workerOf(ids[0]).call('suspicionTimeoutMs');
+    result.formulaMs = suspicionTimeoutMs(n, GOSSIP_DEFAULTS.suspicionMult, GOSSIP_DEFAULTS.probeIntervalMs);
+    const killedAt = epochNow();
+    await workerOf(victimId).call('kill', { id: victimId });
+    const dead = await waitForAsync(async () => {
+      const v = await views([victimId]);
+      return survivors.every((x) => v[x]?.view[victimId] === 'dead');
+    }, EVENT_LIMIT_MS);
+    if (!dead) {
+      const v = await views([victimId]);
+      console.log(`  run ${run + 1}: ${victimId} not dead everywhere after ${EVENT_LIMIT_MS} ms: ${survivors.map((x) => `${x} sees ${v[x]?.view[victimId] ?? 'n/a'}`).join(', ')}`);
+    }
+    const about = rec.transitions.filter((t) => t.peer === victimId && t.at >= killedAt && t.node !== victimId);
+    result.firstSuspectMs = Math.min(...about.filter((t) => t.event === 'suspect').map((t) => t.at)) - killedAt;
+    result.deadMs = dead ? Math.max(...about.filter((t) => t.event === 'dead').map((t) => t.at)) - killedAt : NaN;
+    result.firstDeadMs = Math.min(...about.filter((t) => t.event === 'dead').map((t) => t.at)) - killedAt;
+    result.falseSuspicions = rec.transitions.filter((t) => t.event === 'suspect' && t.peer !== victimId).length;
+    const logs = await all('logCounts', {});
+    const logSum = (event) => logs.reduce((s, c) => s + (c[event] ?? 0), 0);
+    result.rejected = logSum('gossip.message.rejected');
+    result.refuted = logSum('gossip.refuted');
+    result.joinRetries = logSum('gossip.join.retry');
+    console.log(
+      `  run ${run + 1}: join seen by all ${ms(result.joinMs)} (polled ${ms(result.joinPolledMs)}; seed knew at ${ms(result.joinSeedMs)}, join sync resolved ${ms(result.joinSyncMs)}, ${result.joinHops} hops, via ${result.joinProtocols}; worst worker delay p99 ${loop.delayP99.toFixed(0)} ms); ` +
+        `first suspect ${ms(result.firstSuspectMs)}, first dead ${ms(result.firstDeadMs)}, dead everywhere ${ms(result.deadMs)}; ` +
+        `steady ${result.steady.outOk.toFixed(1)} out + ${result.steady.inOk.toFixed(1)} in msg/node/s, CPU ${result.steady.cpuPerNodeMs.toFixed(1)} ms/node/s; ` +
+        `${n - 1} nodes: hosts ${ms(result.startHostsMs)}, converged ${ms(result.convergeMs)} (all processes ${(convergeLoop.cpuMs / convergeLoop.seconds / 10).toFixed(0)} % of one core, worst delay p99 ${convergeLoop.delayP99.toFixed(0)} ms), RSS ${result.rssMiB.toFixed(0)} MiB (all workers); false suspicions ${result.falseSuspicions}, rejected ${result.rejected}`,
+    );
+    console.log(`    per worker in the steady window: ${perWorker(w)}`);
+    return result;
+  } finally {
+    await stopWorkers(workers);
+  }
+}
+
 function report(n, results) {
   const r = (f) => results.map(f);
   const m = (f) => median(r(f));
@@ -310,14 +562,14 @@ async function main() {
       dir,
       Array.from({ length: maxN }, (_, i) => `g${i}`),
     );
-    console.log(`Gossip (SWIM) with GOSSIP_DEFAULTS (probe ${GOSSIP_DEFAULTS.probeIntervalMs} ms, timeout ${GOSSIP_DEFAULTS.probeTimeoutMs} ms, fanout ${GOSSIP_DEFAULTS.fanout}, suspicionMult ${GOSSIP_DEFAULTS.suspicionMult}, sync ${GOSSIP_DEFAULTS.syncIntervalMs} ms), N nodes in one process on 127.0.0.1 (mTLS, ${HTTP3 ? 'HTTP/3 preferred' : 'HTTP/2 only (GOSSIP_BENCH_HTTP3=0)'}), node ${process.version}, ${(await import('node:os')).cpus().length} CPUs`);
+    console.log(`Gossip (SWIM) with GOSSIP_DEFAULTS (probe ${GOSSIP_DEFAULTS.probeIntervalMs} ms, timeout ${GOSSIP_DEFAULTS.probeTimeoutMs} ms, fanout ${GOSSIP_DEFAULTS.fanout}, suspicionMult ${GOSSIP_DEFAULTS.suspicionMult}, sync ${GOSSIP_DEFAULTS.syncIntervalMs} ms), ${PROCESSES > 1 ? `N nodes over ${PROCESSES} processes (node i in child i mod ${PROCESSES})` : 'N nodes in one process'} on 127.0.0.1 (mTLS, ${HTTP3 ? 'HTTP/3 preferred' : 'HTTP/2 only (GOSSIP_BENCH_HTTP3=0)'}), node ${process.version}, ${(await import('node:os')).cpus().length} CPUs`);
     const baseline = activeHandles();
     for (const n of SIZES) {
       console.log(`N = ${n}:`);
       const results = [];
       for (let run = 0; run < RUNS; run++) {
         try {
-          results.push(await oneRun(pki, n, run));
+          results.push(PROCESSES > 1 ? await oneRunMulti(pki, n, run, PROCESSES) : await oneRun(pki, n, run));
         } catch (error) {
           console.log(`  run ${run + 1} failed: ${error instanceof Error ? error.message : String(error)}`);
         }
@@ -333,7 +585,10 @@ async function main() {
   }
 }
 
-main().catch((error) => {
-  console.error(error);
-  process.exitCode = 1;
-});
+// The worker script (bench/gossip-worker.js) imports the node wiring from here; only run as the entry point.
+if (import.meta.url === pathToFileURL(process.argv[1] ?? '').href) {
+  main().catch((error) => {
+    console.error(error);
+    process.exitCode = 1;
+  });
+}
