@@ -76,6 +76,25 @@ class CollectingReader extends MetricReader {
 }
 
 /** Polls `done` every 10 ms; false after `limitMs`. */
+/**
+ * Steady-state figures over one measuring window: message rates per node per second from the
+ * counter totals before and after (`before(key)`, `after(key)`), CPU per node and the loop meter's.
+ */
+function steadyFigures(before, after, n, w) {
+  const rate = (key) => (after(key) - before(key)) / n / w.seconds;
+  return {
+    outOk: rate('outbound ok'),
+    inOk: rate('inbound ok'),
+    outFailed: rate('outbound failed'),
+    outRejected: rate('outbound rejected'),
+    inRejected: rate('inbound rejected'),
+    byMessage: Object.fromEntries(['ping', 'pingReq', 'sync', 'leave'].map((m) => [m, rate(`outbound ok ${m}`)])),
+    cpuPerNodeMs: w.cpuMs / n / w.seconds,
+    elu: w.elu,
+    delayP99: w.delayP99,
+  };
+}
+
 async function waitFor(done, limitMs) {
   const until = performance.now() + limitMs;
   while (!done()) {
@@ -254,19 +273,7 @@ async function oneRun(pki, n, run) {
     await pause(WINDOW_MS);
     const w = window();
     const after = await Promise.all(nodes.map(messageCounts));
-    const sum = (maps, key) => maps.reduce((s, m) => s + (m.get(key) ?? 0), 0);
-    const rate = (key) => (sum(after, key) - sum(before, key)) / n / w.seconds;
-    result.steady = {
-      outOk: rate('outbound ok'),
-      inOk: rate('inbound ok'),
-      outFailed: rate('outbound failed'),
-      outRejected: rate('outbound rejected'),
-      inRejected: rate('inbound rejected'),
-      byMessage: Object.fromEntries(['ping', 'pingReq', 'sync', 'leave'].map((m) => [m, rate(`outbound ok ${m}`)])),
-      cpuPerNodeMs: w.cpuMs / n / w.seconds,
-      elu: w.elu,
-      delayP99: w.delayP99,
-    };
+    result.steady = steadyFigures((key) => before.reduce((t, m) => t + (m.get(key) ?? 0), 0), (key) => after.reduce((t, m) => t + (m.get(key) ?? 0), 0), n, w);
     result.suspicionsBeforeKill = rec.transitions.filter((t) => t.event === 'suspect').length - suspectsBefore;
 
     // 4. Dead everywhere.
@@ -482,19 +489,7 @@ async function oneRunMulti(pki, n, run, p) {
     await pause(WINDOW_MS);
     const w = await meterEnd('window');
     const after = await all('messages', {});
-    const sum = (xs, key) => xs.reduce((s, m) => s + (m.counts[key] ?? 0), 0);
-    const rate = (key) => (sum(after, key) - sum(before, key)) / n / w.seconds;
-    result.steady = {
-      outOk: rate('outbound ok'),
-      inOk: rate('inbound ok'),
-      outFailed: rate('outbound failed'),
-      outRejected: rate('outbound rejected'),
-      inRejected: rate('inbound rejected'),
-      byMessage: Object.fromEntries(['ping', 'pingReq', 'sync', 'leave'].map((m) => [m, rate(`outbound ok ${m}`)])),
-      cpuPerNodeMs: w.cpuMs / n / w.seconds,
-      elu: w.elu,
-      delayP99: w.delayP99,
-    };
+    result.steady = steadyFigures((key) => before.reduce((t, m) => t + (m.counts[key] ?? 0), 0), (key) => after.reduce((t, m) => t + (m.counts[key] ?? 0), 0), n, w);
     result.steadyLoop = w;
     result.suspicionsBeforeKill = rec.transitions.filter((t) => t.event === 'suspect').length - suspectsBefore;
 
