@@ -580,9 +580,22 @@ class Presented {
     this.#cert ??= presented.get(this.der, this.#node, this.#key);
     return this.#cert;
   }
+
+  /** Node's decoding, without the full parse when it is not cached yet. */
+  get node(): X509Certificate {
+    return this.#cert?.node ?? this.#node!;
+  }
 }
 
 const presented = new ParsedCertificates();
+
+/**
+ * A presented certificate as Node's X509Certificate, from the cache the verifier fills (a peer
+ * presents the same certificate on every handshake, so a reconnect decodes nothing again).
+ */
+export function presentedCertificate(der: Uint8Array): X509Certificate {
+  return new Presented(der).node;
+}
 
 // ---------------------------------------------------------------------------------------------
 // Trust store

@@ -4,13 +4,12 @@
  * the verifier HTTP/2's OpenSSL verdict is matched with (`src/tls/chain-verifier.ts`) and the
  * custom check, requests queued for the peer's stream credit.
  */
-import { X509Certificate } from 'node:crypto';
 import type { QuicConnection } from '../../quic/connection.js';
 import { QuicConnectionError, QuicDialError, QuicStreamError, QuicStreamLimitError } from '../../quic/errors.js';
 import { QuicUnavailableError } from '../../quic/native.js';
 import type { QuicStream } from '../../quic/stream.js';
 import { RpcError, TlsError, type TransportFailureKind } from '../../errors.js';
-import { trustStoreOf, verifyChain, TLS_ALERT, type TrustStore } from '../../tls/chain-verifier.js';
+import { presentedCertificate, trustStoreOf, verifyChain, TLS_ALERT, type TrustStore } from '../../tls/chain-verifier.js';
 import { clientCertificateVerdict } from '../../tls/classify.js';
 import { runPeerValidator } from '../../tls/peer-verification.js';
 import type { TlsMaterial } from '../../tls/material.js';
@@ -226,12 +225,9 @@ class GrpcH3Connection implements TransportConnection {
             verificationFailure = serverRejectionError(rejection, this.#context);
             return rejection.alert;
           }
-          const custom = runPeerValidator(this.#target.peerValidator, {
-            endpoint: endpoint.authority,
-            profile: this.#target.profileName,
-            chain: certs.map((der) => new X509Certificate(Buffer.from(der))),
-            protocol: 'h3',
-          });
+          const custom = runPeerValidator(this.#target.peerValidator, { endpoint: endpoint.authority, profile: this.#target.profileName, protocol: 'h3' }, () =>
+            certs.map((der) => presentedCertificate(der)),
+          );
           if (custom !== undefined) {
             verificationFailure = custom;
             return TLS_ALERT.BAD_CERTIFICATE;
@@ -269,7 +265,8 @@ class GrpcH3Connection implements TransportConnection {
       session,
       peer: {
         address: `${client.remote.host.includes(':') ? `[${client.remote.host}]` : client.remote.host}:${client.remote.port}`,
-        certificate: certificate !== undefined ? new X509Certificate(Buffer.from(certificate)) : undefined,
+        // The verifier decoded it already (and keeps it for the next handshake with this peer).
+        certificate: certificate !== undefined ? presentedCertificate(certificate) : undefined,
       },
     };
     holder.live = this.#live;
