@@ -8,8 +8,10 @@ import type { Member, MemberMetadata, MemberStatus, MembershipSource } from '../
 import { BroadcastQueue } from './broadcast-queue.js';
 import { GossipError } from './errors.js';
 import { retransmitLimit, suspicionTimeoutMs } from './formulas.js';
+import { LocalHealth } from './local-health.js';
 import { MemberList, type MemberUpdate, type Transition } from './member-list.js';
 import type { GossipOptions } from './options.js';
+import { Suspicion } from './suspicion.js';
 import { GossipTelemetry } from './telemetry.js';
 import { FactoryGossipTransport, type GossipCaller, type GossipMethod, type GossipPeer, type GossipReceiver, type GossipReply, type GossipRequests, type GossipResponses, type GossipTransport } from './transport.js';
 import { checkNodeId, listFromWire, toWire, wireSize } from './wire.js';
@@ -70,8 +72,10 @@ export class GossipAgent implements GossipReceiver {
   readonly #telemetry: GossipTelemetry;
   readonly #list: MemberList;
   readonly #queue = new BroadcastQueue();
-  /** When each suspect member became suspect (ms, the injected clock). */
-  readonly #suspectSince = new Map<string, number>();
+  /** Each suspect member's suspicion: since when (injected clock) and who confirmed it. */
+  readonly #suspicions = new Map<string, Suspicion>();
+  /** Lifeguard's local health: scales the probe interval and timeouts. */
+  readonly #health: LocalHealth;
   /** Operations in flight (probes, gossip, syncs), awaited by stop(). */
   readonly #inFlight = new Set<Promise<unknown>>();
   /** Pending waits (join backoff, leave bound), resolved early by stop(). */
@@ -79,6 +83,10 @@ export class GossipAgent implements GossipReceiver {
   #state: AgentState = 'new';
   #roundTimer: unknown;
   #probing = false;
+  /** Gossip pings awaiting their answer (at most `fanout`). */
+  #gossipInFlight = 0;
+  /** When the next probe is due (injected clock): probeIntervalMs scaled by the local health. */
+  #nextProbeAt = 0;
   #probeOrder: string[] = [];
   #sequence = 0;
   #nextSyncAt = 0;
@@ -105,7 +113,8 @@ export class GossipAgent implements GossipReceiver {
       services: Object.freeze([...o.services]),
     });
     this.#list = new MemberList(local);
-    this.#telemetry = new GossipTelemetry(deps.telemetry, () => this.#counts());
+    this.#health = new LocalHealth(o.awarenessMaxMultiplier);
+    this.#telemetry = new GossipTelemetry(deps.telemetry, () => this.#counts(), () => this.#health.score);
   }
 
   /** This node's id. */
@@ -126,6 +135,14 @@ export class GossipAgent implements GossipReceiver {
   /** `new` → `running` (start) → `leaving` (graceful stop) → `stopped`. */
   get state(): AgentState {
     return this.#state;
+  }
+
+  /**
+   * Lifeguard's local health score, 0 (healthy) to `awarenessMaxMultiplier − 1`: probes run
+   * every `probeIntervalMs × (score + 1)` with timeouts scaled the same way.
+   */
+  get healthScore(): number {
+    return this.#health.score;
   }
 
   /** The updates waiting to be piggybacked (diagnostics and tests). */
@@ -181,7 +198,11 @@ export class GossipAgent implements GossipReceiver {
     if (this.#state !== 'running') return;
     this.#expireSuspicions();
     this.#reapDeparted();
-    if (!this.#probing) this.#track(this.#probe());
+    const now = this.#clock.now();
+    if (!this.#probing && now >= this.#nextProbeAt) {
+      this.#nextProbeAt = now + this.#health.scale(this.options.probeIntervalMs);
+      this.#track(this.#probe());
+    }
     this.#gossip();
     if (this.#clock.now() >= this.#nextSyncAt) {
       this.#nextSyncAt = this.#clock.now() + this.options.syncIntervalMs;
@@ -191,14 +212,13 @@ export class GossipAgent implements GossipReceiver {
     this.#scheduleRound(this.options.probeIntervalMs);
   }
 
-  /** Suspects whose suspicion outlived `suspicionTimeoutMs(n)` are declared dead. */
+  /** Suspects whose suspicion outlived its timeout (Lifeguard: shorter with more confirmations) are declared dead. */
   #expireSuspicions(): void {
-    const timeout = this.suspicionTimeoutMs;
     const now = this.#clock.now();
     let changed = false;
-    for (const [id, since] of [...this.#suspectSince]) {
-      if (now - since < timeout) continue;
-      this.#suspectSince.delete(id);
+    for (const [id, suspicion] of [...this.#suspicions]) {
+      if (!suspicion.expired(now)) continue;
+      this.#suspicions.delete(id);
       const member = this.#list.get(id);
       if (member?.status !== 'suspect') continue;
       changed = this.#applyOne({ metadata: member.metadata, status: 'dead', incarnation: member.incarnation }, 'none', this.nodeId) || changed;
@@ -226,9 +246,21 @@ export class GossipAgent implements GossipReceiver {
     if (changed) this.#publish();
   }
 
-  /** The current suspicion timeout: suspicionMult × max(1, log10(n)) × probeInterval, n = live members. */
+  /**
+   * The shortest suspicion timeout now: suspicionMult × max(1, log10(n)) × probeInterval,
+   * n = live members. A suspicion lasts that long once `suspicionMult − 2` other nodes confirmed
+   * it, and up to `suspicionMaxTimeoutMult` × that without confirmations (Lifeguard).
+   */
   get suspicionTimeoutMs(): number {
     return suspicionTimeoutMs(this.#list.liveCount, this.options.suspicionMult, this.options.probeIntervalMs);
+  }
+
+  /** A new suspicion of a member (memberlist `suspectNode`): k = suspicionMult − 2 confirmations wanted, none when the cluster is too small to give them. */
+  #newSuspicion(suspectedBy: string): Suspicion {
+    const n = this.#list.liveCount;
+    const wanted = n - 2 < this.options.suspicionMult - 2 ? 0 : this.options.suspicionMult - 2;
+    const min = this.suspicionTimeoutMs;
+    return new Suspicion(this.#clock.now(), suspectedBy, wanted, min, this.options.suspicionMaxTimeoutMult * min);
   }
 
   /** The next probe target: members in a shuffled order, reshuffled after each pass (memberlist). */
@@ -243,53 +275,81 @@ export class GossipAgent implements GossipReceiver {
     return undefined;
   }
 
+  /**
+   * One probe (SWIM, with Lifeguard's changes as memberlist makes them): a direct ping (which
+   * carries the target's suspicion when it is suspect, so it can refute at once — the "buddy
+   * system"), then `indirectChecks` ping-reqs, then suspicion. The local health score falls with
+   * an answered probe and rises by the number of helpers that did not answer at all (a helper
+   * that answers "not acked" is a nack: the target's fault, not ours), or by one without helpers.
+   */
   async #probe(): Promise<void> {
     const target = this.#nextProbeTarget();
     if (target === undefined) return;
     this.#probing = true;
+    let healthDelta = 0;
     try {
       const peer: GossipPeer = { endpoint: target.metadata.endpoint, nodeId: target.metadata.nodeId };
       const sequence = ++this.#sequence;
       const started = this.#clock.now();
-      const direct = await this.#send('ping', peer, { fromNode: this.nodeId, cluster: this.options.cluster, targetNode: peer.nodeId!, sequence, updates: [] }, this.options.probeTimeoutMs);
+      const timeoutMs = this.#health.scale(this.options.probeTimeoutMs);
+      const buddy = target.status === 'suspect' ? [toWire({ ...target, suspectedBy: this.#suspicions.get(target.metadata.nodeId)?.suspectedBy ?? this.nodeId })] : [];
+      const direct = await this.#send('ping', peer, { fromNode: this.nodeId, cluster: this.options.cluster, targetNode: peer.nodeId!, sequence, updates: buddy }, timeoutMs);
       if (this.#state !== 'running') return;
       if (direct !== undefined && direct.message.sequence === sequence) {
+        healthDelta = -1;
         this.#telemetry.recordRtt((this.#clock.now() - started) / 1_000);
         this.#mergeUpdates(direct.message.updates, direct.protocol, peer.nodeId!);
         return;
       }
       const helpers = this.#randomMembers(this.options.indirectChecks, ['alive'], peer.nodeId);
-      const acks = await Promise.all(
-        helpers.map(async (helper) => {
+      const answers = await Promise.all(
+        helpers.map(async (helper): Promise<'ack' | 'nack' | 'none'> => {
           const reply = await this.#send(
             'pingReq',
             { endpoint: helper.metadata.endpoint, nodeId: helper.metadata.nodeId },
-            { fromNode: this.nodeId, cluster: this.options.cluster, targetNode: peer.nodeId!, targetEndpoint: peer.endpoint, sequence, timeoutMs: this.options.probeTimeoutMs, updates: [] },
-            2 * this.options.probeTimeoutMs,
+            { fromNode: this.nodeId, cluster: this.options.cluster, targetNode: peer.nodeId!, targetEndpoint: peer.endpoint, sequence, timeoutMs, updates: [] },
+            2 * timeoutMs,
           );
-          if (reply === undefined || this.#state !== 'running') return false;
+          if (reply === undefined || this.#state !== 'running') return 'none';
           this.#mergeUpdates(reply.message.updates, reply.protocol, helper.metadata.nodeId);
-          return reply.message.acked;
+          return reply.message.acked ? 'ack' : 'nack';
         }),
       );
-      if (this.#state !== 'running' || acks.includes(true)) return;
+      if (this.#state !== 'running') return;
+      if (answers.includes('ack')) {
+        healthDelta = -1;
+        return;
+      }
+      healthDelta = helpers.length > 0 ? answers.filter((a) => a === 'none').length : 1;
+      // Suspect it — or, if it is suspect already, confirm the suspicion as one more independent suspector.
       const now = this.#list.get(peer.nodeId!);
-      if (now?.status !== 'alive' || now.incarnation !== target.incarnation) return;
-      if (this.#applyOne({ metadata: now.metadata, status: 'suspect', incarnation: now.incarnation }, direct === undefined ? 'none' : direct.protocol, this.nodeId)) this.#publish();
+      if ((now?.status !== 'alive' && now?.status !== 'suspect') || now.incarnation !== target.incarnation) return;
+      if (this.#applyOne({ metadata: now.metadata, status: 'suspect', incarnation: now.incarnation, suspectedBy: this.nodeId }, direct === undefined ? 'none' : direct.protocol, this.nodeId)) this.#publish();
     } finally {
       this.#probing = false;
+      if (healthDelta !== 0 && this.#state === 'running') this.#health.apply(healthDelta);
     }
   }
 
-  /** Sends queued updates to `fanout` random live members (a ping each; their replies carry theirs). */
+  /**
+   * Sends queued updates to `fanout` random live members (a ping each; their replies carry
+   * theirs). At most `fanout` of these pings are in flight: a round sends only as many as have
+   * come back. memberlist's gossip is fire-and-forget UDP; ours are calls that cost both ends a
+   * stream, so when answers slow down (an overloaded process, a slow network) the gossip rate
+   * follows instead of piling up calls that would time out.
+   */
   #gossip(): void {
-    if (this.#queue.size === 0) return;
-    for (const member of this.#randomMembers(this.options.fanout, ['alive', 'suspect'])) {
+    const room = this.options.fanout - this.#gossipInFlight;
+    if (this.#queue.size === 0 || room <= 0) return;
+    for (const member of this.#randomMembers(room, ['alive', 'suspect'])) {
       const peer: GossipPeer = { endpoint: member.metadata.endpoint, nodeId: member.metadata.nodeId };
+      this.#gossipInFlight++;
       this.#track(
-        this.#send('ping', peer, { fromNode: this.nodeId, cluster: this.options.cluster, targetNode: member.metadata.nodeId, sequence: ++this.#sequence, updates: [] }, this.options.probeTimeoutMs).then((reply) => {
-          if (reply !== undefined && this.#state === 'running') this.#mergeUpdates(reply.message.updates, reply.protocol, member.metadata.nodeId);
-        }),
+        this.#send('ping', peer, { fromNode: this.nodeId, cluster: this.options.cluster, targetNode: member.metadata.nodeId, sequence: ++this.#sequence, updates: [] }, this.#health.scale(this.options.probeTimeoutMs))
+          .then((reply) => {
+            if (reply !== undefined && this.#state === 'running') this.#mergeUpdates(reply.message.updates, reply.protocol, member.metadata.nodeId);
+          })
+          .finally(() => this.#gossipInFlight--),
       );
     }
   }
@@ -335,7 +395,10 @@ export class GossipAgent implements GossipReceiver {
    * must at least be who it says), counts the outcome. Undefined when there was no usable reply.
    */
   async #send<K extends GossipMethod>(method: K, peer: GossipPeer, request: GossipRequests[K], timeoutMs: number): Promise<GossipReply<GossipResponses[K]> | undefined> {
-    if ('updates' in request) (request as { updates: gossipV1.MemberState[] }).updates = this.#piggyback(encodedSize(method, request));
+    if ('updates' in request) {
+      const withUpdates = request as { updates: gossipV1.MemberState[] };
+      withUpdates.updates = [...withUpdates.updates, ...this.#piggyback(encodedSize(method, request))];
+    }
     let reply: GossipReply<GossipResponses[K]>;
     try {
       reply = await this.#transport.call(method, peer, request, timeoutMs);
@@ -369,7 +432,8 @@ export class GossipAgent implements GossipReceiver {
   #fullState(): gossipV1.MemberState[] {
     let left = this.options.maxMessageBytes - ENVELOPE_BYTES;
     const out: gossipV1.MemberState[] = [];
-    for (const member of this.#list.all()) {
+    for (const listed of this.#list.all()) {
+      const member = listed.status === 'suspect' ? { ...listed, suspectedBy: this.#suspicions.get(listed.metadata.nodeId)?.suspectedBy } : listed;
       const size = wireSize(member);
       if (size > left) break;
       left -= size;
@@ -451,7 +515,8 @@ export class GossipAgent implements GossipReceiver {
     const endpoint = known?.metadata.endpoint ?? request.targetEndpoint;
     if (known === undefined && !/^https:\/\/[^/]+:\d+\/?$/.test(request.targetEndpoint)) throw new GossipError('GOSSIP_MESSAGE_INVALID', 'targetEndpoint must be an https://host:port URL');
     this.#merge(updates, caller.protocol, request.fromNode);
-    const timeoutMs = Math.min(Math.max(1, request.timeoutMs), this.options.probeIntervalMs);
+    // Bounded by what this node's own probes may wait at most (its probe interval × the largest health multiplier).
+    const timeoutMs = Math.min(Math.max(1, request.timeoutMs), this.options.probeIntervalMs * this.options.awarenessMaxMultiplier);
     const reply = await this.#send(
       'ping',
       { endpoint, nodeId: request.targetNode },
@@ -489,33 +554,53 @@ export class GossipAgent implements GossipReceiver {
   /** Applies one update; true when the member list changed (the caller publishes). */
   #applyOne(update: MemberUpdate, protocol: string, via: string): boolean {
     const result = this.#list.apply(update, this.#state === 'leaving');
-    if (result.outcome === 'ignored') return false;
+    if (result.outcome === 'ignored') {
+      if (update.status === 'suspect') this.#confirmSuspicion(update, via);
+      return false;
+    }
     if (result.outcome === 'refute') {
       const local = this.#list.local;
       const incarnation = Math.max(local.incarnation, result.claimed) + 1;
       const member = this.#list.setLocal('alive', incarnation);
       this.#queue.enqueue(member);
+      // Lifeguard: having to refute is a sign this node is slow to answer.
+      this.#health.apply(1);
       this.#logger.info('gossip.refuted', { node: this.nodeId, peer: this.nodeId, claimed: update.status, claimedIncarnation: result.claimed, incarnation, via, protocol });
       return true;
     }
-    this.#onTransition(result.transition, protocol, via);
+    this.#onTransition(result.transition, update.suspectedBy ?? via, protocol, via);
     return true;
   }
 
-  #onTransition(transition: Transition, protocol: string, via: string): void {
+  /**
+   * Another node's suspicion of a member we already suspect at that incarnation: an independent
+   * confirmation shortens the suspicion (Lifeguard) and is re-gossiped so others count it too.
+   */
+  #confirmSuspicion(update: MemberUpdate, via: string): void {
+    const id = update.metadata.nodeId;
+    const member = this.#list.get(id);
+    const suspicion = this.#suspicions.get(id);
+    if (member?.status !== 'suspect' || member.incarnation !== update.incarnation || suspicion === undefined) return;
+    const suspectedBy = update.suspectedBy ?? via;
+    if (suspicion.confirm(suspectedBy)) this.#queue.enqueue({ ...member, suspectedBy });
+  }
+
+  #onTransition(transition: Transition, suspectedBy: string, protocol: string, via: string): void {
     const { member, previous, kind } = transition;
     const id = member.metadata.nodeId;
     if (member.status === 'suspect') {
-      if (!this.#suspectSince.has(id)) this.#suspectSince.set(id, this.#clock.now());
+      const suspicion = this.#suspicions.get(id);
+      if (suspicion === undefined) this.#suspicions.set(id, this.#newSuspicion(suspectedBy));
+      else suspicion.confirm(suspectedBy);
     } else {
-      this.#suspectSince.delete(id);
+      this.#suspicions.delete(id);
     }
     if (member.status === 'dead' || member.status === 'left') {
       if (!this.#departedSince.has(id)) this.#departedSince.set(id, this.#clock.now());
     } else {
       this.#departedSince.delete(id);
     }
-    this.#queue.enqueue(member);
+    this.#queue.enqueue(member.status === 'suspect' ? { ...member, suspectedBy } : member);
     if (kind === 'updated') return;
     this.#logger.info(`gossip.member.${kind}`, {
       node: this.nodeId,
@@ -606,7 +691,7 @@ export class GossipAgent implements GossipReceiver {
     this.#state = 'stopped';
     this.#cancelTimers();
     this.#queue.clear();
-    this.#suspectSince.clear();
+    this.#suspicions.clear();
     // Calls in flight end within their deadlines; their replies are dropped (state is stopped).
     await Promise.allSettled([...this.#inFlight]);
     this.#telemetry.dispose();

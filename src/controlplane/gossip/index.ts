@@ -2,7 +2,7 @@
 export { GossipAgent, systemTimers, type GossipAgentDeps, type GossipTimers } from './agent.js';
 export { BroadcastQueue } from './broadcast-queue.js';
 export { GossipError } from './errors.js';
-export { retransmitLimit, suspicionTimeoutMs } from './formulas.js';
+export { retransmitLimit, suspicionTimeoutAfterConfirmations, suspicionTimeoutMs } from './formulas.js';
 export { membershipHints } from './hints.js';
 export { MemberList, type ApplyResult, type MemberUpdate, type Transition, type TransitionKind } from './member-list.js';
 export { gossipModule } from './module.js';

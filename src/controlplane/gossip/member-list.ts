@@ -5,6 +5,8 @@ export interface MemberUpdate {
   readonly metadata: MemberMetadata;
   readonly status: MemberStatus;
   readonly incarnation: number;
+  /** For `suspect`: the node whose probe failed (Lifeguard counts independent suspectors); absent otherwise. */
+  readonly suspectedBy?: string | undefined;
 }
 
 /** What an accepted update did to a member, as logged (`updated`: new metadata or incarnation, same state). */

@@ -46,6 +46,21 @@ export const GOSSIP_DEFAULTS = {
   fanout: 3,
   /** memberlist's LAN SuspicionMult: suspicion lasts 4 × max(1, log10(n)) rounds. */
   suspicionMult: 4,
+  /**
+   * Lifeguard (memberlist's SuspicionMaxTimeoutMult): a suspicion nobody else confirms lasts up
+   * to 6 × the suspicion timeout above; each independent suspector shortens it, down to the
+   * plain timeout after suspicionMult − 2 of them. A real failure is seen by many probers within a
+   * few rounds; a suspicion raised by one slow or partitioned node gives its target time to
+   * refute.
+   */
+  suspicionMaxTimeoutMult: 6,
+  /**
+   * Lifeguard's local health multiplier (memberlist's AwarenessMaxMultiplier): a node whose own
+   * probes fail in ways that point at itself (helpers that do not answer, having to refute)
+   * probes up to 8 × less often with up to 8 × longer timeouts, instead of flooding its peers
+   * with false suspicions while its event loop or network is overloaded. 1 turns it off.
+   */
+  awarenessMaxMultiplier: 8,
   /** memberlist's LAN RetransmitMult: each update is piggybacked 4 × ceil(log10(n + 1)) times. */
   retransmitMult: 4,
   /**
@@ -95,6 +110,8 @@ export interface GossipOptionsInput {
   readonly indirectChecks?: number | undefined;
   readonly fanout?: number | undefined;
   readonly suspicionMult?: number | undefined;
+  readonly suspicionMaxTimeoutMult?: number | undefined;
+  readonly awarenessMaxMultiplier?: number | undefined;
   readonly retransmitMult?: number | undefined;
   readonly syncIntervalMs?: number | undefined;
   readonly maxMessageBytes?: number | undefined;
@@ -122,6 +139,10 @@ export interface GossipOptions {
   readonly indirectChecks: number;
   readonly fanout: number;
   readonly suspicionMult: number;
+  /** A suspicion without confirmations lasts up to this × the suspicion timeout (Lifeguard). */
+  readonly suspicionMaxTimeoutMult: number;
+  /** Largest local-health multiplier of the probe interval and timeout (Lifeguard); 1: off. */
+  readonly awarenessMaxMultiplier: number;
   readonly retransmitMult: number;
   readonly syncIntervalMs: number;
   readonly maxMessageBytes: number;
@@ -174,6 +195,8 @@ const GossipOptionsSchema = z.strictObject({
   indirectChecks: whole(0, 16, 'helpers').default(GOSSIP_DEFAULTS.indirectChecks),
   fanout: whole(1, 64, 'members').default(GOSSIP_DEFAULTS.fanout),
   suspicionMult: whole(1, 100, '').default(GOSSIP_DEFAULTS.suspicionMult),
+  suspicionMaxTimeoutMult: whole(1, 100, '').default(GOSSIP_DEFAULTS.suspicionMaxTimeoutMult),
+  awarenessMaxMultiplier: whole(1, 100, '').default(GOSSIP_DEFAULTS.awarenessMaxMultiplier),
   retransmitMult: whole(1, 100, '').default(GOSSIP_DEFAULTS.retransmitMult),
   syncIntervalMs: ms().default(GOSSIP_DEFAULTS.syncIntervalMs),
   maxMessageBytes: whole(1_024, 2_147_483_647, 'bytes').default(GOSSIP_DEFAULTS.maxMessageBytes),

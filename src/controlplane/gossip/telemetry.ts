@@ -7,6 +7,8 @@ import type { MemberStatus } from '../membership.js';
 export const METRIC_GOSSIP_MEMBERS = 'mesh_gossip_members';
 /** Histogram, unit `s`: round-trip time of answered direct pings; Prometheus: `mesh_gossip_rtt_seconds`. */
 export const METRIC_GOSSIP_RTT = 'mesh_gossip_rtt_seconds';
+/** Observable gauge: Lifeguard's local health score (0 healthy … awarenessMaxMultiplier − 1); Prometheus: `mesh_gossip_health_score`. */
+export const METRIC_GOSSIP_HEALTH = 'mesh_gossip_health_score';
 /** Counter by `direction` (`inbound` | `outbound`), `outcome` (`ok` | `rejected` | `failed`) and `message`; Prometheus: `mesh_gossip_messages_total`. */
 export const METRIC_GOSSIP_MESSAGES = 'mesh_gossip_messages';
 
@@ -27,6 +29,7 @@ interface Instruments {
   readonly rtt: Histogram;
   readonly messages: Counter;
   readonly members: ObservableGauge;
+  readonly health: ObservableGauge;
 }
 
 const STATUSES: readonly MemberStatus[] = ['alive', 'suspect', 'dead', 'left'];
@@ -39,20 +42,27 @@ export class GossipTelemetry {
   readonly #binding: MeterBinding<Instruments>;
   readonly #gauges: ObservableGauge[] = [];
   readonly #report: ObservableCallback;
+  readonly #reportHealth: ObservableCallback;
   #disposed = false;
 
-  constructor(providers: TelemetryProviders | undefined, counts: () => Readonly<Record<MemberStatus, number>>) {
+  constructor(providers: TelemetryProviders | undefined, counts: () => Readonly<Record<MemberStatus, number>>, healthScore: () => number) {
     this.#report = (result) => {
       if (this.#disposed) return;
       const now = counts();
       for (const status of STATUSES) result.observe(now[status], { [ATTR_GOSSIP_STATUS]: status });
     };
+    this.#reportHealth = (result) => {
+      if (!this.#disposed) result.observe(healthScore());
+    };
     this.#binding = new MeterBinding(providers?.meterProvider, (meter: Meter) => {
       const members = meter.createObservableGauge(METRIC_GOSSIP_MEMBERS, { description: 'Gossip members by status, as this node sees them (itself included).' });
       members.addCallback(this.#report);
-      this.#gauges.push(members);
+      const health = meter.createObservableGauge(METRIC_GOSSIP_HEALTH, { description: "Lifeguard local health score of this node's gossip agent: 0 healthy; its probe interval and timeouts are scaled by score + 1." });
+      health.addCallback(this.#reportHealth);
+      this.#gauges.push(members, health);
       return {
         members,
+        health,
         rtt: meter.createHistogram(METRIC_GOSSIP_RTT, { description: 'Round-trip time of answered gossip pings.', unit: UNIT_SECONDS, advice: { explicitBucketBoundaries: RTT_BUCKETS_SECONDS } }),
         messages: meter.createCounter(METRIC_GOSSIP_MESSAGES, { description: 'Gossip messages by direction, outcome and RPC.' }),
       };
@@ -71,6 +81,9 @@ export class GossipTelemetry {
   /** Stops reporting; the gauge callback is removed. */
   dispose(): void {
     this.#disposed = true;
-    for (const gauge of this.#gauges.splice(0)) gauge.removeCallback(this.#report);
+    for (const gauge of this.#gauges.splice(0)) {
+      gauge.removeCallback(this.#report);
+      gauge.removeCallback(this.#reportHealth);
+    }
   }
 }

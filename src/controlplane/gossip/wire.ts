@@ -19,19 +19,39 @@ const MAX_FIELD_CHARS = 1_024;
 /** Most services one member may announce. */
 const MAX_SERVICES = 1_024;
 
+/**
+ * Wire forms and sizes of updates, per update object: a queued update is measured for every
+ * message it might join and sent several times, and member states are immutable, so each is
+ * converted and encoded once.
+ */
+const wireForms = new WeakMap<MemberUpdate, gossipV1.MemberState>();
+const wireSizes = new WeakMap<MemberUpdate, number>();
+
+/** The message form of an update (shared: the generated encoders do not modify what they encode). */
 export function toWire(update: MemberUpdate): gossipV1.MemberState {
-  const m = update.metadata;
-  return {
-    metadata: { nodeId: m.nodeId, role: m.role, cluster: m.cluster, region: m.region, version: m.version, endpoint: m.endpoint, http3: m.http3, services: [...m.services] },
-    status: TO_WIRE[update.status],
-    incarnation: update.incarnation,
-  };
+  let wire = wireForms.get(update);
+  if (wire === undefined) {
+    const m = update.metadata;
+    wire = {
+      metadata: { nodeId: m.nodeId, role: m.role, cluster: m.cluster, region: m.region, version: m.version, endpoint: m.endpoint, http3: m.http3, services: [...m.services] },
+      status: TO_WIRE[update.status],
+      incarnation: update.incarnation,
+      suspectedBy: update.status === 'suspect' ? (update.suspectedBy ?? '') : '',
+    };
+    wireForms.set(update, wire);
+  }
+  return wire;
 }
 
 /** The encoded size of one member state inside a message (field tag + length prefix included). */
 export function wireSize(update: MemberUpdate): number {
-  const body = gossipV1.MemberState.encode(toWire(update)).finish().length;
-  return body + 1 + (body < 128 ? 1 : body < 16_384 ? 2 : 3);
+  let size = wireSizes.get(update);
+  if (size === undefined) {
+    const body = gossipV1.MemberState.encode(toWire(update)).finish().length;
+    size = body + 1 + (body < 128 ? 1 : body < 16_384 ? 2 : 3);
+    wireSizes.set(update, size);
+  }
+  return size;
 }
 
 /** Checks a node id as it appears in a message (`from_node`, `target_node`, `node_id`). */
@@ -62,6 +82,10 @@ export function fromWire(state: gossipV1.MemberState, cluster: string, field: st
     throw new GossipError('GOSSIP_MESSAGE_INVALID', `${field}.metadata.services must be at most ${MAX_SERVICES} non-empty names`);
   }
   if (!Number.isSafeInteger(state.incarnation) || state.incarnation < 0) throw new GossipError('GOSSIP_MESSAGE_INVALID', `${field}.incarnation is out of range`);
+  if (state.suspectedBy !== '') {
+    if (status !== 'suspect') throw new GossipError('GOSSIP_MESSAGE_INVALID', `${field}.suspectedBy is only for a suspect state; this one is ${status}`);
+    checkNodeId(state.suspectedBy, `${field}.suspectedBy`);
+  }
   const metadata: MemberMetadata = Object.freeze({
     nodeId: m.nodeId,
     role: m.role,
@@ -72,7 +96,7 @@ export function fromWire(state: gossipV1.MemberState, cluster: string, field: st
     http3: m.http3,
     services: Object.freeze([...m.services]),
   });
-  return { metadata, status, incarnation: state.incarnation };
+  return state.suspectedBy === '' ? { metadata, status, incarnation: state.incarnation } : { metadata, status, incarnation: state.incarnation, suspectedBy: state.suspectedBy };
 }
 
 /** Every state of a list, validated (the whole message is refused on the first bad one). */

@@ -7,6 +7,7 @@ import { METRIC_GOSSIP_MEMBERS, METRIC_GOSSIP_MESSAGES } from '../../../../src/c
 import { MembershipSource, type Member } from '../../../../src/controlplane/membership.js';
 import type { EndpointHintUpdate } from '../../../../src/hints/endpoint-hints.js';
 import { createHarness, numberValue, pointsMatching } from '../../telemetry/harness.js';
+import type { GossipMethod, GossipPeer, GossipRequests, GossipTransport } from '../../../../src/controlplane/gossip/transport.js';
 import { endpointOf, FakeCluster } from './harness.js';
 
 const IDS = ['n1', 'n2', 'n3', 'n4', 'n5'];
@@ -91,16 +92,16 @@ describe('GossipAgent on a 5-node fake network (fake clock, seeded randomness)',
   });
 
   it('drops dead and left members after deadReapMs, everywhere, and only then', async () => {
-    cluster = new FakeCluster(7, { deadReapMs: 3_000 });
+    cluster = new FakeCluster(7, { deadReapMs: 5_000 });
     await fiveNodes(cluster);
     cluster.network.setUp(endpointOf('n5'), false);
     await cluster.node('n5').agent.stop({ leave: false });
+    const others = ['n1', 'n2', 'n3'];
+    await cluster.until(() => others.every((id) => cluster.statusOf(id, 'n5') === 'dead'), 20_000);
     const leaving = cluster.node('n4').agent.stop();
     await cluster.time.advance(0);
     await leaving;
     cluster.network.setUp(endpointOf('n4'), false);
-    const others = ['n1', 'n2', 'n3'];
-    await cluster.until(() => others.every((id) => cluster.statusOf(id, 'n5') === 'dead' && cluster.statusOf(id, 'n4') === 'left'), 20_000);
     await cluster.time.advance(1_000);
     for (const id of others) expect([cluster.statusOf(id, 'n4'), cluster.statusOf(id, 'n5')]).toEqual(['left', 'dead']);
     await cluster.until(() => others.every((id) => cluster.statusOf(id, 'n5') === undefined && cluster.statusOf(id, 'n4') === undefined), 10_000);
@@ -122,6 +123,7 @@ describe('GossipAgent on a 5-node fake network (fake clock, seeded randomness)',
       metadata: { nodeId: id, role: '', cluster, region: '', version: '', endpoint: endpointOf(id), http3: true, services: [] },
       status: gossipV1.MemberStatus.MEMBER_STATUS_ALIVE,
       incarnation: 0,
+      suspectedBy: '',
     });
     const sync = (fromNode: string, members: gossipV1.MemberState[], cluster = 'default'): gossipV1.SyncRequest => ({ fromNode, cluster, join: true, members });
     const attempts: [string, Promise<unknown>][] = [
@@ -131,6 +133,7 @@ describe('GossipAgent on a 5-node fake network (fake clock, seeded randomness)',
       ['status', n1.agent.receive('sync', sync('n2', [{ ...alive('n2'), status: gossipV1.MemberStatus.MEMBER_STATUS_UNSPECIFIED }]), { identity: 'n2', protocol: 'fake' })],
       ['endpoint', n1.agent.receive('sync', sync('n2', [{ ...alive('n2'), metadata: { ...alive('n2').metadata!, endpoint: 'http://plain:80' } }]), { identity: 'n2', protocol: 'fake' })],
       ['size', n1.agent.receive('sync', sync('n2', [{ ...alive('n2'), metadata: { ...alive('n2').metadata!, services: Array.from({ length: 1_100 }, (_, i) => `svc.${i}.${"x".repeat(1_000)}`) } }]), { identity: 'n2', protocol: 'fake' })],
+      ['suspectedBy', n1.agent.receive('sync', sync('n2', [{ ...alive('n2'), suspectedBy: 'n3' }]), { identity: 'n2', protocol: 'fake' })],
       ['target', n1.agent.receive('ping', { fromNode: 'n2', cluster: 'default', targetNode: 'n9', sequence: 1, updates: [] }, { identity: 'n2', protocol: 'fake' })],
     ];
     const codes: Record<string, string> = {};
@@ -146,12 +149,13 @@ describe('GossipAgent on a 5-node fake network (fake clock, seeded randomness)',
       status: 'GOSSIP_MESSAGE_INVALID',
       endpoint: 'GOSSIP_MESSAGE_INVALID',
       size: 'GOSSIP_MESSAGE_TOO_LARGE',
+      suspectedBy: 'GOSSIP_MESSAGE_INVALID',
       target: 'GOSSIP_WRONG_TARGET',
     });
     expect(n1.agent.members.map((m) => m.metadata.nodeId)).toEqual(['n1']);
-    expect(n1.logger.events('gossip.message.rejected').length).toBe(7);
+    expect(n1.logger.events('gossip.message.rejected').length).toBe(8);
     const messages = await harness.metric(METRIC_GOSSIP_MESSAGES);
-    expect(numberValue(pointsMatching(messages, { direction: 'inbound', outcome: 'rejected', message: 'sync' })[0])).toBe(6);
+    expect(numberValue(pointsMatching(messages, { direction: 'inbound', outcome: 'rejected', message: 'sync' })[0])).toBe(7);
     // A good one still works afterwards.
     await n1.agent.receive('sync', sync('n2', [alive('n2')]), { identity: 'n2', protocol: 'fake' });
     expect(n1.agent.member('n2')?.status).toBe('alive');
@@ -173,6 +177,113 @@ describe('GossipAgent on a 5-node fake network (fake clock, seeded randomness)',
     expect(n1.logger.events('gossip.message.rejected').some((r) => r.fields['code'] === 'GOSSIP_IDENTITY_MISMATCH' && r.fields['direction'] === 'outbound')).toBe(true);
     await cluster.stopAll();
     await Promise.all(joins);
+  });
+});
+
+describe('Lifeguard on a 5-node fake network', () => {
+  let cluster: FakeCluster;
+  afterEach(async () => {
+    await cluster.stopAll();
+    expect(cluster.time.pendingTimers).toBe(0);
+  });
+
+  it("a node whose own calls fail raises its health score, then probes 8× less often with 8× longer timeouts; answered probes bring it back", async () => {
+    cluster = new FakeCluster(11);
+    let broken = false;
+    const calls: { at: number; method: GossipMethod; sequence: number; timeoutMs: number }[] = [];
+    // n1's outbound calls fail (as an overloaded node's would); everyone still reaches n1.
+    const n1Calls = (transport: GossipTransport): GossipTransport => ({
+      call: async <K extends GossipMethod>(method: K, peer: GossipPeer, request: GossipRequests[K], timeoutMs: number) => {
+        calls.push({ at: cluster.time.now(), method, sequence: 'sequence' in request ? request.sequence : 0, timeoutMs });
+        if (broken) {
+          await Promise.resolve();
+          throw new Error('UNAVAILABLE: n1 cannot send');
+        }
+        return transport.call(method, peer, request, timeoutMs);
+      },
+    });
+    cluster.add('n1', {}, undefined, n1Calls);
+    for (const id of IDS.slice(1)) cluster.add(id);
+    const joins = cluster.nodes.map((n) => n.agent.start());
+    await cluster.time.advance(0);
+    await Promise.all(joins);
+    await cluster.until(() => IDS.every((a) => IDS.every((b) => cluster.statusOf(a, b) === 'alive')), 5_000);
+    const n1 = cluster.node('n1').agent;
+    expect(n1.healthScore).toBe(0);
+
+    broken = true;
+    await cluster.until(() => n1.healthScore === 7, 20_000);
+    expect(n1.healthScore).toBe(7);
+    // Probes now: a direct ping with 800 ms to answer, then ping-reqs with the same sequence;
+    // one probe every 8 × 200 ms.
+    const from = cluster.time.now();
+    await cluster.time.advance(16_000);
+    const probes = [...new Set(calls.filter((c) => c.at >= from && c.method === 'pingReq').map((c) => c.sequence))];
+    const probeTimes = probes.map((sequence) => calls.find((c) => c.method === 'ping' && c.sequence === sequence)!);
+    expect(probeTimes.length).toBeGreaterThanOrEqual(5);
+    for (const probe of probeTimes) expect(probe.timeoutMs).toBe(800);
+    for (let i = 1; i < probeTimes.length; i++) expect(probeTimes[i]!.at - probeTimes[i - 1]!.at).toBeGreaterThanOrEqual(1_600);
+    // Its peers were never at fault: their health stayed good.
+    for (const id of IDS.slice(1)) expect(cluster.node(id).agent.healthScore).toBeLessThanOrEqual(1);
+
+    broken = false;
+    await cluster.until(() => n1.healthScore === 0 && IDS.every((b) => cluster.statusOf('n1', b) === 'alive'), 30_000);
+    expect(n1.healthScore).toBe(0);
+    for (const b of IDS) expect(cluster.statusOf('n1', b)).toBe('alive');
+  });
+
+  it('a crashed member is declared dead between the minimum and maximum suspicion timeout, and nacks from helpers cost no one health', async () => {
+    cluster = new FakeCluster(12);
+    for (const id of IDS) cluster.add(id);
+    const joins = cluster.nodes.map((n) => n.agent.start());
+    await cluster.time.advance(0);
+    await Promise.all(joins);
+    await cluster.until(() => IDS.every((a) => IDS.every((b) => cluster.statusOf(a, b) === 'alive')), 5_000);
+    const min = cluster.node('n1').agent.suspicionTimeoutMs;
+    expect(min).toBe(800);
+    cluster.network.setUp(endpointOf('n5'), false);
+    await cluster.node('n5').agent.stop({ leave: false });
+    const others = IDS.filter((id) => id !== 'n5');
+    const suspectedAt = new Map<string, number>();
+    const deadAt = new Map<string, number>();
+    await cluster.until(() => {
+      for (const id of others) {
+        const status = cluster.statusOf(id, 'n5');
+        if (status === 'suspect' && !suspectedAt.has(id)) suspectedAt.set(id, cluster.time.now());
+        if (status === 'dead' && !deadAt.has(id)) deadAt.set(id, cluster.time.now());
+      }
+      return deadAt.size === others.length;
+    }, 30_000, 10);
+    const firstSuspect = Math.min(...suspectedAt.values());
+    const firstDead = Math.min(...deadAt.values());
+    const lastDead = Math.max(...deadAt.values());
+    // The clock advances in 10 ms steps; suspicions are checked each 200 ms round.
+    expect(firstDead - firstSuspect).toBeGreaterThanOrEqual(min - 10);
+    // Independent suspectors confirmed it: well before the 6 × min an unconfirmed suspicion waits.
+    expect(lastDead - firstSuspect).toBeLessThan(3 * min);
+    for (const id of others) expect(cluster.node(id).agent.healthScore).toBe(0);
+  });
+
+  it('probing a suspect member carries the suspicion, so the member refutes in its answer', async () => {
+    // Two nodes, each update sent once, no helpers: after the cut heals, n1's probe of n5 is the
+    // only message that can tell n5 it is suspected.
+    cluster = new FakeCluster(13, { indirectChecks: 0, retransmitMult: 1, suspicionMult: 10 });
+    for (const id of ['n1', 'n5']) cluster.add(id);
+    const joins = cluster.nodes.map((n) => n.agent.start());
+    await cluster.time.advance(0);
+    await Promise.all(joins);
+    await cluster.until(() => cluster.statusOf('n1', 'n5') === 'alive' && cluster.statusOf('n5', 'n1') === 'alive', 5_000);
+    cluster.network.partition(endpointOf('n1'), endpointOf('n5'));
+    await cluster.until(() => cluster.statusOf('n1', 'n5') === 'suspect', 10_000, 10);
+    await cluster.time.advance(400);
+    expect(cluster.node('n1').agent.pendingUpdates).toBe(0);
+    cluster.network.partition(endpointOf('n1'), endpointOf('n5'), false);
+    await cluster.until(() => cluster.statusOf('n1', 'n5') === 'alive', 10_000, 10);
+    expect(cluster.statusOf('n1', 'n5')).toBe('alive');
+    const refuted = cluster.node('n5').logger.events('gossip.refuted');
+    expect(refuted.length).toBe(1);
+    expect(refuted[0]!.fields['via']).toBe('n1');
+    expect(cluster.node('n1').logger.events('gossip.member.dead', 'n5')).toEqual([]);
   });
 });
 

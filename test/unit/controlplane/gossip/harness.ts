@@ -1,7 +1,7 @@
 import type { Clock } from '../../../../src/clock.js';
 import { GossipAgent, type GossipTimers } from '../../../../src/controlplane/gossip/agent.js';
 import { resolveGossipOptions, type GossipOptionsInput } from '../../../../src/controlplane/gossip/options.js';
-import { InMemoryGossipNetwork } from '../../../../src/controlplane/gossip/transport.js';
+import { InMemoryGossipNetwork, type GossipTransport } from '../../../../src/controlplane/gossip/transport.js';
 import type { ControlPlaneLogger } from '../../../../src/controlplane/logger.js';
 import { MembershipSource, type MemberStatus } from '../../../../src/controlplane/membership.js';
 import type { TelemetryProviders } from '../../../../src/telemetry/internal.js';
@@ -92,13 +92,14 @@ export class FakeCluster {
     readonly defaults: Partial<GossipOptionsInput> = {},
   ) {}
 
-  add(id: string, extra: Partial<GossipOptionsInput> = {}, telemetry?: TelemetryProviders): FakeNode {
+  /** Adds a node; `wrap` may stand between the agent and its transport (to record or fail its calls). */
+  add(id: string, extra: Partial<GossipOptionsInput> = {}, telemetry?: TelemetryProviders, wrap: (transport: GossipTransport) => GossipTransport = (t) => t): FakeNode {
     const membership = new MembershipSource();
     const logger = new RecordingLogger();
     const seeds = this.nodes.length === 0 ? [] : [endpointOf(this.nodes[0]!.id)];
     const options = resolveGossipOptions({ nodeId: id, advertiseEndpoint: endpointOf(id), seeds, probeIntervalMs: 200, probeTimeoutMs: 100, syncIntervalMs: 2_000, ...this.defaults, ...extra });
     const agent = new GossipAgent({
-      transport: this.network.transport(endpointOf(id), id),
+      transport: wrap(this.network.transport(endpointOf(id), id)),
       membership,
       options,
       clock: this.time,

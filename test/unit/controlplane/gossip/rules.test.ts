@@ -1,6 +1,8 @@
 import { describe, expect, it } from '@jest/globals';
 import { BroadcastQueue } from '../../../../src/controlplane/gossip/broadcast-queue.js';
-import { retransmitLimit, suspicionTimeoutMs } from '../../../../src/controlplane/gossip/formulas.js';
+import { retransmitLimit, suspicionTimeoutAfterConfirmations, suspicionTimeoutMs } from '../../../../src/controlplane/gossip/formulas.js';
+import { LocalHealth } from '../../../../src/controlplane/gossip/local-health.js';
+import { Suspicion } from '../../../../src/controlplane/gossip/suspicion.js';
 import { MemberList, type MemberUpdate } from '../../../../src/controlplane/gossip/member-list.js';
 import { GOSSIP_DEFAULTS, resolveGossipOptions } from '../../../../src/controlplane/gossip/options.js';
 import { ConfigError } from '../../../../src/errors.js';
@@ -28,6 +30,50 @@ describe('memberlist formulas', () => {
     expect(retransmitLimit(99, 4)).toBe(8);
     expect(retransmitLimit(100, 4)).toBe(12);
     expect(retransmitLimit(50, 3)).toBe(6);
+  });
+});
+
+describe('Lifeguard', () => {
+  it('a suspicion starts at the maximum and reaches the minimum after k confirmations: max − (max − min) × log(c + 1) / log(k + 1)', () => {
+    // memberlist suspicion_test.go's table: k = 3, min 2 s, max 30 s.
+    expect(suspicionTimeoutAfterConfirmations(0, 3, 2_000, 30_000)).toBe(30_000);
+    expect(suspicionTimeoutAfterConfirmations(1, 3, 2_000, 30_000)).toBe(16_000);
+    expect(suspicionTimeoutAfterConfirmations(2, 3, 2_000, 30_000)).toBe(Math.floor(30_000 - (Math.log(3) / Math.log(4)) * 28_000)); // 7,809 ms
+    expect(suspicionTimeoutAfterConfirmations(3, 3, 2_000, 30_000)).toBe(2_000);
+    expect(suspicionTimeoutAfterConfirmations(9, 3, 2_000, 30_000)).toBe(2_000);
+    // No confirmations wanted (a cluster too small to give them): the minimum at once.
+    expect(suspicionTimeoutAfterConfirmations(0, 0, 2_000, 30_000)).toBe(2_000);
+  });
+
+  it('a suspicion counts each other suspector once, never the one that started it, and no more than it wants', () => {
+    const s = new Suspicion(1_000, 'a', 2, 800, 4_800);
+    expect(s.timeoutMs).toBe(4_800);
+    expect(s.confirm('a')).toBe(false);
+    expect(s.confirm('b')).toBe(true);
+    expect(s.confirm('b')).toBe(false);
+    expect(s.confirmations).toBe(1);
+    expect(s.timeoutMs).toBe(Math.floor(4_800 - (Math.log(2) / Math.log(3)) * 4_000)); // 2,276 ms
+    expect(s.expired(1_000 + s.timeoutMs - 1)).toBe(false);
+    expect(s.expired(1_000 + s.timeoutMs)).toBe(true);
+    expect(s.confirm('c')).toBe(true);
+    expect(s.confirm('d')).toBe(false);
+    expect(s.timeoutMs).toBe(800);
+  });
+
+  it('the local health score stays within [0, max − 1] and scales timeouts by score + 1', () => {
+    const h = new LocalHealth(8);
+    expect(h.scale(200)).toBe(200);
+    expect(h.apply(-1)).toBe(false);
+    expect(h.apply(3)).toBe(true);
+    expect(h.scale(200)).toBe(800);
+    h.apply(100);
+    expect(h.score).toBe(7);
+    expect(h.scale(100)).toBe(800);
+    h.apply(-2);
+    expect(h.score).toBe(5);
+    const off = new LocalHealth(1);
+    expect(off.apply(5)).toBe(false);
+    expect(off.scale(200)).toBe(200);
   });
 });
 
@@ -152,20 +198,20 @@ describe('resolveGossipOptions', () => {
 
   it('applies the defaults', () => {
     const o = resolveGossipOptions(base);
-    expect(o).toMatchObject({ cluster: 'default', probeIntervalMs: GOSSIP_DEFAULTS.probeIntervalMs, fanout: 3, indirectChecks: 3, suspicionMult: 4, retransmitMult: 4, profile: 'control-plane', seeds: [], http3: true });
+    expect(o).toMatchObject({ cluster: 'default', probeIntervalMs: GOSSIP_DEFAULTS.probeIntervalMs, fanout: 3, indirectChecks: 3, suspicionMult: 4, suspicionMaxTimeoutMult: 6, awarenessMaxMultiplier: 8, retransmitMult: 4, profile: 'control-plane', seeds: [], http3: true });
     expect(Object.isFrozen(o)).toBe(true);
   });
 
   it('names every bad key, unknown keys included', () => {
     let error: unknown;
     try {
-      resolveGossipOptions({ advertiseEndpoint: 'http://x:1', probeIntervalMs: -5, fanout: 1.5, seeds: ['nope'], probeIntervalMS: 100 });
+      resolveGossipOptions({ advertiseEndpoint: 'http://x:1', probeIntervalMs: -5, fanout: 1.5, seeds: ['nope'], probeIntervalMS: 100, awarenessMaxMultiplier: 0, suspicionMaxTimeoutMult: 'six' });
     } catch (e) {
       error = e;
     }
     expect(error).toBeInstanceOf(ConfigError);
     const keys = (error as ConfigError).issues.map((i) => i.key).sort();
-    expect(keys).toEqual(['advertiseEndpoint', 'fanout', 'nodeId', 'probeIntervalMS', 'probeIntervalMs', 'seeds.0']);
+    expect(keys).toEqual(['advertiseEndpoint', 'awarenessMaxMultiplier', 'fanout', 'nodeId', 'probeIntervalMS', 'probeIntervalMs', 'seeds.0', 'suspicionMaxTimeoutMult']);
     expect((error as ConfigError).code).toBe('CONFIG_INVALID');
   });
 
