@@ -28,8 +28,9 @@
 // Env: GOSSIP_BENCH_SIZES (default 10,50), GOSSIP_BENCH_RUNS (default 3 per size),
 // GOSSIP_BENCH_WINDOW_MS (default 10000), GOSSIP_BENCH_SETTLE_MS (default: N × probeIntervalMs),
 // GOSSIP_BENCH_CONVERGE_LIMIT_MS (default 60000; a run whose N-1 nodes do not converge by then is
-// reported with what the nodes saw, the message rates, CPU and event-loop delay), and, as a
-// diagnostic, GOSSIP_BENCH_HTTP3=0 (every node HTTP/2-only).
+// reported with what the nodes saw, the message rates, CPU and event-loop delay), and, as
+// diagnostics, GOSSIP_BENCH_HTTP3=0 (every node HTTP/2-only) and GOSSIP_BENCH_TRACE=1 (the
+// convergence second by second: views, health scores, transitions, failed calls, CPU, delay).
 //
 // GOSSIP_BENCH_PROCESSES=P (default 1: all nodes in this process, as above) spreads the nodes over
 // P child processes (bench/gossip-worker.js, node i in child i mod P, the same wiring), as real
@@ -46,6 +47,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { fork } from 'node:child_process';
+import { clearInterval, setInterval } from 'node:timers';
 import { monitorEventLoopDelay, performance } from 'node:perf_hooks';
 import { MeterProvider, MetricReader } from '@opentelemetry/sdk-metrics';
 import { Container } from 'inversify';
@@ -58,6 +60,8 @@ const WINDOW_MS = Number(process.env.GOSSIP_BENCH_WINDOW_MS ?? 10_000);
 const HTTP3 = process.env.GOSSIP_BENCH_HTTP3 !== '0';
 /** GOSSIP_BENCH_PROCESSES=P (> 1): the nodes spread over P child processes (node i in worker i mod P). */
 const PROCESSES = Math.max(1, Number(process.env.GOSSIP_BENCH_PROCESSES ?? 1));
+/** Diagnostic: GOSSIP_BENCH_TRACE=1 prints the convergence second by second (one process only). */
+const TRACE = process.env.GOSSIP_BENCH_TRACE === '1';
 const SETTLE_MS = process.env.GOSSIP_BENCH_SETTLE_MS === undefined ? undefined : Number(process.env.GOSSIP_BENCH_SETTLE_MS);
 /** Hang guards (not speed targets). */
 const CONVERGE_LIMIT_MS = Number(process.env.GOSSIP_BENCH_CONVERGE_LIMIT_MS ?? 60_000);
@@ -191,6 +195,43 @@ export function loopMeter() {
   };
 }
 
+/**
+ * GOSSIP_BENCH_TRACE=1: one line per second while the first N-1 nodes converge — views by status
+ * (of N² pairs), Lifeguard health scores (mean, max), member transitions and refutations in that
+ * second, failed outbound gossip calls, CPU and event-loop delay of the process.
+ */
+function traceConvergence(nodes, rec) {
+  const t0 = performance.now();
+  let meter = loopMeter();
+  let seenTransitions = 0;
+  let seenRefutations = 0;
+  let failed0 = 0;
+  const timer = setInterval(() => {
+    void (async () => {
+      const l = meter();
+      meter = loopMeter();
+      const views = { alive: 0, suspect: 0, dead: 0, unknown: 0 };
+      for (const a of nodes) for (const b of nodes) views[a.agent.member(b.id)?.status ?? 'unknown']++;
+      const scores = nodes.map((x) => x.agent.healthScore);
+      const transitions = rec.transitions.length - seenTransitions;
+      seenTransitions = rec.transitions.length;
+      const refutations = (rec.counts.get('gossip.refuted') ?? 0) - seenRefutations;
+      seenRefutations = rec.counts.get('gossip.refuted') ?? 0;
+      const counts = await Promise.all(nodes.map(messageCounts));
+      const failed = counts.reduce((t, m) => t + (m.get('outbound failed') ?? 0), 0);
+      console.log(
+        `    t=${((performance.now() - t0) / 1000).toFixed(0)} s: views ${JSON.stringify(views)}; health mean ${(scores.reduce((a, b) => a + b, 0) / scores.length).toFixed(1)} max ${Math.max(...scores)}; ` +
+          `transitions ${transitions}, refutations ${refutations}, failed calls ${failed - failed0}; CPU ${(l.cpuMs / l.seconds / 10).toFixed(0)} %, delay p99 ${l.delayP99.toFixed(0)} ms`,
+      );
+      failed0 = failed;
+    })();
+  }, 1_000);
+  return () => {
+    clearInterval(timer);
+    meter();
+  };
+}
+
 /** Hops of the news about `subject`: the node itself 0, each node one more than who told it. */
 function hopsOf(subject, transitions, seedId) {
   const hops = new Map([[subject, 0]]);
@@ -218,7 +259,9 @@ async function oneRun(pki, n, run) {
     const joins = await Promise.all(nodes.map((x) => x.agent.start()));
     if (!joins.every(Boolean)) throw new Error('a node did not join');
     const everyoneAlive = (group) => group.every((a) => group.every((b) => a.agent.member(b.id)?.status === 'alive'));
+    const stopTrace = TRACE ? traceConvergence(nodes, rec) : () => undefined;
     const converged = await waitFor(() => everyoneAlive(nodes) && nodes.every((x) => x.agent.pendingUpdates === 0), CONVERGE_LIMIT_MS);
+    stopTrace();
     result.startHostsMs = hostsUp - t0;
     result.convergeMs = performance.now() - hostsUp;
     if (!converged) {
@@ -540,7 +583,7 @@ function report(n, results) {
   console.log(`  join seen by all (from start() until every node has it alive): ${ms(m((x) => x.joinMs))} [${list(r((x) => x.joinMs))}]  goal <= 1000 ms at 50 nodes (OmniRelay's target 2000 ms); ratio to 1 s ${(m((x) => x.joinMs) / 1000).toFixed(2)}`);
   console.log(`    of which: join sync answered ${ms(m((x) => x.joinSyncMs))} [${list(r((x) => x.joinSyncMs))}], seed knew ${ms(m((x) => x.joinSeedMs))}, gossip hops to the last node ${m((x) => x.joinHops)} [${list(r((x) => x.joinHops))}] (${ROUND_MS} ms rounds)`);
   console.log(`    event loop during the join: ELU ${(m((x) => x.joinLoop.elu) * 100).toFixed(0)} %, delay p99 ${m((x) => x.joinLoop.delayP99).toFixed(0)} ms, CPU ${m((x) => x.joinLoop.cpuMs / x.joinLoop.seconds / 10).toFixed(0)} % of one core`);
-  console.log(`  killed node: first suspect ${ms(m((x) => x.firstSuspectMs))} [${list(r((x) => x.firstSuspectMs))}], first dead ${ms(m((x) => x.firstDeadMs))}, dead everywhere ${ms(m((x) => x.deadMs))} [${list(r((x) => x.deadMs))}]; suspicion timeout for n=${n}: ${results[0].formulaMs} ms (agent: ${results[0].suspicionTimeoutMs} ms), ratio dead-everywhere / timeout ${(m((x) => x.deadMs) / results[0].formulaMs).toFixed(2)}`);
+  console.log(`  killed node: first suspect ${ms(m((x) => x.firstSuspectMs))} [${list(r((x) => x.firstSuspectMs))}], first dead ${ms(m((x) => x.firstDeadMs))}, dead everywhere ${ms(m((x) => x.deadMs))} [${list(r((x) => x.deadMs))}]; suspicion timeout for n=${n}: ${results[0].formulaMs} ms once confirmed by ${GOSSIP_DEFAULTS.suspicionMult - 2} other suspectors, up to ${GOSSIP_DEFAULTS.suspicionMaxTimeoutMult * results[0].formulaMs} ms unconfirmed (agent: ${results[0].suspicionTimeoutMs} ms), ratio dead-everywhere / confirmed timeout ${(m((x) => x.deadMs) / results[0].formulaMs).toFixed(2)}`);
   const s = (f) => m((x) => f(x.steady));
   console.log(
     `  steady state (${(WINDOW_MS / 1000).toFixed(0)} s window), per node per second: outbound ${s((y) => y.outOk).toFixed(1)} ok (ping ${s((y) => y.byMessage.ping).toFixed(1)}, pingReq ${s((y) => y.byMessage.pingReq).toFixed(2)}, sync ${s((y) => y.byMessage.sync).toFixed(2)}), ${s((y) => y.outFailed).toFixed(2)} failed, ${s((y) => y.outRejected).toFixed(2)} rejected; inbound ${s((y) => y.inOk).toFixed(1)} ok, ${s((y) => y.inRejected).toFixed(2)} rejected`,
