@@ -1,3 +1,4 @@
+import { endedWithoutStatus } from '../../../transport/http2/grpc-js-failures.js';
 import { DisposedError, OmniRelayError, PeerUnavailableError, RpcError, TlsError, type EtcdErrorCode, type TlsErrorCode } from '../../../errors.js';
 
 /**
@@ -91,7 +92,10 @@ export function toEtcdError(error: unknown, context: EtcdCallContext): unknown {
     if (error.statusName === 'OUT_OF_RANGE' && error.details.includes(COMPACTED)) {
       return new EtcdError('ETCD_COMPACTED', `etcd at ${endpoint} has compacted the revision ${about} asked for: ${error.details}`, details);
     }
-    if (error.statusName === 'UNAVAILABLE' || error.failure === 'connect' || error.failure === 'handshake') {
+    // A member that stops closes its streams without a status (grpc-js: INTERNAL, "Call ended
+    // without gRPC status"): it went away, like a connection that dropped.
+    const wentAway = error.statusName === 'INTERNAL' && endedWithoutStatus(error.details);
+    if (error.statusName === 'UNAVAILABLE' || error.failure === 'connect' || error.failure === 'handshake' || wentAway) {
       return new EtcdError('ETCD_UNAVAILABLE', `etcd at ${endpoint} is unavailable (${about}): ${error.statusName}${error.failure !== undefined ? ` (${error.failure})` : ''}: ${error.details}`, details);
     }
     if (error.statusName === 'DEADLINE_EXCEEDED') {
