@@ -54,6 +54,8 @@ export class EtcdLeaseKeepAlive {
   #ttlSeconds: number;
   #expiresAt: number;
   #renewals = 0;
+  /** Why the last stream failed, until a renewal succeeds: the cause of an expiry. */
+  #lastFailure: unknown;
 
   /** `expiresAt`: the client's clock time by which the lease expires unless renewed. */
   constructor(deps: KeepAliveDeps, leaseId: bigint, ttlSeconds: number, expiresAt: number, options: EtcdKeepAliveOptions = {}) {
@@ -89,14 +91,13 @@ export class EtcdLeaseKeepAlive {
   async #run(): Promise<EtcdError | undefined> {
     const signal = this.#controller.signal;
     let failures = 0;
-    let lastError: unknown;
     while (!signal.aborted) {
-      if (this.#deps.clock.now() >= this.#expiresAt) return this.#expired(lastError);
+      if (this.#deps.clock.now() >= this.#expiresAt) return this.#expired();
       const outcome = await this.#attempt(signal);
       if (signal.aborted) return undefined;
       if (outcome.lost !== undefined) return outcome.lost;
       failures = outcome.renewed ? 1 : failures + 1;
-      lastError = outcome.error;
+      this.#lastFailure = outcome.error;
       const untilExpiry = Math.max(0, this.#expiresAt - this.#deps.clock.now());
       try {
         await this.#deps.sleep(Math.min(backoffDelay(failures, STREAM_BACKOFF, this.#deps.random), untilExpiry), signal);
@@ -124,7 +125,7 @@ export class EtcdLeaseKeepAlive {
     let renewed = false;
     send();
     const ticker = this.#tick(attempt.signal, () => lastSent, send, () => {
-      lost = this.#expired(undefined);
+      lost = this.#expired();
       attempt.abort();
     });
     try {
@@ -137,6 +138,7 @@ export class EtcdLeaseKeepAlive {
         this.#ttlSeconds = Number(response.TTL);
         this.#expiresAt = sent + this.#ttlSeconds * 1000;
         this.#renewals++;
+        this.#lastFailure = undefined;
         renewed = true;
         try {
           this.#options.onRenewed?.(this.#ttlSeconds);
@@ -181,7 +183,8 @@ export class EtcdLeaseKeepAlive {
     }
   }
 
-  #expired(cause: unknown): EtcdError {
+  #expired(): EtcdError {
+    const cause = this.#lastFailure;
     const reason = cause instanceof Error ? `: ${cause.message}` : '';
     return this.#lost('ETCD_LEASE_EXPIRED', `lease ${leaseText(this.leaseId)} was not renewed before its TTL (${this.#ttlSeconds} s) ran out${reason}`, cause);
   }
