@@ -243,6 +243,28 @@ describe('watch', () => {
   });
 });
 
+describe('watch from compacted history', () => {
+  it('a startRevision etcd has compacted: ETCD_COMPACTED naming the key and the oldest revision left', async () => {
+    const client = etcdClient();
+    const key = uniqueKey('compacted');
+    const first = await client.put(key, 'v1');
+    const last = await client.put(key, 'v2');
+    await etcdctl('compact', last.revision.toString());
+    const error = await (async () => {
+      try {
+        for await (const event of client.watch(key, { startRevision: first.revision })) throw new Error(`unexpected event ${event.type}`);
+      } catch (e) {
+        return e;
+      }
+      throw new Error('the watch ended without an error');
+    })();
+    expect(error).toBeInstanceOf(EtcdError);
+    expect((error as EtcdError).code).toBe('ETCD_COMPACTED');
+    expect((error as EtcdError).key).toBe(key);
+    expect((error as EtcdError).compactRevision).toBe(last.revision);
+  });
+});
+
 describe('failures are typed and name the endpoint', () => {
   it('etcd unreachable (nothing listens): ETCD_UNAVAILABLE naming the endpoint, within the deadline', async () => {
     const port = await freePort();
