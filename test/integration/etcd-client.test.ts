@@ -98,9 +98,9 @@ async function rejection(promise: Promise<unknown>): Promise<unknown> {
 describe('leases', () => {
   it('grants a lease whose 63-bit id survives the round trip, keeps it alive past its TTL, and revokes it with its keys', async () => {
     const client = etcdClient();
-    const lease = await client.leaseGrant(2);
+    const lease = await client.leaseGrant(3);
     expect(typeof lease.id).toBe('bigint');
-    expect(lease.ttlSeconds).toBe(2);
+    expect(lease.ttlSeconds).toBe(3);
     // etcdctl prints lease ids in hex: the same id, every bit of it (ids are above 2^53).
     const listed = await etcdctl('lease', 'list');
     expect(listed).toContain(lease.id.toString(16));
@@ -108,13 +108,13 @@ describe('leases', () => {
     const key = uniqueKey('lease');
     await client.put(key, 'held', { lease: lease.id });
     const counter = renewalCounter();
-    const keepAlive = client.leaseKeepAlive(lease, { intervalMs: 400, onRenewed: counter.onRenewed });
-    // 8 renewals 400 ms apart span more than the 2 s TTL: only the keep-alive kept the lease.
-    await counter.reached(keepAlive, 8);
+    const keepAlive = client.leaseKeepAlive(lease, { intervalMs: 300, onRenewed: counter.onRenewed });
+    // 12 renewals 300 ms apart span more than the 3 s TTL: only the keep-alive kept the lease.
+    await counter.reached(keepAlive, 12);
     const ttl = await client.leaseTimeToLive(lease.id);
     expect(ttl.id).toBe(lease.id);
     expect(ttl.ttlSeconds).toBeGreaterThan(0);
-    expect(ttl.grantedTtlSeconds).toBe(2);
+    expect(ttl.grantedTtlSeconds).toBe(3);
     expect(ttl.keys).toEqual([key]);
     expect((await client.get(key)).kv?.lease).toBe(lease.id);
 

@@ -58,8 +58,23 @@ export async function freePort(): Promise<number> {
   return address.port;
 }
 
-/** Starts etcd with `tls` (client certificates required) and waits until it serves clients. */
+/**
+ * Starts etcd with `tls` (client certificates required) and waits until it serves clients.
+ * The ports are free when picked but released before etcd binds them; if another process
+ * takes one meanwhile, etcd exits ("address already in use") and it is started again on new
+ * ports (up to 3 times).
+ */
 export async function startEtcd(tls: EtcdTls): Promise<EtcdServer> {
+  for (let attempt = 1; ; attempt++) {
+    try {
+      return await startOnFreePorts(tls);
+    } catch (error) {
+      if (attempt >= 3 || !(error instanceof Error) || !error.message.includes('address already in use')) throw error;
+    }
+  }
+}
+
+async function startOnFreePorts(tls: EtcdTls): Promise<EtcdServer> {
   const dataDir = await mkdtemp(join(tmpdir(), 'omnirelay-etcd-'));
   const clientPort = await freePort();
   const peerPort = await freePort();
