@@ -34,7 +34,22 @@ export type OmniRelayErrorCode =
   | 'PROCEDURE_INVALID'
   | 'PROCEDURE_DUPLICATE'
   | 'OUTBOUND_MISSING'
-  | GossipErrorCode;
+  | GossipErrorCode
+  | EtcdErrorCode;
+
+/**
+ * Why a call to etcd failed (see EtcdError in src/controlplane/leadership/etcd/errors.ts and
+ * docs/etcd.md).
+ */
+export type EtcdErrorCode =
+  | 'ETCD_UNAVAILABLE'
+  | 'ETCD_DEADLINE_EXCEEDED'
+  | 'ETCD_TLS_FAILED'
+  | 'ETCD_LEASE_NOT_FOUND'
+  | 'ETCD_LEASE_EXPIRED'
+  | 'ETCD_COMPACTED'
+  | 'ETCD_WATCH_CANCELED'
+  | 'ETCD_REQUEST_FAILED';
 
 /** Why the gossip agent refused or could not complete a gossip message (see GossipError). */
 export type GossipErrorCode =

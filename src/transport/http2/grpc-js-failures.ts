@@ -53,6 +53,21 @@ export const GRPC_JS_CONNECTION_DROPPED_DETAILS = 'Connection dropped';
  */
 export const GRPC_JS_CLOSED_BEFORE_SETTINGS = 'Failed to connect';
 
+/**
+ * The details grpc-js gives a call (INTERNAL) whose HTTP/2 stream the server closed with
+ * RST_STREAM NO_ERROR before sending a gRPC status (`subchannel-call.js`, `case
+ * http2.constants.NGHTTP2_NO_ERROR`: `Received RST_STREAM with code 0 (Call ended without gRPC
+ * status)`): what a Go gRPC server that stops (etcd on SIGTERM) does to its open streams.
+ * `rstCode` is dropped as above. Pinned by test/integration/etcd-restart.test.ts (a watch
+ * while etcd stops).
+ */
+export const GRPC_JS_ENDED_WITHOUT_STATUS_DETAILS = '(Call ended without gRPC status)';
+
+/** The server closed the stream without a gRPC status ({@link GRPC_JS_ENDED_WITHOUT_STATUS_DETAILS}). */
+export function endedWithoutStatus(details: string): boolean {
+  return details.endsWith(GRPC_JS_ENDED_WITHOUT_STATUS_DETAILS);
+}
+
 /** The call ended with grpc-js's REFUSED_STREAM status ({@link GRPC_JS_REFUSED_STREAM_DETAILS}). */
 export function isRefusedStream(details: string): boolean {
   return details === GRPC_JS_REFUSED_STREAM_DETAILS;
