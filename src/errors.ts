@@ -34,7 +34,8 @@ export type OmniRelayErrorCode =
   | 'PROCEDURE_INVALID'
   | 'PROCEDURE_DUPLICATE'
   | 'OUTBOUND_MISSING'
-  | GossipErrorCode;
+  | GossipErrorCode
+  | LeadershipErrorCode;
 
 /** Why the gossip agent refused or could not complete a gossip message (see GossipError). */
 export type GossipErrorCode =
@@ -44,6 +45,14 @@ export type GossipErrorCode =
   | 'GOSSIP_MESSAGE_TOO_LARGE'
   | 'GOSSIP_WRONG_TARGET'
   | 'GOSSIP_NOT_RUNNING';
+
+/** Why a leadership operation failed (see src/controlplane/leadership/errors.ts). */
+export type LeadershipErrorCode =
+  | 'LEADERSHIP_STALE_FENCE_TOKEN'
+  | 'LEADERSHIP_LEASE_LOST'
+  | 'LEADERSHIP_STORE_UNAVAILABLE'
+  | 'LEADERSHIP_NOT_LEADER'
+  | 'LEADERSHIP_NOT_RUNNING';
 
 export class OmniRelayError extends Error {
   readonly code: OmniRelayErrorCode;
