@@ -107,7 +107,8 @@ export class LeadershipAgent {
     this.#random = deps.random ?? Math.random;
     this.#logger = deps.logger ?? jsonLinesLogger(process.stderr, this.#clock);
     this.#telemetry = new LeadershipTelemetry(deps.telemetry);
-    for (const scope of deps.options.scopes) this.#scopes.set(scope, new ScopeCandidate(this, scope));
+    const internals = this.#internals();
+    for (const scope of deps.options.scopes) this.#scopes.set(scope, new ScopeCandidate(internals, scope));
   }
 
   get nodeId(): string {
@@ -228,8 +229,8 @@ export class LeadershipAgent {
 
   // ------------------------------------------------------------------ shared with ScopeCandidate
 
-  /** @internal */
-  get internals(): AgentInternals {
+  /** What the scope candidates share with the agent (they hold no reference to the agent itself). */
+  #internals(): AgentInternals {
     return {
       store: this.#store,
       options: this.options,
@@ -283,9 +284,9 @@ class ScopeCandidate {
   #renewFailures = 0;
   #stopped = false;
 
-  constructor(agent: LeadershipAgent, scope: string) {
+  constructor(agent: AgentInternals, scope: string) {
     this.#scope = scope;
-    this.#agent = agent.internals;
+    this.#agent = agent;
     const timers = this.#agent.timers;
     this.#campaignTimer = new TimerSlot(timers);
     this.#renewTimer = new TimerSlot(timers);
