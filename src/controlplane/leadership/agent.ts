@@ -280,7 +280,8 @@ class ScopeCandidate {
   #watchFailures = 0;
   #campaignFailures = 0;
   #campaignStartedAt: number | undefined;
-  #renewal: AbortController | undefined;
+  /** Renewals in flight, with the time each was sent (several may be: a slow answer still counts from its send time). */
+  readonly #renewals = new Map<AbortController, number>();
   #renewFailures = 0;
   #stopped = false;
 
@@ -443,11 +444,16 @@ class ScopeCandidate {
     if (this.#stopped || this.#role !== 'leader' || term === undefined) return;
     const { store, options, clock, logger } = this.#agent;
     this.#renewTimer.arm(options.renewIntervalMs, () => this.#renew());
-    // A renewal still unanswered after a whole interval is abandoned; the new one counts from its own send time.
-    this.#renewal?.abort(new LeaseStoreUnavailableError(store.name, 'renew a lease', `no answer within renewIntervalMs (${options.renewIntervalMs} ms)`));
-    const call = this.#call();
-    this.#renewal = call;
     const sentAt = clock.now();
+    // Earlier renewals stay in flight (a late answer still moves the deadline to its own send
+    // time + TTL − margin) until even a success could not extend the term: then they are abandoned.
+    for (const [pending, pendingSentAt] of this.#renewals) {
+      if (pendingSentAt + options.leaseTtlMs - options.safetyMarginMs <= term.deadline) {
+        pending.abort(new LeaseStoreUnavailableError(store.name, 'renew a lease', 'no answer while it could still have extended the term'));
+      }
+    }
+    const call = this.#call();
+    this.#renewals.set(call, sentAt);
     const work = store.keepAlive(term.leaseId, { signal: call.signal }).then(
       (grant) => {
         if (this.#term !== term || this.#role !== 'leader') return;
@@ -471,7 +477,7 @@ class ScopeCandidate {
     this.#agent.track(
       work.finally(() => {
         this.#calls.delete(call);
-        if (this.#renewal === call) this.#renewal = undefined;
+        this.#renewals.delete(call);
       }),
     );
   }
@@ -484,8 +490,8 @@ class ScopeCandidate {
     this.#term = undefined;
     this.#renewTimer.clear();
     this.#deadlineTimer.clear();
-    this.#renewal?.abort(new NotLeaderError(this.#scope, options.nodeId));
-    this.#renewal = undefined;
+    for (const pending of this.#renewals.keys()) pending.abort(new NotLeaderError(this.#scope, options.nodeId));
+    this.#renewals.clear();
     telemetry.recordTransition(this.#scope, 'stepped_down', reason);
     logger.info('leadership.stepped_down', { node: options.nodeId, scope: this.#scope, term: term.record.term, fenceToken: term.record.fenceToken.toString(), reason, leaseExpiresNoEarlierThan: new Date(term.deadline + options.safetyMarginMs).toISOString(), at: new Date(clock.now()).toISOString() });
     if (revoke) this.#revokeLater(term.leaseId);

@@ -75,6 +75,24 @@ describe('LeadershipAgent on the embedded store (fake clock, seeded randomness)'
     expect(next.agent.leader('global')!.term).toBe(2);
   });
 
+  it("measures the deadline from when a renewal was SENT: answers slower than the renew interval keep the term, each counting from its send time", async () => {
+    election = new FakeElection(9);
+    await electAll(election);
+    const leader = leaderOf(election, 'global');
+    leader.store.answerDelayMs = 400;
+    for (let i = 0; i < 20; i++) {
+      await election.time.advance(250);
+      expect(leader.agent.isLeader('global')).toBe(true);
+    }
+    // The newest answered renewal was sent >= 400 ms ago, so the deadline is at most now + (TTL − margin − 400).
+    const expiresAt = leader.agent.leader('global')!.expiresAt!;
+    expect(expiresAt).toBeLessThanOrEqual(election.time.now() + TTL - MARGIN - 400);
+    expect(expiresAt).toBeGreaterThan(election.time.now());
+    expect(leader.logger.events('leadership.stepped_down')).toEqual([]);
+    expect(election.leadersOf('global')).toEqual([leader.id]);
+    leader.store.answerDelayMs = 0;
+  });
+
   it('a leader whose renewals fail (store unreachable) steps down at its deadline, not at the first failure', async () => {
     election = new FakeElection(3);
     await electAll(election);

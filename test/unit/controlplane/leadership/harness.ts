@@ -21,10 +21,15 @@ export type StoreMode = 'ok' | 'hang' | 'fail';
 export class SwitchableStore implements ILeaseStore {
   readonly name: string;
   mode: StoreMode = 'ok';
+  /** In `ok` mode: the store applies each call at once, but its answer reaches the node this many ms (fake time) later. */
+  answerDelayMs = 0;
   /** Calls made, by operation (diagnostics). */
   readonly calls: string[] = [];
 
-  constructor(readonly inner: ILeaseStore) {
+  constructor(
+    readonly inner: ILeaseStore,
+    readonly time: FakeTime,
+  ) {
     this.name = `${inner.name} (switchable)`;
   }
 
@@ -58,7 +63,22 @@ export class SwitchableStore implements ILeaseStore {
 
   #through<T>(operation: string, options: StoreCallOptions | undefined, call: () => Promise<T>): Promise<T> {
     this.calls.push(operation);
-    if (this.mode === 'ok') return call();
+    if (this.mode === 'ok' && this.answerDelayMs === 0) return call();
+    if (this.mode === 'ok') {
+      const answer = call();
+      return new Promise<T>((resolve, reject) => {
+        const timer = this.time.setTimeout(() => {
+          options?.signal?.removeEventListener('abort', onAbort);
+          answer.then(resolve, reject);
+        }, this.answerDelayMs);
+        const onAbort = (): void => {
+          this.time.clearTimeout(timer);
+          answer.catch(() => undefined);
+          reject(options?.signal?.reason as Error);
+        };
+        options?.signal?.addEventListener('abort', onAbort, { once: true });
+      });
+    }
     if (this.mode === 'fail') return Promise.reject(new LeaseStoreUnavailableError(this.name, operation, 'unreachable (test)'));
     return new Promise<T>((_, reject) => {
       const signal = options?.signal;
@@ -95,7 +115,7 @@ export class FakeElection {
   }
 
   add(id: string, options: Partial<LeadershipOptionsInput> = {}, telemetry?: TelemetryProviders): FakeNode {
-    const store = new SwitchableStore(this.store);
+    const store = new SwitchableStore(this.store, this.time);
     const logger = new RecordingLogger();
     const agent = new LeadershipAgent({
       factory: unusedFactory,
@@ -131,6 +151,7 @@ export class FakeElection {
   async stopAll(): Promise<void> {
     for (const node of this.nodes) {
       node.store.mode = 'ok';
+      node.store.answerDelayMs = 0;
       await node.agent.stop({ resign: false });
     }
     this.store.dispose();
