@@ -90,11 +90,18 @@ export class SwitchableStore implements ILeaseStore {
 }
 
 /** The agent never calls the factory in these tests (only `client()` would). */
-export const unusedFactory = new Proxy({}, {
-  get: (_, name) => {
-    throw new Error(`the factory was not expected to be used (${String(name)})`);
+export const unusedFactory = new Proxy(
+  {},
+  {
+    // Not a thenable (containers check), and every method throws when called.
+    get: (_, name) =>
+      name === 'then' || typeof name === 'symbol'
+        ? undefined
+        : () => {
+            throw new Error(`the factory was not expected to be used (${String(name)})`);
+          },
   },
-}) as IGrpcControlPlaneClientFactory;
+) as IGrpcControlPlaneClientFactory;
 
 export interface FakeNode {
   readonly id: string;
