@@ -68,7 +68,7 @@ async function stopNode(node, resign) {
   if (node.stopped) return;
   node.stopped = true;
   node.subscription.unsubscribe();
-  node.client.dispose();
+  await node.client.dispose();
   await node.host.close(0);
   await node.agent.stop({ resign });
   await node.container.unbindAllAsync();

@@ -41,9 +41,9 @@ class Watchers {
     return this.latest.get(`${id}/${scope}`)?.current.leaderId;
   }
 
-  close(): void {
+  async close(): Promise<void> {
     for (const subscription of this.#subscriptions) subscription.unsubscribe();
-    for (const client of this.#clients) client.dispose();
+    await Promise.all(this.#clients.map((client) => client.dispose()));
   }
 }
 
@@ -58,7 +58,7 @@ describe('leader election among 5 nodes in one process (embedded store, default 
   });
 
   afterAll(async () => {
-    watchers.close();
+    await watchers.close();
     await cluster.close();
   });
 
