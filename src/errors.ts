@@ -35,7 +35,8 @@ export type OmniRelayErrorCode =
   | 'PROCEDURE_DUPLICATE'
   | 'OUTBOUND_MISSING'
   | GossipErrorCode
-  | EtcdErrorCode;
+  | EtcdErrorCode
+  | LeadershipErrorCode;
 
 /**
  * Why a call to etcd failed (see EtcdError in src/controlplane/leadership/etcd/errors.ts and
@@ -59,6 +60,14 @@ export type GossipErrorCode =
   | 'GOSSIP_MESSAGE_TOO_LARGE'
   | 'GOSSIP_WRONG_TARGET'
   | 'GOSSIP_NOT_RUNNING';
+
+/** Why a leadership operation failed (see src/controlplane/leadership/errors.ts). */
+export type LeadershipErrorCode =
+  | 'LEADERSHIP_STALE_FENCE_TOKEN'
+  | 'LEADERSHIP_LEASE_LOST'
+  | 'LEADERSHIP_STORE_UNAVAILABLE'
+  | 'LEADERSHIP_NOT_LEADER'
+  | 'LEADERSHIP_NOT_RUNNING';
 
 export class OmniRelayError extends Error {
   readonly code: OmniRelayErrorCode;

@@ -149,3 +149,8 @@ export { discoveryPeerLists } from './controlplane/discovery/peer-lists.js';
 export { discoveryServiceImplementation } from './controlplane/discovery/discovery-service.js';
 export { DiscoveryClient, type DiscoveryClientOptions, type DiscoveryBackoff, type DiscoveryWatchFailure } from './controlplane/discovery/discovery-client.js';
 export * as discoveryV1 from './gen/omnirelay/controlplane/discovery/v1/discovery.js';
+/** Leader election (src/controlplane/leadership/): the agent, the ILeaseStore interface and its embedded store, fencing, the LeadershipControl service and client (docs/leadership.md). */
+export * from './controlplane/leadership/index.js';
+export type { LeadershipErrorCode } from './errors.js';
+/** Generated from protos/omnirelay/controlplane/leadership/v1/leadership.proto: the LeadershipControl service and its messages. */
+export * as leadershipV1 from './gen/omnirelay/controlplane/leadership/v1/leadership.js';

@@ -11,6 +11,12 @@ export const CONTROL_PLANE_TOKENS = {
   Gossip: Symbol.for('omnirelay.controlplane.Gossip'),
   /** The service registry built from the member list (service name → endpoints). */
   ServiceRegistry: Symbol.for('omnirelay.controlplane.ServiceRegistry'),
+  /** Bound by the application: LeadershipOptionsInput (this node's id, scopes, lease timings...). */
+  LeadershipOptions: Symbol.for('omnirelay.controlplane.LeadershipOptions'),
+  /** The ILeaseStore leader election runs on; `leadershipModule` binds a singleton EmbeddedLeaseStore unless one is bound. */
+  LeaseStore: Symbol.for('omnirelay.controlplane.LeaseStore'),
+  /** The leadership agent (singleton; unbinding stops it and resigns its terms). */
+  Leadership: Symbol.for('omnirelay.controlplane.Leadership'),
   /** Optional: a structured logger ({ info(event, fields), warn(event, fields) }); default: one JSON line per event on stderr. */
   Logger: Symbol.for('omnirelay.controlplane.Logger'),
 } as const;

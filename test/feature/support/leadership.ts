@@ -1,0 +1,193 @@
+/**
+ * Candidates for leadership in one test (or bench) process, each as an application would run
+ * one: its own GrpcHost on 127.0.0.1 (mTLS) serving LeadershipControl, its own container with
+ * `grpcControlPlaneModule` + `leadershipModule`, all on one EmbeddedLeaseStore owned here.
+ * Each node reaches the store through a SwitchableStore, so a test can make one node's store
+ * calls hang (a paused or partitioned node) without touching the others.
+ */
+import 'reflect-metadata';
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { Container } from 'inversify';
+import type { Observable } from 'rxjs';
+import {
+  CONTROL_PLANE_TOKENS,
+  EmbeddedLeaseStore,
+  GrpcHost,
+  grpcControlPlaneModule,
+  leadershipModule,
+  leadershipServiceImplementation,
+  leadershipV1,
+  LeaseStoreUnavailableError,
+  TOKENS,
+  writeDevPki,
+  type ControlPlaneLogger,
+  type CreateLeaderResult,
+  type DevPkiFiles,
+  type ILeaseStore,
+  type LeaderRecord,
+  type LeadershipAgent,
+  type LeadershipOptionsInput,
+  type LeaseGrant,
+  type StoreCallOptions,
+  type StoredValue,
+} from 'omnirelay';
+
+export interface LogLine {
+  readonly at: number;
+  readonly event: string;
+  readonly fields: Record<string, unknown>;
+}
+
+/** One node's way to the shared store; `paused` makes every call hang until its caller gives up (aborts). */
+export class SwitchableStore implements ILeaseStore {
+  readonly name: string;
+  paused = false;
+
+  constructor(readonly inner: ILeaseStore) {
+    this.name = `${inner.name} (switchable)`;
+  }
+
+  grant(ttlMs: number, options?: StoreCallOptions): Promise<LeaseGrant> {
+    return this.#through(options, () => this.inner.grant(ttlMs, options));
+  }
+  keepAlive(leaseId: string, options?: StoreCallOptions): Promise<LeaseGrant> {
+    return this.#through(options, () => this.inner.keepAlive(leaseId, options));
+  }
+  revoke(leaseId: string, options?: StoreCallOptions): Promise<void> {
+    return this.#through(options, () => this.inner.revoke(leaseId, options));
+  }
+  timeToLive(leaseId: string, options?: StoreCallOptions): Promise<number | undefined> {
+    return this.#through(options, () => this.inner.timeToLive(leaseId, options));
+  }
+  createLeader(scope: string, leaderId: string, leaseId: string, options?: StoreCallOptions): Promise<CreateLeaderResult> {
+    return this.#through(options, () => this.inner.createLeader(scope, leaderId, leaseId, options));
+  }
+  get(scope: string, options?: StoreCallOptions): Promise<LeaderRecord | undefined> {
+    return this.#through(options, () => this.inner.get(scope, options));
+  }
+  watch(scope: string): Observable<LeaderRecord | undefined> {
+    return this.inner.watch(scope);
+  }
+  fencedPut(scope: string, token: bigint, key: string, value: string, options?: StoreCallOptions): Promise<bigint> {
+    return this.#through(options, () => this.inner.fencedPut(scope, token, key, value, options));
+  }
+  read(key: string, options?: StoreCallOptions): Promise<StoredValue | undefined> {
+    return this.#through(options, () => this.inner.read(key, options));
+  }
+
+  #through<T>(options: StoreCallOptions | undefined, call: () => Promise<T>): Promise<T> {
+    if (!this.paused) return call();
+    return new Promise<T>((_, reject) => {
+      const signal = options?.signal;
+      if (signal === undefined) {
+        reject(new LeaseStoreUnavailableError(this.name, 'call', 'paused, and the call had no signal to give up with'));
+        return;
+      }
+      if (signal.aborted) reject(signal.reason as Error);
+      else signal.addEventListener('abort', () => reject(signal.reason as Error), { once: true });
+    });
+  }
+}
+
+export interface LeaderNode {
+  readonly id: string;
+  readonly host: GrpcHost;
+  readonly container: Container;
+  readonly agent: LeadershipAgent;
+  readonly store: SwitchableStore;
+  readonly logs: LogLine[];
+  stopped: boolean;
+}
+
+const pause = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms));
+
+/** Polls `done` every 10 ms until it holds or `limitMs` passed (a hang guard, not a speed target); returns whether it held. */
+export async function eventually(done: () => boolean, limitMs = 30_000): Promise<boolean> {
+  for (let waited = 0; !done() && waited < limitMs; waited += 10) await pause(10);
+  return done();
+}
+
+export class LeadershipCluster {
+  readonly nodes: LeaderNode[] = [];
+  readonly store = new EmbeddedLeaseStore();
+  #dir = '';
+  #pki: DevPkiFiles | undefined;
+
+  constructor(readonly options: Partial<LeadershipOptionsInput> = {}) {}
+
+  async init(ids: readonly string[]): Promise<void> {
+    this.#dir = await mkdtemp(join(tmpdir(), 'omnirelay-leadership-'));
+    this.#pki = await writeDevPki(this.#dir, ids);
+  }
+
+  get pki(): DevPkiFiles {
+    if (this.#pki === undefined) throw new Error('LeadershipCluster.init() first');
+    return this.#pki;
+  }
+
+  node(id: string): LeaderNode {
+    const found = this.nodes.find((n) => n.id === id && !n.stopped);
+    if (found === undefined) throw new Error(`no running node ${id}`);
+    return found;
+  }
+
+  running(): LeaderNode[] {
+    return this.nodes.filter((n) => !n.stopped);
+  }
+
+  /** The running nodes that lead `scope` now (by their own account). */
+  leadersOf(scope: string): LeaderNode[] {
+    return this.running().filter((n) => n.agent.isLeader(scope));
+  }
+
+  async start(id: string): Promise<LeaderNode> {
+    const files = this.pki.files[id];
+    if (files === undefined) throw new Error(`no certificate for ${id}`);
+    const logs: LogLine[] = [];
+    const logger: ControlPlaneLogger = {
+      info: (event, fields) => logs.push({ at: Date.now(), event, fields }),
+      warn: (event, fields) => logs.push({ at: Date.now(), event, fields }),
+    };
+    const store = new SwitchableStore(this.store);
+    const container = new Container();
+    container.bind(TOKENS.ControlPlaneOptions).toConstantValue({
+      profiles: {
+        'control-plane': {
+          tls: { mode: 'mtls', certFile: files.certFile, keyFile: files.keyFile, caFile: this.pki.caFile },
+          connectTimeoutMs: 1_000,
+          retry: { maxAttempts: 3, initialBackoffMs: 10, maxBackoffMs: 50 },
+        },
+      },
+    });
+    container.bind(CONTROL_PLANE_TOKENS.Logger).toConstantValue(logger);
+    container.bind(CONTROL_PLANE_TOKENS.LeaseStore).toConstantValue(store);
+    container.bind(CONTROL_PLANE_TOKENS.LeadershipOptions).toConstantValue({ nodeId: id, ...this.options });
+    container.load(grpcControlPlaneModule, leadershipModule);
+    const agent = container.get<LeadershipAgent>(CONTROL_PLANE_TOKENS.Leadership);
+    const host = await GrpcHost.start({ tls: { certFile: files.certFile, keyFile: files.keyFile, caFile: this.pki.caFile } }, [[leadershipV1.LeadershipControlDefinition, leadershipServiceImplementation(agent)]]);
+    const node: LeaderNode = { id, host, container, agent, store, logs, stopped: false };
+    this.nodes.push(node);
+    agent.start();
+    return node;
+  }
+
+  /** A crash: the host closes at once, the agent goes quiet without resigning (its leases run out). */
+  async kill(node: LeaderNode): Promise<void> {
+    if (node.stopped) return;
+    node.stopped = true;
+    await node.host.close(0);
+    await node.agent.stop({ resign: false });
+    await node.container.unbindAllAsync();
+  }
+
+  async close(): Promise<void> {
+    for (const node of this.running()) {
+      node.store.paused = false;
+      await this.kill(node);
+    }
+    this.store.dispose();
+    if (this.#dir !== '') await rm(this.#dir, { recursive: true, force: true });
+  }
+}
