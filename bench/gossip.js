@@ -304,6 +304,10 @@ async function oneRun(pki, n, run) {
     result.joinHops = hops.max;
     result.joinProtocols = [...new Set(joinedLines.map((t) => t.protocol))].join('+');
     result.joinLoop = loop;
+    // Suspicions of the joiner while the news spread (its first probes need new connections).
+    const aboutJoiner = rec.transitions.filter((t) => t.peer === joiner.id && t.at >= startedAt && t.at <= seenAt);
+    result.joinerSuspected = aboutJoiner.filter((t) => t.event === 'suspect').length;
+    result.joinerDead = aboutJoiner.filter((t) => t.event === 'dead').length;
     // Every node's view of the others (the joiner's own view comes through its sync).
     const joinerKnowsAll = others.every((x) => joiner.agent.member(x.id)?.status === 'alive');
     result.joinerKnowsAll = joinerKnowsAll;
@@ -338,7 +342,7 @@ async function oneRun(pki, n, run) {
     result.refuted = rec.counts.get('gossip.refuted') ?? 0;
     result.joinRetries = rec.counts.get('gossip.join.retry') ?? 0;
     console.log(
-      `  run ${run + 1}: join seen by all ${ms(result.joinMs)} (seed knew at ${ms(result.joinSeedMs)}, join sync resolved ${ms(result.joinSyncMs)}, ${result.joinHops} hops, via ${result.joinProtocols}; loop ELU ${(loop.elu * 100).toFixed(0)} %, delay p99 ${loop.delayP99.toFixed(0)} ms); ` +
+      `  run ${run + 1}: join seen by all ${ms(result.joinMs)} (seed knew at ${ms(result.joinSeedMs)}, join sync resolved ${ms(result.joinSyncMs)}, ${result.joinHops} hops, via ${result.joinProtocols}, joiner suspected ${result.joinerSuspected}× and declared dead ${result.joinerDead}× meanwhile; loop ELU ${(loop.elu * 100).toFixed(0)} %, delay p99 ${loop.delayP99.toFixed(0)} ms); ` +
         `first suspect ${ms(result.firstSuspectMs)}, first dead ${ms(result.firstDeadMs)}, dead everywhere ${ms(result.deadMs)}; ` +
         `steady ${result.steady.outOk.toFixed(1)} out + ${result.steady.inOk.toFixed(1)} in msg/node/s, CPU ${result.steady.cpuPerNodeMs.toFixed(1)} ms/node/s; ` +
         `${n - 1} nodes: hosts ${ms(result.startHostsMs)}, converged ${ms(result.convergeMs)}, RSS ${result.rssMiB.toFixed(0)} MiB; false suspicions ${result.falseSuspicions}, rejected ${result.rejected}`,
