@@ -110,5 +110,53 @@ suite(`mesh under real network faults${unavailable === undefined ? '' : ` (skipp
     } finally {
       fault.heal();
     }
+
+    // The link restored: n4 is alive everywhere again, and sees everyone alive.
+    const healed = await waitFor(() => converged(), 60_000, 200);
+    expect({ healed, views: describeViews(await net.views()) }).toEqual({ healed: true, views: expect.any(String) });
   }, 120_000);
+
+  test('a peer killed under load and restarted is readmitted: alive everywhere, calls succeed again', async () => {
+    expect(await waitFor(() => converged())).toBe(true);
+    const n3 = node('n3');
+    const url = n3.url;
+    const port = Number(new URL(url).port);
+    const callers = [node('n1'), node('n2')];
+    // Load: n1 and n2 call n3 back to back for the whole test.
+    const replies: { at: number; reply: PingReply }[] = [];
+    let loading = true;
+    const loops = callers.map(async (caller) => {
+      while (loading) replies.push({ at: Date.now(), reply: await caller.ping(url, 1_000) });
+    });
+    try {
+      expect(await waitFor(async () => Promise.resolve(replies.filter((r) => r.reply.ok).length >= 10))).toBe(true);
+      const before = (await node('n1').view()).find((m) => m.id === 'n3')?.incarnation ?? -1;
+
+      await n3.kill(); // SIGKILL: no leave
+      const killedAt = Date.now();
+      const others = IDS.filter((id) => id !== 'n3');
+      expect(await waitFor(async () => allSee(await net.views(), others, ['n3'], 'dead'), 60_000, 100)).toBe(true);
+      // Calls to the dead peer fail with a typed error while it is down.
+      expect(await waitFor(async () => Promise.resolve(replies.some((r) => r.at > killedAt && !r.reply.ok)))).toBe(true);
+      for (const { reply } of replies.filter((r) => r.at > killedAt && !r.reply.ok)) expect(reply.code).toEqual(expect.any(String));
+
+      // Restarted on the same address and port (the endpoint callers use), joining through n1.
+      const restarted = await net.start('n3', [node('n1').url], TUNING, port);
+      byId.set('n3', restarted);
+      const restartedAt = Date.now();
+      const readmitted = await waitFor(() => converged(), 60_000, 200);
+      expect({ readmitted, views: describeViews(await net.views()) }).toEqual({ readmitted: true, views: expect.any(String) });
+      // It came back above the incarnation it died with (refuted the death it learned of).
+      expect((await node('n1').view()).find((m) => m.id === 'n3')?.incarnation).toBeGreaterThan(before);
+      // The load's calls succeed again: ten in a row after the restart, from both callers.
+      const okInARow = (): boolean => {
+        const after = replies.filter((r) => r.at > restartedAt).slice(-10);
+        return after.length === 10 && after.every((r) => r.reply.ok && r.reply.node === 'n3');
+      };
+      expect(await waitFor(() => Promise.resolve(okInARow()), 60_000, 100)).toBe(true);
+    } finally {
+      loading = false;
+      await Promise.all(loops);
+    }
+  }, 180_000);
 });
