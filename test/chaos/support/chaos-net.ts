@@ -287,8 +287,8 @@ export class ChaosNet {
       `add table inet ${table}`,
       `add chain inet ${table} in { type filter hook input priority 0; }`,
       `add chain inet ${table} out { type filter hook output priority 0; }`,
-      `add rule inet ${table} in iifname "eth0" ${inMatch} drop`,
-      ...(outMatch === undefined ? [] : [`add rule inet ${table} out oifname "eth0" ${outMatch} drop`]),
+      `add rule inet ${table} in iifname "eth0" ${inMatch} counter drop`,
+      ...(outMatch === undefined ? [] : [`add rule inet ${table} out oifname "eth0" ${outMatch} counter drop`]),
     ].join('\n');
     run('ip', ['netns', 'exec', ns, 'nft', '-f', '-'], `${script}\n`);
     let healed = false;
@@ -299,6 +299,16 @@ export class ChaosNet {
         tryRun('ip', ['netns', 'exec', ns, 'nft', 'delete', 'table', 'inet', table]);
       },
     };
+  }
+
+  /** Packets the fault rules in these nodes' namespaces dropped so far (their nftables counters). */
+  droppedPackets(ids: readonly string[]): number {
+    let total = 0;
+    for (const id of ids) {
+      const ruleset = tryRun('ip', ['netns', 'exec', this.nsOf(id), 'nft', 'list', 'ruleset']) ?? '';
+      for (const match of ruleset.matchAll(/counter packets (\d+)/g)) total += Number(match[1]);
+    }
+    return total;
   }
 
   /** Every node's view, by node id (nodes not running are left out). */
