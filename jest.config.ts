@@ -29,6 +29,9 @@ const config: Config = {
     { ...builtArtifact, displayName: 'integration', testMatch: ['<rootDir>/test/integration/**/*.test.ts'] },
     { ...builtArtifact, displayName: 'feature', testMatch: ['<rootDir>/test/feature/**/*.test.ts'] },
     { ...builtArtifact, displayName: 'hyperscale', testMatch: ['<rootDir>/test/hyperscale/**/*.test.ts'] },
+    // Real network faults (network namespaces, veth links, nftables drops) against node processes
+    // running the built dist/; needs root, iproute2 and nftables (.ci/run installs them).
+    { ...builtArtifact, displayName: 'chaos', testMatch: ['<rootDir>/test/chaos/**/*.test.ts'] },
     // The tarball `npm pack` makes, installed into a new project and run there (the README example).
     { ...common, displayName: 'package', testMatch: ['<rootDir>/test/package/**/*.test.ts'] },
   ],
