@@ -176,6 +176,7 @@ export class EtcdLeaseStore implements ILeaseStore {
   }
 
   async grant(ttlMs: number, options?: StoreCallOptions): Promise<LeaseGrant> {
+    options?.signal?.throwIfAborted();
     if (!Number.isInteger(ttlMs) || ttlMs <= 0) throw new RangeError(`ttlMs must be a positive whole number of ms (got ${ttlMs})`);
     try {
       const lease = await this.#client.leaseGrant(Math.max(1, Math.ceil(ttlMs / 1000)), { signal: options?.signal });
@@ -186,6 +187,7 @@ export class EtcdLeaseStore implements ILeaseStore {
   }
 
   async keepAlive(leaseId: string, options?: StoreCallOptions): Promise<LeaseGrant> {
+    options?.signal?.throwIfAborted();
     const id = leaseIdOf(leaseId);
     let ttlSeconds: number;
     try {
@@ -198,6 +200,7 @@ export class EtcdLeaseStore implements ILeaseStore {
   }
 
   async revoke(leaseId: string, options?: StoreCallOptions): Promise<void> {
+    options?.signal?.throwIfAborted();
     try {
       await this.#client.leaseRevoke(leaseIdOf(leaseId), { signal: options?.signal });
     } catch (error) {
@@ -207,6 +210,7 @@ export class EtcdLeaseStore implements ILeaseStore {
   }
 
   async timeToLive(leaseId: string, options?: StoreCallOptions): Promise<number | undefined> {
+    options?.signal?.throwIfAborted();
     try {
       const ttl = await this.#client.leaseTimeToLive(leaseIdOf(leaseId), { signal: options?.signal });
       return ttl.ttlSeconds <= 0 ? undefined : ttl.ttlSeconds * 1000;
@@ -217,6 +221,7 @@ export class EtcdLeaseStore implements ILeaseStore {
   }
 
   async createLeader(scope: string, leaderId: string, leaseId: string, options?: StoreCallOptions): Promise<CreateLeaderResult> {
+    options?.signal?.throwIfAborted();
     const lease = leaseIdOf(leaseId, scope);
     const leaderKey = encoder.encode(this.leaderKey(scope));
     const termKey = encoder.encode(this.termKey(scope));
@@ -256,6 +261,7 @@ export class EtcdLeaseStore implements ILeaseStore {
   }
 
   async get(scope: string, options?: StoreCallOptions): Promise<LeaderRecord | undefined> {
+    options?.signal?.throwIfAborted();
     let kv: EtcdKeyValue | undefined;
     try {
       kv = (await this.#client.get(this.leaderKey(scope), { signal: options?.signal })).kv;
@@ -287,6 +293,7 @@ export class EtcdLeaseStore implements ILeaseStore {
   }
 
   async fencedPut(scope: string, token: bigint, key: string, value: string, options?: StoreCallOptions): Promise<bigint> {
+    options?.signal?.throwIfAborted();
     if (typeof key !== 'string' || key === '') throw new RangeError(`a fenced write needs a non-empty key (got ${JSON.stringify(key)})`);
     const leaderKey = encoder.encode(this.leaderKey(scope));
     let response: rpc.TxnResponse;
@@ -308,6 +315,7 @@ export class EtcdLeaseStore implements ILeaseStore {
   }
 
   async read(key: string, options?: StoreCallOptions): Promise<StoredValue | undefined> {
+    options?.signal?.throwIfAborted();
     try {
       const { kv } = await this.#client.get(this.dataKey(key), { signal: options?.signal });
       return kv === undefined ? undefined : Object.freeze({ value: decoder.decode(kv.value), modRevision: kv.modRevision });
