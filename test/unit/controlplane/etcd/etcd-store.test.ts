@@ -11,6 +11,7 @@ const TLS = { mode: 'mtls' as const, certFile: '/pki/c.pem', keyFile: '/pki/c.ke
 const bytes = (s: string): Uint8Array => new TextEncoder().encode(s);
 const text = (b: Uint8Array): string => new TextDecoder().decode(b);
 const header = (revision: bigint) => ({ clusterId: 1n, memberId: 2n, revision, raftTerm: 3n });
+const range = (...kvs: KeyValue[]) => ({ responseRange: { header: undefined, kvs, more: false, count: BigInt(kvs.length) } });
 const kv = (key: string, value: string, createRevision: bigint, version: bigint, lease: bigint): KeyValue => ({ key: bytes(key), value: bytes(value), createRevision, modRevision: createRevision, version, lease });
 
 /** A factory whose unary calls are answered by `answer` (a thrown error rejects the call). */
@@ -23,7 +24,7 @@ function fakeFactory(answer: (method: string, request: unknown) => unknown) {
       try {
         return Promise.resolve({ message: answer(method, request) });
       } catch (error) {
-        return Promise.reject(error);
+        return Promise.reject(error as Error);
       }
     },
   } as unknown as IGrpcControlPlaneClientFactory;
@@ -54,9 +55,9 @@ describe('EtcdLeaseStore over a fake factory', () => {
     let txns = 0;
     const { factory, calls } = fakeFactory((): TxnResponse => {
       txns++;
-      if (txns === 1) return { header: header(50n), succeeded: false, responses: [{ responseRange: { kvs: [], more: false, count: 0n } }, { responseRange: { kvs: [kv('/p/scopes/s/term', '4', 10n, 4n, 0n)], more: false, count: 1n } }] };
+      if (txns === 1) return { header: header(50n), succeeded: false, responses: [range(), range(kv('/p/scopes/s/term', '4', 10n, 4n, 0n))] };
       if (txns === 2) return { header: header(51n), succeeded: true, responses: [] };
-      return { header: header(60n), succeeded: false, responses: [{ responseRange: { kvs: [kv('/p/scopes/s/leader', '{"leaderId":"n2","term":6}', 55n, 1n, 9n)], more: false, count: 1n } }, { responseRange: { kvs: [], more: false, count: 0n } }] };
+      return { header: header(60n), succeeded: false, responses: [range(kv('/p/scopes/s/leader', '{"leaderId":"n2","term":6}', 55n, 1n, 9n)), range()] };
     });
     const store = new EtcdLeaseStore(factory, { endpoints: ['e'], prefix: '/p/' });
     const won = await store.createLeader('s', 'n1', '7');
@@ -68,7 +69,7 @@ describe('EtcdLeaseStore over a fake factory', () => {
   });
 
   it('fences a write on create_revision(leader) == token; a failed compare is StaleFenceTokenError with the current token', async () => {
-    const { factory, calls } = fakeFactory((): TxnResponse => ({ header: header(70n), succeeded: false, responses: [{ responseRange: { kvs: [kv('/p/scopes/s/leader', '{"leaderId":"n2","term":2}', 65n, 1n, 9n)], more: false, count: 1n } }] }));
+    const { factory, calls } = fakeFactory((): TxnResponse => ({ header: header(70n), succeeded: false, responses: [range(kv('/p/scopes/s/leader', '{"leaderId":"n2","term":2}', 65n, 1n, 9n))] }));
     const store = new EtcdLeaseStore(factory, { endpoints: ['e'], prefix: '/p/' });
     const error = await store.fencedPut('s', 40n, 'owner', 'n1').then(
       () => undefined,
