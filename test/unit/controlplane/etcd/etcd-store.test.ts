@@ -21,11 +21,7 @@ function fakeFactory(answer: (method: string, request: unknown) => unknown) {
     options: resolveOptions({ profiles: { etcd: { http3: 'disable', tls: TLS } } }),
     unary: (_service: unknown, method: string, request: unknown) => {
       calls.push({ method, request });
-      try {
-        return Promise.resolve({ message: answer(method, request) });
-      } catch (error) {
-        return Promise.reject(error as Error);
-      }
+      return Promise.resolve().then(() => ({ message: answer(method, request) }));
     },
   } as unknown as IGrpcControlPlaneClientFactory;
   return { factory, calls };
