@@ -21,11 +21,12 @@ async function freePort() {
 }
 
 /**
- * Starts etcd with `{ certFile, keyFile, caFile }` (client certificates required); resolves to
+ * Starts etcd with `{ certFile, keyFile, caFile }` (client certificates required) and any
+ * `extraArgs` (e.g. `--election-timeout 500`); resolves to
  * `{ url, port, close() }` once it serves clients, or to `{ skip: reason }` when `etcd` is not
  * installed (apt-get install etcd-server).
  */
-export async function startEtcd(tls) {
+export async function startEtcd(tls, extraArgs = []) {
   const dataDir = await mkdtemp(join(tmpdir(), 'omnirelay-bench-etcd-'));
   const port = await freePort();
   const peerPort = await freePort();
@@ -37,6 +38,7 @@ export async function startEtcd(tls) {
     '--listen-peer-urls', peerUrl, '--initial-advertise-peer-urls', peerUrl, '--initial-cluster', `bench=${peerUrl}`,
     '--cert-file', tls.certFile, '--key-file', tls.keyFile, '--client-cert-auth', '--trusted-ca-file', tls.caFile,
     '--logger', 'zap', '--log-outputs', 'stderr',
+    ...extraArgs,
   ], { stdio: ['ignore', 'ignore', 'pipe'] });
   const exited = new Promise((resolve) => child.once('close', resolve));
   const close = async () => {

@@ -15,6 +15,8 @@ export const CONTROL_PLANE_TOKENS = {
   LeadershipOptions: Symbol.for('omnirelay.controlplane.LeadershipOptions'),
   /** The ILeaseStore leader election runs on; `leadershipModule` binds a singleton EmbeddedLeaseStore unless one is bound. */
   LeaseStore: Symbol.for('omnirelay.controlplane.LeaseStore'),
+  /** Bound by the application with `etcdLeaseStoreModule`: EtcdLeaseStoreOptionsInput (etcd endpoints, profile, key prefix...). */
+  EtcdLeaseStoreOptions: Symbol.for('omnirelay.controlplane.EtcdLeaseStoreOptions'),
   /** The leadership agent (singleton; unbinding stops it and resigns its terms). */
   Leadership: Symbol.for('omnirelay.controlplane.Leadership'),
   /** Optional: a structured logger ({ info(event, fields), warn(event, fields) }); default: one JSON line per event on stderr. */

@@ -14,7 +14,7 @@ import { systemLeadershipTimers, TimerSlot, type LeadershipTimers } from './time
 export interface LeadershipAgentDeps {
   /** The control-plane client factory (the agent's LeadershipControl clients go through it). */
   readonly factory: IGrpcControlPlaneClientFactory;
-  /** Where leases and leader keys live (the embedded store by default, etcd later). */
+  /** Where leases and leader keys live (the embedded store by default, or EtcdLeaseStore). */
   readonly store: ILeaseStore;
   readonly options: LeadershipOptions;
   readonly clock?: Clock | undefined;

@@ -1,9 +1,12 @@
 /**
  * Candidates for leadership in one test (or bench) process, each as an application would run
  * one: its own GrpcHost on 127.0.0.1 (mTLS) serving LeadershipControl, its own container with
- * `grpcControlPlaneModule` + `leadershipModule`, all on one EmbeddedLeaseStore owned here.
- * Each node reaches the store through a SwitchableStore, so a test can make one node's store
- * calls hang (a paused or partitioned node) without touching the others.
+ * `grpcControlPlaneModule` + `leadershipModule`, on a lease store given by a StoreBackend: one
+ * EmbeddedLeaseStore shared by every node (`embeddedBackend`, the default), or a real etcd
+ * (`etcdBackend`: each node its own EtcdLeaseStore through `etcdLeaseStoreModule` and its own
+ * factory's `etcd` profile, mTLS with the node's certificate). Each node reaches the store
+ * through a SwitchableStore, so a test can make one node's store calls hang (a paused or
+ * partitioned node) without touching the others.
  */
 import 'reflect-metadata';
 import { mkdtemp, rm } from 'node:fs/promises';
@@ -13,7 +16,10 @@ import { Container } from 'inversify';
 import type { Observable } from 'rxjs';
 import {
   CONTROL_PLANE_TOKENS,
+  createControlPlaneClientFactory,
   EmbeddedLeaseStore,
+  etcdLeaseStoreModule,
+  EtcdLeaseStore,
   GrpcHost,
   grpcControlPlaneModule,
   leadershipModule,
@@ -25,6 +31,7 @@ import {
   type ControlPlaneLogger,
   type CreateLeaderResult,
   type DevPkiFiles,
+  type IGrpcControlPlaneClientFactory,
   type ILeaseStore,
   type LeaderRecord,
   type LeadershipAgent,
@@ -33,6 +40,7 @@ import {
   type StoreCallOptions,
   type StoredValue,
 } from 'omnirelay';
+import { startEtcd, type EtcdServer } from '../../support/etcd.js';
 
 export interface LogLine {
   readonly at: number;
@@ -109,17 +117,116 @@ export async function eventually(done: () => boolean, limitMs = 30_000): Promise
   return done();
 }
 
+/** Where a cluster's nodes keep their leases. */
+export interface StoreBackend {
+  readonly name: string;
+  /** Extra certificates the cluster's dev PKI issues for the backend (e.g. etcd's server certificate). */
+  readonly certificateIds: readonly string[];
+  init(pki: DevPkiFiles): Promise<void>;
+  /** Adds the backend's profiles, bindings and modules to a node's container (before `leadershipModule`). */
+  configure(id: string, pki: DevPkiFiles, container: Container, profiles: Record<string, unknown>): void;
+  /** The store a test reads the shared state through (not any node's). */
+  readonly reader: ILeaseStore;
+  /** Releases what a node's store holds (after its agent stopped). */
+  release(store: ILeaseStore): Promise<void>;
+  close(): Promise<void>;
+}
+
+/** Every node on one EmbeddedLeaseStore, owned here. */
+export function embeddedBackend(): StoreBackend {
+  const store = new EmbeddedLeaseStore();
+  return {
+    name: 'embedded',
+    certificateIds: [],
+    init: () => Promise.resolve(),
+    configure: (_id, _pki, container) => {
+      container.bind(CONTROL_PLANE_TOKENS.LeaseStore).toConstantValue(new SwitchableStore(store));
+    },
+    reader: store,
+    release: () => Promise.resolve(),
+    close: () => Promise.resolve(store.dispose()),
+  };
+}
+
+export interface EtcdNodeOverride {
+  /** The etcd members this node's store dials (default: the test's etcd). */
+  readonly endpoints?: readonly string[];
+  /** The CA this node's `etcd` profile trusts (default: the cluster's dev CA, which issued etcd's certificate). */
+  readonly caFile?: string;
+}
+
+/**
+ * A real etcd (test/support/etcd.ts; client certificates required, its server certificate from
+ * the cluster's dev PKI), started by `init` and stopped by `close`. Each node's store is an
+ * EtcdLeaseStore from `etcdLeaseStoreModule` over the node's own factory; `overrides` point a
+ * node elsewhere (an unreachable port, a CA that does not trust etcd).
+ */
+export class EtcdBackend implements StoreBackend {
+  readonly name = 'etcd';
+  readonly certificateIds = ['etcd-server', 'etcd-reader'];
+  readonly overrides = new Map<string, EtcdNodeOverride>();
+  readonly prefix = `/omnirelay-feature/${process.pid}/`;
+  #etcd: EtcdServer | undefined;
+  #factory: IGrpcControlPlaneClientFactory | undefined;
+  #reader: EtcdLeaseStore | undefined;
+
+  get etcd(): EtcdServer {
+    if (this.#etcd === undefined) throw new Error('EtcdBackend.init() first');
+    return this.#etcd;
+  }
+
+  get reader(): EtcdLeaseStore {
+    if (this.#reader === undefined) throw new Error('EtcdBackend.init() first');
+    return this.#reader;
+  }
+
+  async init(pki: DevPkiFiles): Promise<void> {
+    const server = pki.files['etcd-server']!;
+    this.#etcd = await startEtcd({ certFile: server.certFile, keyFile: server.keyFile, caFile: pki.caFile });
+    const reader = pki.files['etcd-reader']!;
+    this.#factory = createControlPlaneClientFactory({ options: { profiles: { etcd: { http3: 'disable', tls: { mode: 'mtls', certFile: reader.certFile, keyFile: reader.keyFile, caFile: pki.caFile } } } } });
+    this.#reader = new EtcdLeaseStore(this.#factory, { endpoints: [this.#etcd.url], prefix: this.prefix });
+  }
+
+  configure(id: string, pki: DevPkiFiles, container: Container, profiles: Record<string, unknown>): void {
+    const files = pki.files[id]!;
+    const override = this.overrides.get(id) ?? {};
+    profiles['etcd'] = { http3: 'disable', connectTimeoutMs: 1_000, tls: { mode: 'mtls', certFile: files.certFile, keyFile: files.keyFile, caFile: override.caFile ?? pki.caFile } };
+    container.bind(CONTROL_PLANE_TOKENS.EtcdLeaseStoreOptions).toConstantValue({ endpoints: override.endpoints ?? [this.etcd.url], prefix: this.prefix });
+    container.load(etcdLeaseStoreModule);
+    container.onActivation<ILeaseStore>(CONTROL_PLANE_TOKENS.LeaseStore, (_context, store) => new SwitchableStore(store));
+  }
+
+  async release(store: ILeaseStore): Promise<void> {
+    if (store instanceof EtcdLeaseStore) await store.dispose();
+  }
+
+  async close(): Promise<void> {
+    await this.#reader?.dispose();
+    await this.#factory?.dispose();
+    await this.#etcd?.close();
+  }
+}
+
 export class LeadershipCluster {
   readonly nodes: LeaderNode[] = [];
-  readonly store = new EmbeddedLeaseStore();
   #dir = '';
   #pki: DevPkiFiles | undefined;
 
-  constructor(readonly options: Partial<LeadershipOptionsInput> = {}) {}
+  constructor(
+    readonly options: Partial<LeadershipOptionsInput> = {},
+    readonly backend: StoreBackend = embeddedBackend(),
+  ) {}
+
+  /** The shared state, read through the backend's own store. */
+  get store(): ILeaseStore {
+    return this.backend.reader;
+  }
 
   async init(ids: readonly string[]): Promise<void> {
     this.#dir = await mkdtemp(join(tmpdir(), 'omnirelay-leadership-'));
-    this.#pki = await writeDevPki(this.#dir, ids);
+    this.#pki = await writeDevPki(this.#dir, [...ids, ...this.backend.certificateIds]);
+    await this.backend.init(this.#pki);
   }
 
   get pki(): DevPkiFiles {
@@ -150,22 +257,22 @@ export class LeadershipCluster {
       info: (event, fields) => logs.push({ at: Date.now(), event, fields }),
       warn: (event, fields) => logs.push({ at: Date.now(), event, fields }),
     };
-    const store = new SwitchableStore(this.store);
     const container = new Container();
-    container.bind(TOKENS.ControlPlaneOptions).toConstantValue({
-      profiles: {
-        'control-plane': {
-          tls: { mode: 'mtls', certFile: files.certFile, keyFile: files.keyFile, caFile: this.pki.caFile },
-          connectTimeoutMs: 1_000,
-          retry: { maxAttempts: 3, initialBackoffMs: 10, maxBackoffMs: 50 },
-        },
+    const profiles: Record<string, unknown> = {
+      'control-plane': {
+        tls: { mode: 'mtls', certFile: files.certFile, keyFile: files.keyFile, caFile: this.pki.caFile },
+        connectTimeoutMs: 1_000,
+        retry: { maxAttempts: 3, initialBackoffMs: 10, maxBackoffMs: 50 },
       },
-    });
+    };
+    this.backend.configure(id, this.pki, container, profiles);
+    container.bind(TOKENS.ControlPlaneOptions).toConstantValue({ profiles });
     container.bind(CONTROL_PLANE_TOKENS.Logger).toConstantValue(logger);
-    container.bind(CONTROL_PLANE_TOKENS.LeaseStore).toConstantValue(store);
     container.bind(CONTROL_PLANE_TOKENS.LeadershipOptions).toConstantValue({ nodeId: id, ...this.options });
     container.load(grpcControlPlaneModule, leadershipModule);
     const agent = container.get<LeadershipAgent>(CONTROL_PLANE_TOKENS.Leadership);
+    const store = container.get<ILeaseStore>(CONTROL_PLANE_TOKENS.LeaseStore);
+    if (!(store instanceof SwitchableStore)) throw new Error(`node ${id}: the lease store is not switchable`);
     const host = await GrpcHost.start({ tls: { certFile: files.certFile, keyFile: files.keyFile, caFile: this.pki.caFile } }, [[leadershipV1.LeadershipControlDefinition, leadershipServiceImplementation(agent)]]);
     const node: LeaderNode = { id, host, container, agent, store, logs, stopped: false };
     this.nodes.push(node);
@@ -179,6 +286,7 @@ export class LeadershipCluster {
     node.stopped = true;
     await node.host.close(0);
     await node.agent.stop({ resign: false });
+    await this.backend.release(node.store.inner);
     await node.container.unbindAllAsync();
   }
 
@@ -187,7 +295,7 @@ export class LeadershipCluster {
       node.store.paused = false;
       await this.kill(node);
     }
-    this.store.dispose();
+    await this.backend.close();
     if (this.#dir !== '') await rm(this.#dir, { recursive: true, force: true });
   }
 }

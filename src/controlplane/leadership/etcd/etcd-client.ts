@@ -5,7 +5,7 @@ import * as rpc from '../../../gen/etcd/etcdserver/etcdserverpb/rpc.js';
 import * as mvcc from '../../../gen/etcd/mvcc/mvccpb/kv.js';
 import type { RequestOf, ResponseOf, ServiceDefinition, UnaryMethodKeys } from '../../../grpc/service-definition.js';
 import { sleep as realSleep, type RandomSource } from '../../../resilience/retry.js';
-import { EtcdError, toEtcdError, type EtcdCallContext } from './errors.js';
+import { EtcdError, leaseText, toEtcdError, type EtcdCallContext } from './errors.js';
 import { EtcdLeaseKeepAlive, type EtcdKeepAliveOptions } from './keep-alive.js';
 import { RequestQueue } from './request-queue.js';
 
@@ -217,6 +217,42 @@ export class EtcdClient {
     this.#keepAlives.add(keepAlive);
     void keepAlive.done.then(() => this.#keepAlives.delete(keepAlive));
     return keepAlive;
+  }
+
+  /**
+   * One keep-alive round trip on its own `LeaseKeepAlive` stream: sends one request, reads the
+   * answer, half-closes (etcd then ends the stream with OK). The TTL etcd granted (s), or 0
+   * when etcd no longer knows the lease (expired or revoked). For callers that renew on their
+   * own schedule (the leadership agent); {@link leaseKeepAlive} is the owned loop. Deadline:
+   * the call's `deadlineMs`, else the profile's unary `deadlineMs`.
+   */
+  async leaseKeepAliveOnce(leaseId: bigint, options: EtcdCallOptions = {}): Promise<number> {
+    this.#check();
+    const context: EtcdCallContext = { operation: 'LeaseKeepAlive', endpoints: this.#endpoints, leaseId };
+    const requests = new RequestQueue<rpc.LeaseKeepAliveRequest>();
+    requests.push({ ID: leaseId });
+    const deadlineMs = options.deadlineMs ?? this.#factory.options.profiles[this.#profile]?.deadlineMs;
+    try {
+      const stream = this.#factory.bidiStream(rpc.LeaseDefinition, 'leaseKeepAlive', requests, { ...options, ...this.#target, deadlineMs });
+      for await (const response of stream) {
+        requests.end();
+        return Number(response.TTL);
+      }
+      throw new EtcdError('ETCD_UNAVAILABLE', `etcd ended the keep-alive stream of lease ${leaseText(leaseId)} without an answer`, { operation: 'LeaseKeepAlive', endpoint: this.#endpoints.join(', '), leaseId });
+    } catch (error) {
+      throw toEtcdError(error, context);
+    } finally {
+      requests.end();
+    }
+  }
+
+  /**
+   * One `Txn` as etcd's protos spell it (compares, success and failure ops), for callers that
+   * need more than {@link createIfAbsent} (the etcd lease store's guarded elections and fenced
+   * writes). `about` names the key and lease in errors.
+   */
+  async txn(request: rpc.TxnRequest, about: { readonly key?: string | undefined; readonly leaseId?: bigint | undefined } = {}, options: EtcdCallOptions = {}): Promise<rpc.TxnResponse> {
+    return this.#unary(rpc.KVDefinition, 'txn', request, { operation: 'Txn', ...about }, options);
   }
 
   /**

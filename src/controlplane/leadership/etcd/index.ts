@@ -20,3 +20,5 @@ export {
 } from './etcd-client.js';
 export { EtcdError, leaseText, toEtcdError, type EtcdCallContext } from './errors.js';
 export { EtcdLeaseKeepAlive, type EtcdKeepAliveOptions } from './keep-alive.js';
+export { EtcdLeaseStore, ETCD_LEASE_STORE_DEFAULTS, resolveEtcdLeaseStoreOptions, type EtcdLeaseStoreDeps, type EtcdLeaseStoreOptions, type EtcdLeaseStoreOptionsInput } from './etcd-store.js';
+export { etcdLeaseStoreModule } from './module.js';
