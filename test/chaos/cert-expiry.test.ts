@@ -3,8 +3,9 @@
  * seconds, real clocks, real handshakes on loopback; no namespaces needed).
  *
  * - Our client certificate expires: new handshakes are refused by the server and fail with
- *   `TlsError` TLS_CLIENT_CERT_EXPIRED over HTTP/3 and TLS_CLIENT_CERT_REJECTED over HTTP/2
- *   (TLS 1.3 gives the client no alert to read there; see the test), never a plaintext retry;
+ *   `TlsError` TLS_CLIENT_CERT_EXPIRED over both protocols (HTTP/3 reads the server's alert;
+ *   over HTTP/2 TLS 1.3 gives no alert, so the transport checks our own certificate's dates;
+ *   see the test), never a plaintext retry;
  *   writing fresh files (the FileTlsProvider's live rotation) heals them without a restart.
  * - The server's certificate expires: new handshakes fail with TLS_PEER_EXPIRED; the server
  *   restarted on the same port with a fresh certificate (GrpcHost has no live rotation) heals them.
@@ -112,7 +113,7 @@ describe('certificates that expire mid-run', () => {
     await rm(dir, { recursive: true, force: true });
   });
 
-  test('our client certificate expires: typed TlsError (EXPIRED over HTTP/3, REJECTED over HTTP/2), healed by live rotation', async () => {
+  test('our client certificate expires: typed TlsError TLS_CLIENT_CERT_EXPIRED over both protocols, healed by live rotation', async () => {
     const served: Served = { count: 0 };
     const h2 = factoryFor('disable');
     const h3 = factoryFor('require');
@@ -129,10 +130,10 @@ describe('certificates that expire mid-run', () => {
     hosts.push(second);
     // HTTP/3 (our QUIC stack) reads the server's certificate_expired alert. Over HTTP/2 (Node's
     // TLS 1.3) the client's handshake is over before the server checks our certificate and Node's
-    // server closes without an alert the client can read, so the transport can only say
-    // "rejected" (its message names expiry as one cause): typed, but not the expiry code.
+    // server closes without an alert the client can read; the transport sees the rejection and
+    // that our own certificate is past its notAfter, and says so.
     expect(await ping(h3, second)).toEqual({ ok: false, name: 'TlsError', code: 'TLS_CLIENT_CERT_EXPIRED', message: expect.any(String) });
-    expect(await ping(h2, second)).toEqual({ ok: false, name: 'TlsError', code: 'TLS_CLIENT_CERT_REJECTED', message: expect.stringContaining('expired') });
+    expect(await ping(h2, second)).toEqual({ ok: false, name: 'TlsError', code: 'TLS_CLIENT_CERT_EXPIRED', message: expect.stringContaining('expired on') });
     expect(fresh.count).toBe(0); // nothing reached the service: no plaintext or unauthenticated path
 
     // Fresh files written in place: the provider's next generation heals both, no restart.

@@ -553,6 +553,15 @@ class GrpcJsConnection implements TransportConnection {
         // after the handshake, then close) shows up as a connection that closed right after a
         // verified handshake and before HTTP/2 settings.
         if (this.#target.tls.mode === 'mtls' && closedBeforeSettings(details) && this.#shared.lastVerifiedAt >= started) {
+          // Our own certificate being past its expiry is the likeliest reason, and one we can see: say so (HTTP/3 learns it from the server's alert 45).
+          const ours = this.#target.tls.clientCertificate;
+          if (ours !== undefined && new Date(ours.validTo).getTime() <= Date.now()) {
+            return new TlsError(
+              'TLS_CLIENT_CERT_EXPIRED',
+              `Peer ${endpoint} closed the connection right after the TLS handshake (profile "${this.#target.profileName}"): our client certificate (${ours.subject.replace(/\n/g, ', ')}) expired on ${new Date(ours.validTo).toISOString()}. Renew it; the new files are picked up live. Underlying error: ${details}`,
+              { peer: endpoint, profile: this.#target.profileName },
+            );
+          }
           return new TlsError(
             'TLS_CLIENT_CERT_REJECTED',
             `Peer ${endpoint} closed the connection right after the TLS handshake (profile "${this.#target.profileName}"): it rejected our client certificate (not issued by a CA it trusts, revoked, or expired). Underlying error: ${details}`,
