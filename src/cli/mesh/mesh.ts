@@ -322,28 +322,27 @@ export class Mesh {
     const options = checkOptions(input);
     const ids = Array.from({ length: options.nodes }, (_, i) => `node-${i + 1}`);
     const dir = await mkdtemp(join(tmpdir(), 'omnirelay-mesh-'));
-    let metrics: MeshMetrics | undefined;
+    let mesh: Mesh;
     try {
       const pki = await writeDevPki(dir, ids);
-      metrics = await startMeshMetrics(options.metricsPort);
-      const mesh = new Mesh(options, dir, pki, metrics);
-      try {
-        for (const [index, id] of ids.entries()) {
-          const slot: Slot = { id, index: index + 1, port: 0, endpoint: '', state: 'restarting', node: undefined, hint: 'allow', busy: Promise.resolve() };
-          mesh.#slots.push(slot);
-          await mesh.#startNode(slot);
-        }
-      } catch (error) {
-        await mesh.close();
-        throw error;
-      }
-      mesh.#sampler = setInterval(() => mesh.#sample(), options.sampleIntervalMs);
-      return mesh;
+      mesh = new Mesh(options, dir, pki, await startMeshMetrics(options.metricsPort));
     } catch (error) {
-      if (metrics !== undefined) await metrics.close().catch(() => undefined);
       await rm(dir, { recursive: true, force: true });
       throw error;
     }
+    try {
+      for (const [index, id] of ids.entries()) {
+        const slot: Slot = { id, index: index + 1, port: 0, endpoint: '', state: 'restarting', node: undefined, hint: 'allow', busy: Promise.resolve() };
+        mesh.#slots.push(slot);
+        await mesh.#startNode(slot);
+      }
+    } catch (error) {
+      // Closes the nodes started so far, the metrics and the temp dir.
+      await mesh.close();
+      throw error;
+    }
+    mesh.#sampler = setInterval(() => mesh.#sample(), options.sampleIntervalMs);
+    return mesh;
   }
 
   /** `http://127.0.0.1:<port>/metrics`, when metrics are served. */
@@ -373,9 +372,9 @@ export class Mesh {
 
   /** Takes a snapshot now (also published on `snapshots$`; the rates cover the time since the previous one). */
   async sample(): Promise<MeshSnapshot> {
+    if (this.#closing !== undefined) throw new Error('omnirelay mesh: closed; no more snapshots');
     await this.#sampling;
-    const snapshot = await this.#takeSnapshot();
-    return snapshot;
+    return this.#takeSnapshot();
   }
 
   /** A crash: the node's servers close at once, its agents go quiet (no leave, no resignation). */

@@ -166,7 +166,7 @@ export function processMeshIo(): { readonly io: MeshIo; dispose(): void } {
       stdout: process.stdout,
       stderr: process.stderr,
       stdin: process.stdin,
-      isTTY: process.stdout.isTTY && process.stdin.isTTY,
+      isTTY: process.stdout.isTTY === true && process.stdin.isTTY === true,
       signal: controller.signal,
       columns: () => process.stdout.columns,
     },
