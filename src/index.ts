@@ -95,7 +95,7 @@ export type { Clock } from './clock.js';
 
 export { GrpcH3Transport } from './transport/http3/grpc-h3-transport.js';
 export { GrpcJsTransport } from './transport/http2/grpc-js-transport.js';
-export { GrpcH3Host, type GrpcH3HostOptions } from './server/grpc-h3-host.js';
+export { GrpcH3Host, type GrpcH3HostOptions, type Http3ConnectionStats } from './server/grpc-h3-host.js';
 export {
   fetchHttp3,
   Http3Client,

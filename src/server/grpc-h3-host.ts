@@ -30,6 +30,14 @@ export interface GrpcH3HostOptions extends H3QuicServerOptions {
   readonly maxReceiveMessageBytes?: number | undefined;
 }
 
+/** What {@link GrpcH3Host.connectionStats} (and {@link GrpcHost.http3Connections}) report. */
+export interface Http3ConnectionStats {
+  /** Connections whose handshake (and client certificate check) is done and that are not closed. */
+  readonly open: number;
+  /** Connections accepted (handshake done) since the host started. */
+  readonly accepted: number;
+}
+
 interface Route {
   readonly method: MethodDefinition<unknown, unknown>;
   readonly handler: UnaryHandler<unknown, unknown> | ServerStreamHandler<unknown, unknown> | ClientStreamHandler<unknown, unknown> | BidiStreamHandler<unknown, unknown>;
@@ -70,6 +78,8 @@ export class GrpcH3Host {
   readonly #maxReceive: number;
   readonly #connections = new Set<ConnectionState>();
   readonly #calls = new Set<AbortController>();
+  /** HTTP/3 sessions started (handshake and client certificate check done) since start. */
+  #accepted = 0;
   #closing = false;
   #onIdle: (() => void) | undefined;
 
@@ -91,6 +101,14 @@ export class GrpcH3Host {
   /** `https://host:port`. */
   get url(): string {
     return `https://${this.host.includes(':') ? `[${this.host}]` : this.host}:${this.port}`;
+  }
+
+  /**
+   * HTTP/3 connections: `open` now (handshake and client check done, not yet closed) and
+   * `accepted` since start. A read-only snapshot, e.g. for a gauge and a counter.
+   */
+  get connectionStats(): Http3ConnectionStats {
+    return { open: this.#connections.size, accepted: this.#accepted };
   }
 
   static async start<const T extends readonly ServiceDefinition[]>(options: GrpcH3HostOptions, services: ServiceRegistrations<T>): Promise<GrpcH3Host> {
@@ -128,6 +146,7 @@ export class GrpcH3Host {
     });
     (state as { session: H3Session }).session = session;
     this.#connections.add(state);
+    this.#accepted++;
     session.start();
     if (this.#closing) session.sendGoaway(0n);
   }

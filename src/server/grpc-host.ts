@@ -18,7 +18,7 @@ import { commonNameOf } from '../grpc/peer-identity.js';
 import { CertificateCache } from '../tls/certificate-cache.js';
 import { quicAvailable, quiche } from '../quic/native.js';
 import { splitCrlFile } from '../tls/pem.js';
-import { GrpcH3Host } from './grpc-h3-host.js';
+import { GrpcH3Host, type Http3ConnectionStats } from './grpc-h3-host.js';
 import { builtInHealthService } from './health-service.js';
 import {
   CallTrailers,
@@ -315,6 +315,14 @@ export class GrpcHost {
   /** `https://host:port` (or `http://` for an insecure host). */
   get url(): string {
     return this.#address;
+  }
+
+  /**
+   * The HTTP/3 side's connections, open now and accepted since start (both 0 when HTTP/3 is
+   * off). HTTP/2 connections are grpc-js's and are not counted here.
+   */
+  get http3Connections(): Http3ConnectionStats {
+    return this.#http3?.connectionStats ?? { open: 0, accepted: 0 };
   }
 
   /** The protocols served on `port`: `['h2', 'h3']`, or `['h2']` when HTTP/3 is off. */

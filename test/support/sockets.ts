@@ -1,4 +1,4 @@
-import { readFileSync } from 'node:fs';
+import { readdirSync, readFileSync, readlinkSync } from 'node:fs';
 
 /**
  * Counts TCP sockets in state ESTABLISHED whose remote port is `port`, from the kernel's
@@ -39,4 +39,50 @@ export async function collectGarbage(): Promise<void> {
     gc();
     await new Promise((resolve) => setImmediate(resolve));
   }
+}
+
+/** One socket this process holds, from /proc/self/fd joined with the kernel's tables by inode. */
+export interface OwnSocket {
+  readonly protocol: 'tcp' | 'udp';
+  readonly localPort: number;
+  /** 0 for a listening or unconnected socket. */
+  readonly remotePort: number;
+  /** The kernel's state code (TCP: '01' established, '0A' listening; UDP: '07' unconnected or '01' connected). */
+  readonly state: string;
+}
+
+/**
+ * Every TCP and UDP socket (IPv4 and IPv6) open in this process: the socket inodes of
+ * /proc/self/fd looked up in /proc/net/{tcp,tcp6,udp,udp6}. Other sockets (Unix, netlink) are
+ * left out; `total` counts every socket descriptor.
+ */
+export function ownSockets(): { sockets: OwnSocket[]; total: number } {
+  const inodes = new Set<string>();
+  for (const fd of readdirSync('/proc/self/fd')) {
+    let target: string;
+    try {
+      target = readlinkSync(`/proc/self/fd/${fd}`);
+    } catch {
+      continue; // closed meanwhile (the readdir's own descriptor, for one)
+    }
+    const match = /^socket:\[(\d+)\]$/.exec(target);
+    if (match?.[1] !== undefined) inodes.add(match[1]);
+  }
+  const sockets: OwnSocket[] = [];
+  for (const [protocol, table] of [['tcp', '/proc/net/tcp'], ['tcp', '/proc/net/tcp6'], ['udp', '/proc/net/udp'], ['udp', '/proc/net/udp6']] as const) {
+    let text: string;
+    try {
+      text = readFileSync(table, 'utf8');
+    } catch {
+      continue;
+    }
+    for (const line of text.split('\n').slice(1)) {
+      const fields = line.trim().split(/\s+/);
+      const inode = fields[9];
+      if (inode === undefined || !inodes.has(inode)) continue;
+      const port = (address: string | undefined): number => Number.parseInt(address?.split(':')[1] ?? '0', 16);
+      sockets.push({ protocol, localPort: port(fields[1]), remotePort: port(fields[2]), state: fields[3] ?? '' });
+    }
+  }
+  return { sockets, total: inodes.size };
 }
