@@ -23,8 +23,9 @@ describe('options as a live Observable', () => {
   it('applies a new snapshot to the next call, rebuilds connections whose settings changed, and keeps the last good one when a snapshot is bad', async () => {
     const base = (deadlineMs: number, keepaliveMs: number): ControlPlaneOptionsInput =>
       // connectTimeoutMs written, so the deadline changes alone (a deadline below the preset's
-      // connect timeout would lower it too, and that is a connection setting).
-      mtlsOptions(pki, pki.client, { profiles: { 'control-plane': { deadlineMs, connectTimeoutMs: 50, keepalive: { timeMs: keepaliveMs, timeoutMs: 1_000 } } }, endpoints: { a: { url: node.url } } });
+      // connect timeout would lower it too, and that is a connection setting). 1 s, not less: a
+      // loaded machine may take a few hundred ms for the QUIC handshake, and the test wants HTTP/3.
+      mtlsOptions(pki, pki.client, { profiles: { 'control-plane': { deadlineMs, connectTimeoutMs: 1_000, keepalive: { timeMs: keepaliveMs, timeoutMs: 1_000 } } }, endpoints: { a: { url: node.url } } });
     const source = new BehaviorSubject<ControlPlaneOptionsInput>(base(2_000, 10_000));
     const { container } = containerWith(source);
     const factory = container.get<IGrpcControlPlaneClientFactory>(TOKENS.GrpcControlPlaneClientFactory);
@@ -36,9 +37,9 @@ describe('options as a live Observable', () => {
     expect(first).toMatchObject({ state: 'active', protocol: 'h3' });
 
     // A per-call setting (the deadline) changes: same connection, new deadline.
-    source.next(base(50, 10_000));
-    expect(factory.options.profiles['control-plane']?.deadlineMs).toBe(50);
-    await expect(factory.unary(ControlPlaneDefinition, 'ping', ping(2, 20), { endpoint: 'a' })).rejects.toMatchObject({ statusName: 'DEADLINE_EXCEEDED' });
+    source.next(base(1_000, 10_000));
+    expect(factory.options.profiles['control-plane']?.deadlineMs).toBe(1_000);
+    await expect(factory.unary(ControlPlaneDefinition, 'ping', ping(2, 300), { endpoint: 'a' })).rejects.toMatchObject({ statusName: 'DEADLINE_EXCEEDED' });
     expect(factory.connections().map((c) => c.generation)).toEqual([first!.generation]);
 
     // A connection setting (keepalive) changes: the idle connection is retired at once, the next call gets a new one.
