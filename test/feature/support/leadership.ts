@@ -39,6 +39,7 @@ import {
   type LeaseGrant,
   type StoreCallOptions,
   type StoredValue,
+  type TelemetryProviders,
 } from 'omnirelay';
 import { startEtcd, type EtcdServer } from '../../support/etcd.js';
 
@@ -216,6 +217,8 @@ export class LeadershipCluster {
   constructor(
     readonly options: Partial<LeadershipOptionsInput> = {},
     readonly backend: StoreBackend = embeddedBackend(),
+    /** Bound to TOKENS.Telemetry of every node when given (default: the global providers). */
+    readonly telemetry?: TelemetryProviders,
   ) {}
 
   /** The shared state, read through the backend's own store. */
@@ -268,6 +271,7 @@ export class LeadershipCluster {
     this.backend.configure(id, this.pki, container, profiles);
     container.bind(TOKENS.ControlPlaneOptions).toConstantValue({ profiles });
     container.bind(CONTROL_PLANE_TOKENS.Logger).toConstantValue(logger);
+    if (this.telemetry !== undefined) container.bind(TOKENS.Telemetry).toConstantValue(this.telemetry);
     container.bind(CONTROL_PLANE_TOKENS.LeadershipOptions).toConstantValue({ nodeId: id, ...this.options });
     container.load(grpcControlPlaneModule, leadershipModule);
     const agent = container.get<LeadershipAgent>(CONTROL_PLANE_TOKENS.Leadership);
