@@ -3,7 +3,8 @@
  * GrpcHosts on 127.0.0.1: one serving HTTP/3 and HTTP/2, one HTTP/2 only.
  */
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
-import { mkdtemp, rm } from 'node:fs/promises';
+import { mkdtemp, readFile, rm } from 'node:fs/promises';
+import { Server, ServerCredentials } from '@grpc/grpc-js';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { GrpcHost, writeDevPki, type DevPkiFiles } from 'omnirelay';
@@ -72,6 +73,23 @@ describe('omnirelay probe (built CLI, child process)', () => {
     expect(run.stdout).toMatch(/^tls: +TLSv1\.[23] \S+, ALPN h2$/m);
     expect(run.stdout).toMatch(/^result: +HEALTHY \(SERVING\)$/m);
     expect(warnings(run)).toEqual([]);
+  });
+
+  it('a server without the health service answers UNIMPLEMENTED over verified TLS: reachable, healthy (exit 0), said so', async () => {
+    const server = new Server();
+    const files = pki.files.server!;
+    const credentials = ServerCredentials.createSsl(await readFile(pki.caFile), [{ cert_chain: await readFile(files.certFile), private_key: await readFile(files.keyFile) }], true);
+    const port = await new Promise<number>((resolve, reject) => server.bindAsync('127.0.0.1:0', credentials, (error, bound) => (error ? reject(error) : resolve(bound))));
+    try {
+      const run = await runCli(['probe', `127.0.0.1:${port}`, ...client, '--rtt', '1']);
+      expectRun(run, { code: 0 });
+      expect(run.stdout).toMatch(/^protocol: +h2 /m);
+      expect(run.stdout).toMatch(/^peer: +CN=server$/m);
+      expect(run.stdout).toMatch(/^result: +HEALTHY \(reachable: the server has no grpc\.health\.v1 service and answered UNIMPLEMENTED/m);
+      expect(warnings(run)).toEqual([]);
+    } finally {
+      server.forceShutdown();
+    }
   });
 
   it('a server certificate we do not trust is unhealthy (exit 1), one line naming the peer', async () => {

@@ -17,7 +17,7 @@ import { RpcError } from '../../errors.js';
 import { HealthCheckResponse_ServingStatus, HealthDefinition, healthCheckResponse_ServingStatusToJSON } from '../../gen/grpc/health/v1/health.js';
 import { GRPC_STATUS } from '../../grpc/status.js';
 import type { IGrpcControlPlaneClientFactory, UnaryResult } from '../../factory/types.js';
-import { ATTR_FALLBACK_REASON, ATTR_PROTOCOL_REASON } from '../../telemetry/names.js';
+import { ATTR_FALLBACK_REASON, ATTR_PROTOCOL, ATTR_PROTOCOL_REASON } from '../../telemetry/names.js';
 import { EXIT, type ExitCode } from '../errors.js';
 import { writeLine, type CliIo } from '../io.js';
 import { SpanRecorder, type RecordedSpan } from '../span-recorder.js';
@@ -165,13 +165,16 @@ export async function runProbe(options: ProbeOptions, io: CliIo): Promise<ExitCo
     const rttProtocols = new Set<string>();
     for (let i = 0; i < rttCalls; i++) {
       const t = performance.now();
-      const result = await check(factory, endpoint, profile, service, deadlineMs);
+      await check(factory, endpoint, profile, service, deadlineMs);
       rtts.push(performance.now() - t);
-      if (result !== 'unimplemented') rttProtocols.add(result.protocol);
+      const used = recorder.last()?.attributes[ATTR_PROTOCOL];
+      if (typeof used === 'string') rttProtocols.add(used);
     }
 
-    const protocol = first === 'unimplemented' ? undefined : first.protocol;
-    out('protocol', protocol !== undefined ? PROTOCOL_NAMES[protocol] : 'unknown (the server has no health service; the call was answered UNIMPLEMENTED)');
+    // An UNIMPLEMENTED answer has no result object; the call's span still says which protocol carried it.
+    const spanProtocol = firstSpan?.attributes[ATTR_PROTOCOL];
+    const protocol = first !== 'unimplemented' ? first.protocol : spanProtocol === 'h3' || spanProtocol === 'h2' ? spanProtocol : undefined;
+    out('protocol', protocol !== undefined ? PROTOCOL_NAMES[protocol] : 'unknown');
     if (protocol !== 'h3') {
       const reason = why(firstSpan) ?? 'the factory recorded no reason';
       const probe = await factory.probeHttp3({ endpoint: endpoint.url, profile });
