@@ -170,6 +170,23 @@ describe('package: npm pack, npm install in a new project, the README example', 
     }
   }, 240_000);
 
+  it('the `omnirelay` bin works from the installed package: `npx omnirelay --help`, and `certs dev` writes a PKI', async () => {
+    if (!installed) throw new Error('the package is not installed: npm install failed');
+    const help = await run('npx', ['--no-install', 'omnirelay', '--help'], project, 60_000);
+    const helpContext = describeRun('npx omnirelay --help', help);
+    if (help.code !== 0 || help.timedOut) throw new Error(helpContext);
+    try {
+      expect(help.stdout).toMatch(/^Usage: omnirelay/m);
+      for (const command of ['certs', 'probe', 'bench']) expect(help.stdout).toMatch(new RegExp(`^  ${command}\\b`, 'm'));
+      expect(help.stdout).toContain('Exit codes:');
+    } catch (error) {
+      (error as Error).message += `\n\n${helpContext}`;
+      throw error;
+    }
+    const certs = await run('npx', ['--no-install', 'omnirelay', 'certs', 'dev', join(root, 'bin-pki'), '--nodes', 'probe'], project, 60_000);
+    expect({ code: certs.code, stderr: certs.stderr, ca: existsSync(join(root, 'bin-pki', 'ca.pem')), node: existsSync(join(root, 'bin-pki', 'probe.pem')) }).toEqual({ code: 0, stderr: '', ca: true, node: true });
+  }, 90_000);
+
   it('runs the README example with plain Node: the first call goes over HTTP/3, no OmniRelay warning, and the process exits by itself', async () => {
     if (!installed) throw new Error('the package is not installed: npm install failed');
     const example = readmeExample(await readFile(join(REPO_ROOT, 'README.md'), 'utf8'));

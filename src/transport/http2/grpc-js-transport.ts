@@ -1,4 +1,5 @@
 import type { X509Certificate } from 'node:crypto';
+import { isIP } from 'node:net';
 import {
   connectivityState,
   credentials,
@@ -70,6 +71,7 @@ export function gateDials(creds: ChannelCredentials, mayDial: () => boolean, obs
   const create: SecureConnectorFactory = creds._createSecureConnector.bind(creds);
   creds._createSecureConnector = (...args: Parameters<SecureConnectorFactory>) => {
     const connector = create(...args);
+    dropIpServerName(connector);
     // The connector sees the attempt's TLS socket and its Node errors (with `code`), which
     // grpc-js passes on only as message text: recorded here for the transport to classify.
     const failed = (error: unknown): void => {
@@ -98,6 +100,24 @@ export function gateDials(creds: ChannelCredentials, mayDial: () => boolean, obs
     };
   };
   return creds;
+}
+
+/**
+ * grpc-js (1.14) sets the TLS `servername` (SNI) to the target's host, an IP address for an IP
+ * target, and Node then prints DEP0123 ("Setting the TLS ServerName to an IP address is not
+ * permitted by RFC 6066") once per process. RFC 6066 §3 forbids IP addresses in SNI, so we drop
+ * it there: without `servername`, Node checks the certificate against the connection's `host`
+ * (grpc-js sets it to the same IP), so the name check is unchanged. The options grpc-js's
+ * secure connector passes to `tls.connect` are read from its `connectionOptions` field;
+ * test/unit/transport/grpc-js-dial-gate.test.ts pins that to the installed grpc-js, and
+ * test/integration/ip-sni-warning.test.ts checks that no warning comes back.
+ * Returns whether the connector had such options (false: grpc-js changed shape).
+ */
+export function dropIpServerName(connector: object): boolean {
+  const options = (connector as { connectionOptions?: { servername?: unknown } }).connectionOptions;
+  if (typeof options !== 'object' || options === null) return false;
+  if (typeof options.servername === 'string' && isIP(options.servername) !== 0) delete options.servername;
+  return true;
 }
 
 function toMetadata(values: CallMetadata): Metadata {

@@ -6,7 +6,7 @@
 import { createServer } from 'node:net';
 import { describe, expect, it } from '@jest/globals';
 import { Client, credentials } from '@grpc/grpc-js';
-import { gateDials } from '../../../src/transport/http2/grpc-js-transport.js';
+import { dropIpServerName, gateDials } from '../../../src/transport/http2/grpc-js-transport.js';
 
 async function countingServer(): Promise<{ port: number; accepted: () => number; close: () => Promise<void> }> {
   let accepted = 0;
@@ -47,5 +47,26 @@ describe('gateDials (grpc-js dial gate)', () => {
     } finally {
       await server.close();
     }
+  });
+});
+
+describe('dropIpServerName (no IP address as TLS SNI, RFC 6066)', () => {
+  const connectorFor = (path: string): { connectionOptions?: { servername?: string; host?: string } } =>
+    credentials.createSsl()._createSecureConnector({ scheme: 'dns', path }, {}) as unknown as { connectionOptions?: { servername?: string; host?: string } };
+
+  it('finds the options grpc-js passes to tls.connect, and removes an IP servername while the host stays', () => {
+    for (const [path, host] of [['127.0.0.1:443', '127.0.0.1'], ['[::1]:443', '::1']] as const) {
+      const connector = connectorFor(path);
+      expect(connector.connectionOptions?.servername).toBe(host); // what grpc-js does: DEP0123 at tls.connect
+      expect(dropIpServerName(connector)).toBe(true);
+      expect(connector.connectionOptions).not.toHaveProperty('servername');
+      expect(connector.connectionOptions?.host).toBe(host); // Node checks the certificate against it
+    }
+  });
+
+  it('keeps a DNS name as the servername', () => {
+    const connector = connectorFor('localhost:443');
+    expect(dropIpServerName(connector)).toBe(true);
+    expect(connector.connectionOptions?.servername).toBe('localhost');
   });
 });
