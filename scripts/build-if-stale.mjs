@@ -1,9 +1,12 @@
 #!/usr/bin/env node
 /**
- * `npm start`'s prestart: builds only what is stale, so a start after a build runs at once.
+ * `npm start`'s and `npm run demo`'s pre-script: builds only what is stale, so a start after a
+ * build runs at once.
  * - `buf generate` when a protos/ file (or buf.gen.yaml) is newer than src/gen/, or src/gen/ is missing;
- * - `tsc -p tsconfig.build.json` (no lint, no test type-check: `npm run build` does those) when
- *   a src/ file or a tsconfig is newer than dist/, or dist/ is missing.
+ * - `bundle` (npm start): scripts/bundle-cli.mjs (esbuild, about a second) when a src/ file,
+ *   a tsconfig or package.json is newer than dist-cli/omnirelay.mjs, or it is missing;
+ * - `dist` (npm run demo): `tsc -p tsconfig.build.json` (no lint, no test type-check:
+ *   `npm run build` does those) when one of them is newer than dist/, or dist/ is missing.
  * Fresh: prints nothing and takes a few tens of milliseconds. Stale: says so on its first line,
  * before the build starts. Newer means a later modification time than the oldest output checked.
  */
@@ -72,23 +75,41 @@ const genOldest = (() => {
 })();
 const protoChange = newer([newest(at('protos')), file(at('buf.gen.yaml')), file(at('buf.yaml'))], genOldest);
 if (genOldest === undefined || protoChange !== undefined) {
-  console.log(`prestart: ${genOldest === undefined ? 'src/gen/ is missing' : `${relative(root, protoChange.path)} is newer than src/gen/`}: running buf generate, then tsc`);
+  console.log(`prestart: ${genOldest === undefined ? 'src/gen/ is missing' : `${relative(root, protoChange.path)} is newer than src/gen/`}: running buf generate`);
   run('buf', ['generate']);
 }
 
-// Compiled code: dist/cli/demo.js and dist/index.js must be newer than every source and tsconfig.
-const outputs = [mtime(at('dist', 'index.js')), mtime(at('dist', 'cli', 'demo.js')), mtime(at('dist', 'cli', 'main.js'))];
-const distOldest = outputs.includes(undefined) ? undefined : Math.min(...outputs);
-const sourceChange = newer([newest(at('src'), (p) => p.endsWith('.ts')), file(at('tsconfig.json')), file(at('tsconfig.build.json'))], distOldest);
-if (distOldest === undefined || sourceChange !== undefined) {
-  console.log(`prestart: ${distOldest === undefined ? 'dist/ is missing' : `${relative(root, sourceChange.path)} is newer than dist/`}: compiling with tsc -p tsconfig.build.json (no lint; about 15 s)`);
-  const started = performance.now();
-  const result = spawnSync(at('node_modules', '.bin', 'tsc'), ['-p', 'tsconfig.build.json'], { cwd: root, stdio: 'inherit', shell: process.platform === 'win32' });
-  if (result.status !== 0) {
-    // tsc writes its output even with type errors: mark dist/ stale so the next start compiles again.
-    for (const path of [at('dist', 'index.js'), at('dist', 'cli', 'demo.js')]) if (mtime(path) !== undefined) utimesSync(path, 0, 0);
-    console.error(`prestart: tsc failed (exit ${result.status ?? result.signal}); fix the type errors above`);
-    process.exit(result.status ?? 1);
+// What is being started: `bundle` (npm start: the bundled CLI, dist-cli/omnirelay.mjs, made by
+// esbuild from the sources in about a second, no type check) or `dist` (npm run demo: tsc's dist/).
+const target = process.argv[2] ?? 'dist';
+const sources = () => [newest(at('src'), (p) => p.endsWith('.ts')), file(at('tsconfig.json')), file(at('tsconfig.build.json')), file(at('package.json'))];
+
+if (target === 'bundle') {
+  const bundled = mtime(at('dist-cli', 'omnirelay.mjs'));
+  const sourceChange = newer(sources(), bundled);
+  if (bundled === undefined || sourceChange !== undefined) {
+    console.log(`prestart: ${bundled === undefined ? 'dist-cli/ is missing' : `${relative(root, sourceChange.path)} is newer than dist-cli/`}: bundling the CLI with esbuild (no type check, no lint; about a second)`);
+    const result = spawnSync(process.execPath, [at('scripts', 'bundle-cli.mjs')], { cwd: root, stdio: 'inherit' });
+    if (result.status !== 0) {
+      console.error(`prestart: bundling failed (exit ${result.status ?? result.signal}); fix the errors above`);
+      process.exit(result.status ?? 1);
+    }
   }
-  console.log(`prestart: compiled in ${((performance.now() - started) / 1000).toFixed(1)} s`);
+} else {
+  // Compiled code: dist/cli/demo.js and dist/index.js must be newer than every source and tsconfig.
+  const outputs = [mtime(at('dist', 'index.js')), mtime(at('dist', 'cli', 'demo.js')), mtime(at('dist', 'cli', 'main.js'))];
+  const distOldest = outputs.includes(undefined) ? undefined : Math.min(...outputs);
+  const sourceChange = newer(sources(), distOldest);
+  if (distOldest === undefined || sourceChange !== undefined) {
+    console.log(`prestart: ${distOldest === undefined ? 'dist/ is missing' : `${relative(root, sourceChange.path)} is newer than dist/`}: compiling with tsc -p tsconfig.build.json (no lint; about 15 s)`);
+    const started = performance.now();
+    const result = spawnSync(at('node_modules', '.bin', 'tsc'), ['-p', 'tsconfig.build.json'], { cwd: root, stdio: 'inherit', shell: process.platform === 'win32' });
+    if (result.status !== 0) {
+      // tsc writes its output even with type errors: mark dist/ stale so the next start compiles again.
+      for (const path of [at('dist', 'index.js'), at('dist', 'cli', 'demo.js')]) if (mtime(path) !== undefined) utimesSync(path, 0, 0);
+      console.error(`prestart: tsc failed (exit ${result.status ?? result.signal}); fix the type errors above`);
+      process.exit(result.status ?? 1);
+    }
+    console.log(`prestart: compiled in ${((performance.now() - started) / 1000).toFixed(1)} s`);
+  }
 }

@@ -15,7 +15,11 @@ import { describeError, EXIT, EXIT_CODES_HELP } from './errors.js';
 import { processIo, writeLine, type CliIo } from './io.js';
 import { PROFILES } from './target.js';
 
+/** Set by the bundler (scripts/bundle-cli.mjs) in the single-file CLI, where no package.json sits two levels up. */
+declare const OMNIRELAY_VERSION: string | undefined;
+
 function packageVersion(): string {
+  if (typeof OMNIRELAY_VERSION === 'string') return OMNIRELAY_VERSION;
   const manifest = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version?: string };
   return manifest.version ?? '0.0.0';
 }

@@ -1,11 +1,13 @@
 /**
- * Runs the built CLI (`dist/cli/main.js`) as a child process, the way a user's shell would,
- * and collects its exit code and output. Shared by the cli-*.test.ts files.
+ * Runs the bundled CLI (`dist-cli/omnirelay.mjs`, one file made by scripts/bundle-cli.mjs in
+ * `npm run build`, the native QUIC binding beside it) as a child process, the way a user's shell
+ * would, and collects its exit code and output. Shared by the cli-*.test.ts files. The package
+ * tier runs the `omnirelay` bin of the installed tarball (dist/cli/main.js) as well.
  */
 import { spawn } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 
-export const CLI = fileURLToPath(new URL('../../dist/cli/main.js', import.meta.url));
+export const CLI = fileURLToPath(new URL('../../dist-cli/omnirelay.mjs', import.meta.url));
 
 export interface CliRun {
   readonly code: number | null;
