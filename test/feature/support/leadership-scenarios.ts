@@ -92,6 +92,7 @@ export function describeLeaderElection(title: string, backend: () => StoreBacken
     });
 
     it('kill the leader of `global`: a new one is elected and observed by every surviving node through Watch', async () => {
+      expect(await eventually(() => cluster.leadersOf('global').length === 1)).toBe(true);
       const old = cluster.leadersOf('global')[0]!;
       const oldToken = old.agent.leader('global')!.fenceToken;
       await cluster.kill(old);
@@ -107,6 +108,8 @@ export function describeLeaderElection(title: string, backend: () => StoreBacken
     });
 
     it("pause the leader of `shard-7` (its store calls hang): it steps down before anyone else is elected, and its later fenced write is rejected", async () => {
+      // The previous test killed the `global` leader, which may have led `shard-7` too: wait for its successor.
+      expect(await eventually(() => cluster.leadersOf('shard-7').length === 1)).toBe(true);
       const paused = cluster.leadersOf('shard-7')[0]!;
       const writer = paused.agent.fence('shard-7');
       await writer.put('shard-7/owner', paused.id);
