@@ -1,21 +1,13 @@
-import { Observable, ReplaySubject, Subject, distinctUntilChanged, share, takeUntil, type Subscriber } from 'rxjs';
-import { ConfigError, DisposedError, type ConfigIssue } from '../../errors.js';
+import { Subject, type Observable, type Subscriber } from 'rxjs';
+import { DisposedError } from '../../errors.js';
 import type { CallOptions, CallTarget, IGrpcControlPlaneClientFactory } from '../../factory/types.js';
 import * as discoveryV1 from '../../gen/omnirelay/controlplane/discovery/v1/discovery.js';
-import { backoffDelay, sleep as realSleep, type RandomSource } from '../../resilience/retry.js';
+import { sleep as realSleep, type RandomSource } from '../../resilience/retry.js';
+import { resolveWatchBackoff, rewatch, sharedLiveStream, type WatchBackoff } from '../live-watch.js';
 import type { EndpointSource } from './service-registry.js';
 
-/** Backoff between two watches of one service after a failure (or a stream the server ended). */
-export interface DiscoveryBackoff {
-  /** First wait (ms). Default 100. */
-  readonly initialMs: number;
-  /** Cap (ms). Default 10 000. */
-  readonly maxMs: number;
-  /** Growth per failure in a row. Default 2. */
-  readonly multiplier: number;
-  /** Fraction (0..1) of each wait that is randomised, so clients do not come back in step. Default 0.2. */
-  readonly jitter: number;
-}
+/** Backoff between two watches of one service after a failure (or a stream the server ended): first wait `initialMs` (default 100), cap `maxMs` (default 10 000), growth `multiplier` per failure in a row (default 2), randomised fraction `jitter` (default 0.2). */
+export type DiscoveryBackoff = WatchBackoff;
 
 /** What `onWatchError` learns about a failed watch. */
 export interface DiscoveryWatchFailure {
@@ -85,7 +77,7 @@ export class DiscoveryClient implements EndpointSource {
   constructor(factory: IGrpcControlPlaneClientFactory, options: DiscoveryClientOptions) {
     this.#factory = factory;
     this.#target = options.target;
-    this.#backoff = checkBackoff({ ...DEFAULT_BACKOFF, ...definedOnly(options.backoff ?? {}) });
+    this.#backoff = resolveWatchBackoff(DEFAULT_BACKOFF, options.backoff, 'discovery client options');
     this.#random = options.random ?? Math.random;
     this.#sleep = options.sleep ?? realSleep;
     this.#onWatchError =
@@ -109,16 +101,7 @@ export class DiscoveryClient implements EndpointSource {
     if (this.#disposed) throw new DisposedError('The discovery client');
     let stream = this.#streams.get(service);
     if (stream === undefined) {
-      stream = new Observable<readonly string[]>((subscriber) => {
-        const controller = new AbortController();
-        const loop = this.#watch(service, subscriber, controller.signal).finally(() => this.#loops.delete(loop));
-        this.#loops.add(loop);
-        return () => controller.abort();
-      }).pipe(
-        distinctUntilChanged(sameStrings),
-        takeUntil(this.#disposed$),
-        share({ connector: () => new ReplaySubject<readonly string[]>(1), resetOnRefCountZero: true, resetOnComplete: true, resetOnError: true }),
-      );
+      stream = sharedLiveStream<readonly string[]>((subscriber, signal) => this.#watch(service, subscriber, signal), sameStrings, this.#loops, this.#disposed$);
       this.#streams.set(service, stream);
     }
     return stream;
@@ -135,37 +118,18 @@ export class DiscoveryClient implements EndpointSource {
     await Promise.all([...this.#loops]);
   }
 
-  async #watch(service: string, subscriber: Subscriber<readonly string[]>, signal: AbortSignal): Promise<void> {
-    let failures = 0;
-    while (!signal.aborted) {
-      try {
-        const stream = this.#factory.serverStream(discoveryV1.DiscoveryDefinition, 'watch', { service }, { ...this.#target, deadlineMs: 'none', signal });
-        for await (const snapshot of stream) {
-          failures = 0;
-          subscriber.next(urlsOf(snapshot.endpoints));
-        }
-        if (signal.aborted) return;
-        throw new WatchEndedError(service);
-      } catch (error) {
-        if (signal.aborted) return;
-        if (error instanceof DisposedError) {
-          subscriber.error(error);
-          return;
-        }
-        failures++;
-        const delayMs = backoffDelay(failures, { initialBackoffMs: this.#backoff.initialMs, maxBackoffMs: this.#backoff.maxMs, multiplier: this.#backoff.multiplier, jitter: this.#backoff.jitter }, this.#random);
-        try {
-          this.#onWatchError(error, { service, failures, delayMs });
-        } catch {
-          // A throwing listener must not end the watch.
-        }
-        try {
-          await this.#sleep(delayMs, signal);
-        } catch {
-          return;
-        }
-      }
-    }
+  #watch(service: string, subscriber: Subscriber<readonly string[]>, signal: AbortSignal): Promise<void> {
+    return rewatch(
+      (opened) => this.#factory.serverStream(discoveryV1.DiscoveryDefinition, 'watch', { service }, { ...this.#target, deadlineMs: 'none', signal: opened }),
+      (snapshot) => {
+        subscriber.next(urlsOf(snapshot.endpoints));
+        return true;
+      },
+      () => new WatchEndedError(service),
+      subscriber,
+      signal,
+      { backoff: this.#backoff, random: this.#random, sleep: this.#sleep, onFailure: (error, failures, delayMs) => this.#onWatchError(error, { service, failures, delayMs }) },
+    );
   }
 }
 
@@ -175,22 +139,4 @@ function urlsOf(endpoints: readonly discoveryV1.Endpoint[]): readonly string[] {
 
 function sameStrings(a: readonly string[], b: readonly string[]): boolean {
   return a.length === b.length && a.every((value, i) => value === b[i]);
-}
-
-function definedOnly<T extends object>(value: T): Partial<T> {
-  return Object.fromEntries(Object.entries(value).filter(([, v]) => v !== undefined)) as Partial<T>;
-}
-
-function checkBackoff(backoff: DiscoveryBackoff): DiscoveryBackoff {
-  const issues: ConfigIssue[] = [];
-  const positive = (key: keyof DiscoveryBackoff): void => {
-    if (!Number.isFinite(backoff[key]) || backoff[key] <= 0) issues.push({ key: `backoff.${key}`, message: `must be a positive number (got ${String(backoff[key])})` });
-  };
-  positive('initialMs');
-  positive('maxMs');
-  if (!Number.isFinite(backoff.multiplier) || backoff.multiplier < 1) issues.push({ key: 'backoff.multiplier', message: `must be at least 1 (got ${String(backoff.multiplier)})` });
-  if (!Number.isFinite(backoff.jitter) || backoff.jitter < 0 || backoff.jitter > 1) issues.push({ key: 'backoff.jitter', message: `must be between 0 and 1 (got ${String(backoff.jitter)})` });
-  if (issues.length === 0 && backoff.maxMs < backoff.initialMs) issues.push({ key: 'backoff.maxMs', message: `must be at least backoff.initialMs (${backoff.initialMs})` });
-  if (issues.length > 0) throw new ConfigError(issues, 'discovery client options');
-  return backoff;
 }

@@ -3,7 +3,7 @@ import { DisposedError, RpcError } from '../../errors.js';
 import type * as discoveryV1 from '../../gen/omnirelay/controlplane/discovery/v1/discovery.js';
 import { GRPC_STATUS } from '../../grpc/status.js';
 import type { ServerCallInfo, ServiceImplementation } from '../../server/service-handlers.js';
-import { latestValues } from './latest-values.js';
+import { latestValues } from '../observable-values.js';
 import type { ServiceEndpoint, ServiceRegistry } from './service-registry.js';
 
 /** Service names longer than this are refused (a fully qualified name is far shorter). */

@@ -1,8 +1,9 @@
-import { Observable, ReplaySubject, Subject, distinctUntilChanged, share, takeUntil, type Subscriber } from 'rxjs';
-import { ConfigError, DisposedError, type ConfigIssue } from '../../errors.js';
+import { Observable, Subject, type Subscriber } from 'rxjs';
+import { DisposedError } from '../../errors.js';
 import type { CallOptions, CallTarget, IGrpcControlPlaneClientFactory } from '../../factory/types.js';
 import * as leadershipV1 from '../../gen/omnirelay/controlplane/leadership/v1/leadership.js';
-import { backoffDelay, sleep as realSleep, type RandomSource } from '../../resilience/retry.js';
+import { sleep as realSleep, type RandomSource } from '../../resilience/retry.js';
+import { resolveWatchBackoff, rewatch, sharedLiveStream, type WatchBackoff } from '../live-watch.js';
 
 /** A scope's leader as a LeadershipControl service reported it. */
 export interface RemoteLeader {
@@ -25,17 +26,8 @@ export interface RemoteLeadershipTransition {
   readonly observedAt: number;
 }
 
-/** Backoff between two watches of a scope by `leader$` after a failure (or a stream the server ended). */
-export interface LeadershipWatchBackoff {
-  /** First wait (ms). Default 100. */
-  readonly initialMs: number;
-  /** Cap (ms). Default 5 000: a node that comes back is watched again within 5 s. */
-  readonly maxMs: number;
-  /** Growth per failure in a row. Default 2. */
-  readonly multiplier: number;
-  /** Fraction (0..1) of each wait that is randomised, so clients do not come back in step. Default 0.2. */
-  readonly jitter: number;
-}
+/** Backoff between two watches of a scope by `leader$` after a failure (or a stream the server ended): first wait `initialMs` (default 100), cap `maxMs` (default 5 000: a node that comes back is watched again within 5 s), growth `multiplier` per failure in a row (default 2), randomised fraction `jitter` (default 0.2). */
+export type LeadershipWatchBackoff = WatchBackoff;
 
 /** What `onWatchError` learns about a failed watch of `leader$`. */
 export interface LeadershipWatchFailure {
@@ -100,7 +92,7 @@ export class LeadershipClient {
   constructor(factory: IGrpcControlPlaneClientFactory, options: LeadershipClientOptions) {
     this.#factory = factory;
     this.#target = options.target;
-    this.#backoff = checkBackoff({ ...DEFAULT_BACKOFF, ...definedOnly(options.backoff ?? {}) });
+    this.#backoff = resolveWatchBackoff(DEFAULT_BACKOFF, options.backoff, 'leadership client options');
     this.#random = options.random ?? Math.random;
     this.#sleep = options.sleep ?? realSleep;
     this.#onWatchError = options.onWatchError ?? ((): void => undefined);
@@ -144,16 +136,7 @@ export class LeadershipClient {
     if (this.#disposed) throw new DisposedError('The leadership client');
     let stream = this.#leaders.get(scope);
     if (stream === undefined) {
-      stream = new Observable<RemoteLeader>((subscriber) => {
-        const controller = new AbortController();
-        const loop = this.#watchLeader(scope, subscriber, controller.signal).finally(() => this.#loops.delete(loop));
-        this.#loops.add(loop);
-        return () => controller.abort();
-      }).pipe(
-        distinctUntilChanged((a, b) => a.leaderId === b.leaderId && a.fenceToken === b.fenceToken && a.term === b.term),
-        takeUntil(this.#disposed$),
-        share({ connector: () => new ReplaySubject<RemoteLeader>(1), resetOnRefCountZero: true, resetOnComplete: true, resetOnError: true }),
-      );
+      stream = sharedLiveStream<RemoteLeader>((subscriber, signal) => this.#watchLeader(scope, subscriber, signal), (a, b) => a.leaderId === b.leaderId && a.fenceToken === b.fenceToken && a.term === b.term, this.#loops, this.#disposed$);
       this.#leaders.set(scope, stream);
     }
     return stream;
@@ -172,57 +155,20 @@ export class LeadershipClient {
     await Promise.all([...this.#loops]);
   }
 
-  async #watchLeader(scope: string, subscriber: Subscriber<RemoteLeader>, signal: AbortSignal): Promise<void> {
-    let failures = 0;
-    while (!signal.aborted) {
-      try {
-        const stream = this.#factory.serverStream(leadershipV1.LeadershipControlDefinition, 'watch', { scopes: [scope] }, { ...this.#target, deadlineMs: 'none', signal });
-        for await (const message of stream) {
-          if (message.current === undefined) continue;
-          failures = 0;
-          subscriber.next(fromWire(message.current));
-        }
-        if (signal.aborted) return;
-        throw new WatchEndedError(scope);
-      } catch (error) {
-        if (signal.aborted) return;
-        if (error instanceof DisposedError) {
-          subscriber.error(error);
-          return;
-        }
-        failures++;
-        const delayMs = backoffDelay(failures, { initialBackoffMs: this.#backoff.initialMs, maxBackoffMs: this.#backoff.maxMs, multiplier: this.#backoff.multiplier, jitter: this.#backoff.jitter }, this.#random);
-        try {
-          this.#onWatchError(error, { scope, failures, delayMs });
-        } catch {
-          // A throwing listener must not end the watch.
-        }
-        try {
-          await this.#sleep(delayMs, signal);
-        } catch {
-          return;
-        }
-      }
-    }
+  #watchLeader(scope: string, subscriber: Subscriber<RemoteLeader>, signal: AbortSignal): Promise<void> {
+    return rewatch(
+      (opened) => this.#factory.serverStream(leadershipV1.LeadershipControlDefinition, 'watch', { scopes: [scope] }, { ...this.#target, deadlineMs: 'none', signal: opened }),
+      (message) => {
+        if (message.current === undefined) return false;
+        subscriber.next(fromWire(message.current));
+        return true;
+      },
+      () => new WatchEndedError(scope),
+      subscriber,
+      signal,
+      { backoff: this.#backoff, random: this.#random, sleep: this.#sleep, onFailure: (error, failures, delayMs) => this.#onWatchError(error, { scope, failures, delayMs }) },
+    );
   }
-}
-
-function definedOnly<T extends object>(value: T): Partial<T> {
-  return Object.fromEntries(Object.entries(value).filter(([, v]) => v !== undefined)) as Partial<T>;
-}
-
-function checkBackoff(backoff: LeadershipWatchBackoff): LeadershipWatchBackoff {
-  const issues: ConfigIssue[] = [];
-  const positive = (key: keyof LeadershipWatchBackoff): void => {
-    if (!Number.isFinite(backoff[key]) || backoff[key] <= 0) issues.push({ key: `backoff.${key}`, message: `must be a positive number (got ${String(backoff[key])})` });
-  };
-  positive('initialMs');
-  positive('maxMs');
-  if (!Number.isFinite(backoff.multiplier) || backoff.multiplier < 1) issues.push({ key: 'backoff.multiplier', message: `must be at least 1 (got ${String(backoff.multiplier)})` });
-  if (!Number.isFinite(backoff.jitter) || backoff.jitter < 0 || backoff.jitter > 1) issues.push({ key: 'backoff.jitter', message: `must be between 0 and 1 (got ${String(backoff.jitter)})` });
-  if (issues.length === 0 && backoff.maxMs < backoff.initialMs) issues.push({ key: 'backoff.maxMs', message: `must be at least backoff.initialMs (${backoff.initialMs})` });
-  if (issues.length > 0) throw new ConfigError(issues, 'leadership client options');
-  return backoff;
 }
 
 function fromWire(info: leadershipV1.LeaderInfo): RemoteLeader {

@@ -1,9 +1,9 @@
-import type { Observable } from 'rxjs';
 import { RpcError } from '../../errors.js';
 import type * as leadershipV1 from '../../gen/omnirelay/controlplane/leadership/v1/leadership.js';
 import { GRPC_STATUS } from '../../grpc/status.js';
 import type { ServerCallInfo, ServiceImplementation } from '../../server/service-handlers.js';
-import type { LeaderView, LeadershipAgent, LeadershipChange } from './agent.js';
+import { queuedValues } from '../observable-values.js';
+import type { LeaderView, LeadershipAgent } from './agent.js';
 
 /** Transitions a Watch reader may fall behind by before its stream is ended with RESOURCE_EXHAUSTED. */
 const MAX_QUEUED_TRANSITIONS = 1_024;
@@ -55,7 +55,8 @@ export function leadershipServiceImplementation(agent: LeadershipAgent | (() => 
     watch: async function* (request: leadershipV1.WatchRequest, info: ServerCallInfo): AsyncGenerator<leadershipV1.LeadershipTransition, void, undefined> {
       const node = running();
       const scopes = scopesOf(node, request.scopes);
-      for await (const change of queued(node.changes$(scopes), info.signal)) {
+      const overflow = (): RpcError => new RpcError(GRPC_STATUS.RESOURCE_EXHAUSTED, 'RESOURCE_EXHAUSTED', `the reader fell ${MAX_QUEUED_TRANSITIONS} transitions behind; watch again`, { endpoint: 'server', protocol: 'none' });
+      for await (const change of queuedValues(node.changes$(scopes), info.signal, MAX_QUEUED_TRANSITIONS, overflow)) {
         yield {
           current: toWire(change.scope, change.current, change.current?.expiresAt),
           previousLeaderId: change.previous?.leaderId ?? '',
@@ -79,55 +80,4 @@ function scopesOf(agent: LeadershipAgent, asked: readonly string[]): readonly st
 function toWire(scope: string, view: LeaderView | undefined, expiresAt: number | undefined): leadershipV1.LeaderInfo {
   if (view === undefined) return { scope, leaderId: '', term: 0, fenceToken: '', expiresAtUnixMs: 0 };
   return { scope, leaderId: view.leaderId, term: view.term, fenceToken: view.fenceToken.toString(), expiresAtUnixMs: expiresAt ?? 0 };
-}
-
-/** Every value of `source` in order, as an async iterable; ends when it completes or `signal` aborts. */
-async function* queued(source: Observable<LeadershipChange>, signal: AbortSignal): AsyncGenerator<LeadershipChange, void, undefined> {
-  if (signal.aborted) return;
-  const queue: LeadershipChange[] = [];
-  let failure: { readonly error: unknown } | undefined;
-  let completed = false;
-  let wake: (() => void) | undefined;
-  const notify = (): void => {
-    const resume = wake;
-    wake = undefined;
-    resume?.();
-  };
-  signal.addEventListener('abort', notify);
-  const subscription = source.subscribe({
-    next: (value) => {
-      if (queue.length >= MAX_QUEUED_TRANSITIONS) {
-        failure ??= { error: new RpcError(GRPC_STATUS.RESOURCE_EXHAUSTED, 'RESOURCE_EXHAUSTED', `the reader fell ${MAX_QUEUED_TRANSITIONS} transitions behind; watch again`, { endpoint: 'server', protocol: 'none' }) };
-      } else {
-        queue.push(value);
-      }
-      notify();
-    },
-    error: (error: unknown) => {
-      failure = { error };
-      notify();
-    },
-    complete: () => {
-      completed = true;
-      notify();
-    },
-  });
-  try {
-    for (;;) {
-      if (signal.aborted) return;
-      const next = queue.shift();
-      if (next !== undefined) {
-        yield next;
-        continue;
-      }
-      if (failure !== undefined) throw failure.error;
-      if (completed) return;
-      await new Promise<void>((resolve) => {
-        wake = resolve;
-      });
-    }
-  } finally {
-    subscription.unsubscribe();
-    signal.removeEventListener('abort', notify);
-  }
 }

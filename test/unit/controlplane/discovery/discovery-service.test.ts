@@ -1,7 +1,7 @@
 import { describe, expect, it, jest } from '@jest/globals';
 import { finalize, NEVER, Observable } from 'rxjs';
 import { discoveryServiceImplementation } from '../../../../src/controlplane/discovery/discovery-service.js';
-import { latestValues } from '../../../../src/controlplane/discovery/latest-values.js';
+import { latestValues } from '../../../../src/controlplane/observable-values.js';
 import { ServiceRegistry } from '../../../../src/controlplane/discovery/service-registry.js';
 import { MembershipSource } from '../../../../src/controlplane/membership.js';
 import { RpcError } from '../../../../src/errors.js';
