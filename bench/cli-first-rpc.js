@@ -1,0 +1,64 @@
+// `node bench/cli-first-rpc.js` (after `npm run build`; part of `npm run bench`): the bundled CLI's
+// time from process start to its first successful RPC, next to the unbundled CLI, side by side.
+//
+// One GrpcHost on 127.0.0.1 (HTTP/2 + HTTP/3 on one port, mTLS, dev PKI) stays up; each sample is
+// a fresh `node <cli> bench <endpoint> --calls 20 --protocols h3 --cert … --key … --ca …` process,
+// which prints "first successful RPC N ms after process start" (measured inside the process from
+// `performance.timeOrigin`, so Node's own start-up is included). The two CLIs alternate, so the
+// machine's load hits both alike. Prints the figures, the goal and the ratio; asserts nothing.
+//
+// Env: CLI_BENCH_SAMPLES (default 11 per CLI).
+import 'reflect-metadata';
+import { execFile } from 'node:child_process';
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { promisify } from 'node:util';
+import { GrpcHost, writeDevPki } from '../dist/index.js';
+import { pingService } from './h3-setup.js';
+import { percentile } from './measure.js';
+
+const p50 = (xs) => percentile([...xs].sort((a, b) => a - b), 50);
+
+const SAMPLES = Number(process.env.CLI_BENCH_SAMPLES ?? 11);
+const GOAL_MS = 300;
+const run = promisify(execFile);
+const CLIS = {
+  bundle: fileURLToPath(new URL('../dist-cli/omnirelay.mjs', import.meta.url)),
+  unbundled: fileURLToPath(new URL('../dist/cli/main.js', import.meta.url)),
+};
+
+async function firstRpcMs(cli, args) {
+  const env = { ...process.env };
+  delete env.NODE_OPTIONS;
+  const { stdout } = await run(process.execPath, [cli, ...args], { env, timeout: 60_000 });
+  const match = /first successful RPC (\d+) ms after process start/.exec(stdout);
+  if (match === null) throw new Error(`${cli} printed no first-RPC line:\n${stdout}`);
+  return Number(match[1]);
+}
+
+const dir = await mkdtemp(join(tmpdir(), 'omnirelay-cli-bench-'));
+try {
+  const pki = await writeDevPki(dir, ['server', 'client']);
+  const { server, client } = pki.files;
+  const host = await GrpcHost.start({ host: '127.0.0.1', tls: { certFile: server.certFile, keyFile: server.keyFile, caFile: pki.caFile } }, [pingService]);
+  try {
+    const args = ['bench', host.url, '--calls', '20', '--concurrency', '1', '--protocols', 'h3', '--cert', client.certFile, '--key', client.keyFile, '--ca', pki.caFile];
+    const samples = { bundle: [], unbundled: [] };
+    await firstRpcMs(CLIS.bundle, args); // warm the OS file cache for both
+    await firstRpcMs(CLIS.unbundled, args);
+    for (let i = 0; i < SAMPLES; i++) for (const name of ['bundle', 'unbundled']) samples[name].push(await firstRpcMs(CLIS[name], args));
+    console.log(`CLI: time from process start to the first successful RPC (omnirelay bench <GrpcHost on 127.0.0.1> over HTTP/3, mTLS), ${SAMPLES} fresh processes each, interleaved; node ${process.version}`);
+    for (const name of ['bundle', 'unbundled']) {
+      const xs = samples[name];
+      console.log(`  ${name.padEnd(9)} p50 ${p50(xs).toFixed(0)} ms, min ${Math.min(...xs)} ms, max ${Math.max(...xs)} ms  [${xs.join(', ')}]`);
+    }
+    const ratio = p50(samples.bundle) / p50(samples.unbundled);
+    console.log(`  goal: bundle < ${GOAL_MS} ms — p50 ${p50(samples.bundle).toFixed(0)} ms (${p50(samples.bundle) < GOAL_MS ? 'met' : 'not met'}); bundle / unbundled p50 ×${ratio.toFixed(2)}`);
+  } finally {
+    await host.close(0);
+  }
+} finally {
+  await rm(dir, { recursive: true, force: true });
+}
