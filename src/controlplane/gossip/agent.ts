@@ -4,6 +4,7 @@ import type { IGrpcControlPlaneClientFactory } from '../../factory/types.js';
 import type { RandomSource } from '../../resilience/retry.js';
 import type { TelemetryProviders } from '../../telemetry/internal.js';
 import { jsonLinesLogger, type ControlPlaneLogger } from '../logger.js';
+import { systemTimers, type ControlPlaneTimers } from '../timers.js';
 import type { Member, MemberMetadata, MemberStatus, MembershipSource } from '../membership.js';
 import { BroadcastQueue } from './broadcast-queue.js';
 import { GossipError } from './errors.js';
@@ -16,16 +17,9 @@ import { GossipTelemetry } from './telemetry.js';
 import { FactoryGossipTransport, type GossipCaller, type GossipMethod, type GossipPeer, type GossipReceiver, type GossipReply, type GossipRequests, type GossipResponses, type GossipTransport } from './transport.js';
 import { checkNodeId, listFromWire, toWire, wireSize } from './wire.js';
 
-/** The agent's timers (one owner: the agent); inject a fake one to drive rounds in tests. */
-export interface GossipTimers {
-  setTimeout(callback: () => void, ms: number): unknown;
-  clearTimeout(handle: unknown): void;
-}
-
-export const systemTimers: GossipTimers = {
-  setTimeout: (callback, ms) => setTimeout(callback, ms),
-  clearTimeout: (handle) => clearTimeout(handle as ReturnType<typeof setTimeout>),
-};
+/** The agent's timers (one owner: the agent; the control plane's one timer seam); inject a fake one to drive rounds in tests. */
+export type GossipTimers = ControlPlaneTimers;
+export { systemTimers };
 
 export interface GossipAgentDeps {
   /** The control-plane client factory every gossip call goes through (ignored when `transport` is given). */

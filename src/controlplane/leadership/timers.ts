@@ -1,13 +1,9 @@
-/** The timers of the leadership agent and the embedded store (one owner each); inject a fake one to drive them in tests. */
-export interface LeadershipTimers {
-  setTimeout(callback: () => void, ms: number): unknown;
-  clearTimeout(handle: unknown): void;
-}
+import { systemTimers, type ControlPlaneTimers } from '../timers.js';
 
-export const systemLeadershipTimers: LeadershipTimers = {
-  setTimeout: (callback, ms) => setTimeout(callback, ms),
-  clearTimeout: (handle) => clearTimeout(handle as ReturnType<typeof setTimeout>),
-};
+/** The timers of the leadership agent and the embedded store (the control plane's one timer seam). */
+export type LeadershipTimers = ControlPlaneTimers;
+
+export const systemLeadershipTimers: LeadershipTimers = systemTimers;
 
 /** One named timer slot: arming it again replaces the pending callback, so a slot never holds two. */
 export class TimerSlot {
