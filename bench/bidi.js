@@ -25,6 +25,7 @@ import { performance } from 'node:perf_hooks';
 import { Client, credentials, Metadata } from '@grpc/grpc-js';
 import { createNoopMeter, ProxyTracerProvider } from '@opentelemetry/api';
 import { Container } from 'inversify';
+import { record } from './summary.js';
 import { controlPlaneV1, GrpcHost, grpcControlPlaneModule, TOKENS, writeDevPki } from '../dist/index.js';
 
 const { ControlPlaneStreamsDefinition, PingRequest, PingResponse } = controlPlaneV1;
@@ -206,6 +207,7 @@ async function main() {
         for (const [i, r] of results.entries()) {
           if (i === rawIndex) continue;
           console.log(`  ratio ${`${variants[i].key}/raw:`.padEnd(16)} msgs/s ${(r.rate / base.rate).toFixed(3)}, client CPU/msg ${(r.cpuPerMessage / base.cpuPerMessage).toFixed(3)}`);
+          record({ area: 'bidi streams', figure: `${title}: msgs/s ratio ${variants[i].name} / raw grpc-js`, value: `×${(r.rate / base.rate).toFixed(3)} (${r.rate.toFixed(0)} vs ${base.rate.toFixed(0)} msgs/s)`, goal: 'reported' });
         }
       }
     }

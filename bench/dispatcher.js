@@ -16,6 +16,7 @@ import { Client, credentials, Metadata } from '@grpc/grpc-js';
 import { Container } from 'inversify';
 import { controlPlaneV1, dispatcherModule, GrpcHost, grpcControlPlaneModule, TOKENS, writeDevPki } from '../dist/index.js';
 import { pingService, sdkTelemetry } from './h3-setup.js';
+import { record } from './summary.js';
 import { compare } from './measure.js';
 
 const { ControlPlaneDefinition, PingRequest, PingResponse } = controlPlaneV1;
@@ -88,6 +89,7 @@ async function main() {
       console.log(ratios('dispatcher / factory', viaDispatcher, viaFactory));
       console.log(ratios('dispatcher / raw grpc-js', viaDispatcher, viaRaw));
       console.log(ratios('factory / raw grpc-js', viaFactory, viaRaw));
+      record({ area: 'dispatcher', figure: `dispatcher outbound / factory unary, ${label}: throughput, p99`, value: `×${(viaDispatcher.throughput / viaFactory.throughput).toFixed(2)}, ×${(viaDispatcher.p99 / viaFactory.p99).toFixed(2)}`, goal: 'reported' });
     }
   } finally {
     raw.close();

@@ -51,6 +51,7 @@ import { clearInterval, setInterval } from 'node:timers';
 import { monitorEventLoopDelay, performance } from 'node:perf_hooks';
 import { MeterProvider, MetricReader } from '@opentelemetry/sdk-metrics';
 import { Container } from 'inversify';
+import { atMost, record } from './summary.js';
 import { CONTROL_PLANE_TOKENS, GOSSIP_DEFAULTS, gossipModule, gossipServiceImplementation, gossipV1, GrpcHost, grpcControlPlaneModule, METRIC_GOSSIP_MESSAGES, suspicionTimeoutMs, TOKENS, writeDevPki } from '../dist/index.js';
 
 const SIZES = (process.env.GOSSIP_BENCH_SIZES ?? '10,50').split(',').map(Number).filter((n) => n >= 2);
@@ -588,6 +589,10 @@ function report(n, results) {
   console.log(`    of which: join sync answered ${ms(m((x) => x.joinSyncMs))} [${list(r((x) => x.joinSyncMs))}], seed knew ${ms(m((x) => x.joinSeedMs))}, gossip hops to the last node ${m((x) => x.joinHops)} [${list(r((x) => x.joinHops))}] (${ROUND_MS} ms rounds)`);
   console.log(`    event loop during the join: ELU ${(m((x) => x.joinLoop.elu) * 100).toFixed(0)} %, delay p99 ${m((x) => x.joinLoop.delayP99).toFixed(0)} ms, CPU ${m((x) => x.joinLoop.cpuMs / x.joinLoop.seconds / 10).toFixed(0)} % of one core`);
   console.log(`  killed node: first suspect ${ms(m((x) => x.firstSuspectMs))} [${list(r((x) => x.firstSuspectMs))}], first dead ${ms(m((x) => x.firstDeadMs))}, dead everywhere ${ms(m((x) => x.deadMs))} [${list(r((x) => x.deadMs))}]; suspicion timeout for n=${n}: ${results[0].formulaMs} ms once confirmed by ${GOSSIP_DEFAULTS.suspicionMult - 2} other suspectors, up to ${GOSSIP_DEFAULTS.suspicionMaxTimeoutMult * results[0].formulaMs} ms unconfirmed (agent: ${results[0].suspicionTimeoutMs} ms), ratio dead-everywhere / confirmed timeout ${(m((x) => x.deadMs) / results[0].formulaMs).toFixed(2)}`);
+  const area = `gossip (${n} nodes${PROCESSES > 1 ? `, ${PROCESSES} processes` : ', one process'})`;
+  record({ area, figure: `join seen by all nodes (median of ${results.length} runs)`, value: `${ms(m((x) => x.joinMs))} [${list(r((x) => x.joinMs))}]`, goal: '<= 1000 ms (OmniRelay: 2000 ms)', met: atMost(m((x) => x.joinMs), 1000) });
+  record({ area, figure: 'killed node dead everywhere (median)', value: `${ms(m((x) => x.deadMs))} (confirmed suspicion timeout ${results[0].formulaMs} ms)`, goal: 'reported' });
+  record({ area, figure: 'steady state: messages out per node per second; CPU per node', value: `${m((x) => x.steady.outOk).toFixed(1)} msg/s; ${m((x) => x.steady.cpuPerNodeMs).toFixed(1)} ms/s`, goal: 'reported' });
   const s = (f) => m((x) => f(x.steady));
   console.log(
     `  steady state (${(WINDOW_MS / 1000).toFixed(0)} s window), per node per second: outbound ${s((y) => y.outOk).toFixed(1)} ok (ping ${s((y) => y.byMessage.ping).toFixed(1)}, pingReq ${s((y) => y.byMessage.pingReq).toFixed(2)}, sync ${s((y) => y.byMessage.sync).toFixed(2)}), ${s((y) => y.outFailed).toFixed(2)} failed, ${s((y) => y.outRejected).toFixed(2)} rejected; inbound ${s((y) => y.inOk).toFixed(1)} ok, ${s((y) => y.inRejected).toFixed(2)} rejected`,
@@ -621,6 +626,7 @@ async function main() {
         if (stray.length > 0) console.log(`  after run ${run + 1}: active handles beyond the baseline: ${stray.map(([k, v]) => `${k} ${v - (baseline[k] ?? 0)}`).join(', ')}`);
       }
       if (results.length > 0) report(n, results);
+      else record({ area: `gossip (${n} nodes)`, figure: 'join seen by all nodes', value: `no run succeeded (${RUNS} tried)`, goal: '<= 1000 ms', met: false });
     }
   } finally {
     await rm(dir, { recursive: true, force: true });

@@ -12,6 +12,7 @@ import { readFile, mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { controlPlaneV1, GrpcHost, writeDevPki } from '../dist/index.js';
+import { atLeast, atMost, record } from './summary.js';
 import { expectProtocol, pingService, pingVia, twoProtocolFactory } from './h3-setup.js';
 
 const ROUNDS = Number(process.env.BENCH_PAYLOAD_ROUNDS ?? 5);
@@ -99,7 +100,10 @@ async function main() {
             (r.some((x) => x.failed > 0) ? `  first failure: ${r.find((x) => x.failed > 0).firstFailure}` : ''),
         );
       }
-      console.log(`  ratio h3/h2 (median wall time): ${(median(results.h3.map((x) => x.ms)) / median(results.h2.map((x) => x.ms))).toFixed(2)} (goal <= 2)`);
+      const wall = median(results.h3.map((x) => x.ms)) / median(results.h2.map((x) => x.ms));
+      const failures = [...results.h3, ...results.h2].reduce((sum, x) => sum + x.failed, 0);
+      console.log(`  ratio h3/h2 (median wall time): ${wall.toFixed(2)} (goal <= 2)`);
+      record({ area: 'HTTP/3 vs HTTP/2', figure: `${label} unary: wall time ratio h3/h2`, value: `×${wall.toFixed(2)}${failures > 0 ? ` (${failures} calls failed)` : ''}`, goal: '<= 2', met: failures > 0 ? false : atMost(wall, 2) });
     }
     const streams = { h3: [], h2: [] };
     for (let round = 0; round < ROUNDS; round++) {
@@ -110,7 +114,9 @@ async function main() {
     for (const protocol of ['h2', 'h3']) {
       console.log(`  ${protocol === 'h3' ? 'HTTP/3' : 'HTTP/2'}  median ${mbps(median(streams[protocol])).toFixed(0)} MB/s  (${streams[protocol].map((ms) => mbps(ms).toFixed(0)).join(', ')})`);
     }
-    console.log(`  ratio h3/h2 (throughput): ${(mbps(median(streams.h3)) / mbps(median(streams.h2))).toFixed(2)} (goal >= 0.5)`);
+    const streamRatio = mbps(median(streams.h3)) / mbps(median(streams.h2));
+    console.log(`  ratio h3/h2 (throughput): ${streamRatio.toFixed(2)} (goal >= 0.5)`);
+    record({ area: 'HTTP/3 vs HTTP/2', figure: '8 MiB server stream: throughput ratio h3/h2', value: `×${streamRatio.toFixed(2)} (${mbps(median(streams.h3)).toFixed(0)} vs ${mbps(median(streams.h2)).toFixed(0)} MB/s)`, goal: '>= 0.5', met: atLeast(streamRatio, 0.5) });
   } finally {
     await container.unbindAllAsync();
     await host.close();

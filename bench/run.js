@@ -19,7 +19,9 @@
 //    h3/h2 ratios and CPU time per call (client and server share this process). Where the
 //    HTTP/3 time goes: `node bench/profile-h3.js` (a CPU profile, see that file).
 //
-// BENCH_ONLY=factory runs only section 1, BENCH_ONLY=h3 only section 4. Sizes: BENCH_SEQUENTIAL, BENCH_CONCURRENT, BENCH_ROUNDS
+// 5. A live endpoint hint (http3 'deny' / 'allow') while calls run: time until calls follow it.
+//
+// BENCH_ONLY=factory runs only section 1, BENCH_ONLY=h3 only section 4, BENCH_ONLY=hints only section 5. Sizes: BENCH_SEQUENTIAL, BENCH_CONCURRENT, BENCH_ROUNDS
 // (sections 1) and BENCH_H3_SEQUENTIAL, BENCH_H3_CONCURRENT, BENCH_H3_ROUNDS (section 4).
 import 'reflect-metadata';
 import { subscribe, unsubscribe } from 'node:diagnostics_channel';
@@ -32,9 +34,10 @@ import { createNoopMeter, ProxyTracerProvider } from '@opentelemetry/api';
 import { MeterProvider, PeriodicExportingMetricReader, InMemoryMetricExporter, AggregationTemporality } from '@opentelemetry/sdk-metrics';
 import { BasicTracerProvider, BatchSpanProcessor } from '@opentelemetry/sdk-trace-base';
 import { Container } from 'inversify';
-import { controlPlaneV1, GrpcHost, grpcControlPlaneModule, TOKENS, writeDevPki } from '../dist/index.js';
+import { controlPlaneV1, createEndpointHintSubject, GrpcHost, grpcControlPlaneModule, TOKENS, writeDevPki } from '../dist/index.js';
 import { expectProtocol, pingService, pingVia, sdkTelemetry, startSamePortHosts, twoProtocolFactory } from './h3-setup.js';
 import { compare, run, summarise } from './measure.js';
+import { atLeast, atMost, record } from './summary.js';
 
 const { ControlPlaneDefinition, PingRequest, PingResponse } = controlPlaneV1;
 const SEQUENTIAL_CALLS = Number(process.env.BENCH_SEQUENTIAL ?? 3000);
@@ -134,6 +137,12 @@ async function http2Sections(dir, pki, hosts) {
       console.log(line('telemetry off / raw:', offR, true));
       console.log(line('telemetry unbound / raw:', quietR, false));
       console.log(line('telemetry on / raw:', onR, false));
+      const how = results === sequential ? '1 caller' : `${CONCURRENCY} callers`;
+      const throughput = offR.throughput / raw.throughput;
+      const p99 = offR.p99 / raw.p99;
+      record({ area: 'factory vs raw grpc-js', figure: `HTTP/2 unary, ${how}: throughput ratio (telemetry off)`, value: `×${throughput.toFixed(3)}`, goal: '>= 0.97', met: atLeast(throughput, 0.97) });
+      record({ area: 'factory vs raw grpc-js', figure: `HTTP/2 unary, ${how}: p99 ratio (telemetry off)`, value: `×${p99.toFixed(3)}`, goal: '<= 1.05', met: atMost(p99, 1.05) });
+      record({ area: 'factory vs raw grpc-js', figure: `HTTP/2 unary, ${how}: throughput ratio, telemetry on`, value: `×${(onR.throughput / raw.throughput).toFixed(3)}`, goal: 'reported' });
     }
     raw.close();
     await container.unbindAllAsync();
@@ -158,6 +167,7 @@ async function http2Sections(dir, pki, hosts) {
     const urls = hosts.map((h) => h.url);
     const fan = await measure((i) => fanout.unary(ControlPlaneDefinition, 'ping', { fromNode: 'bench', sequence: i, payload: new Uint8Array() }, { endpoint: urls[i % urls.length] }), 10_000, CONCURRENCY);
     console.log(`10,000 calls to ${urls.length} endpoints, ${CONCURRENCY} callers: ${opened} sockets opened (goal: ${urls.length}); ${fan.throughput.toFixed(0)} calls/s`);
+    record({ area: 'sockets', figure: `TCP sockets opened for 10,000 calls to ${urls.length} endpoints (${CONCURRENCY} callers)`, value: String(opened), goal: `${urls.length} (one per endpoint)`, met: opened === urls.length });
     unsubscribe('net.client.socket', onSocket);
     await eight.unbindAllAsync();
 
@@ -197,6 +207,8 @@ async function http2Sections(dir, pki, hosts) {
     }
     const fmt = (xs) => `median ${[...xs].sort((a, b) => a - b)[5].toFixed(0)} ms, max ${Math.max(...xs).toFixed(0)} ms`;
     console.log(`client certificate rotation (10 renames, watch + 500 ms poll): new generation ${fmt(toGeneration)}; first call with the new certificate ${fmt(toNewIdentity)} (goal: < 1000 ms)`);
+    const rotationMedian = [...toNewIdentity].sort((a, b) => a - b)[5];
+    record({ area: 'live swaps', figure: 'client certificate renamed into place → first call presenting it (median of 10)', value: `${rotationMedian.toFixed(0)} ms (max ${Math.max(...toNewIdentity).toFixed(0)})`, goal: '< 1000 ms', met: rotationMedian < 1000 });
     await rotationContainer.unbindAllAsync();
   }
 }
@@ -245,6 +257,9 @@ async function http3Section(pki, hosts) {
       console.log(row('HTTP/2', h2));
       console.log(row('HTTP/3', h3));
       console.log(`  ratio h3/h2: throughput ${ratio(h3.throughput, h2.throughput)}, p50 ${ratio(h3.p50, h2.p50)} (goal <= 1.5), p99 ${ratio(h3.p99, h2.p99)}`);
+      const how = h2 === h2Seq ? '1 caller' : `${H3_CONCURRENCY} callers`;
+      record({ area: 'HTTP/3 vs HTTP/2', figure: `tiny unary Ping, ${how}: p50 ratio h3/h2`, value: `×${ratio(h3.p50, h2.p50)}`, goal: '<= 1.5', met: atMost(h3.p50 / h2.p50, 1.5) });
+      record({ area: 'HTTP/3 vs HTTP/2', figure: `tiny unary Ping, ${how}: throughput ratio h3/h2`, value: `×${ratio(h3.throughput, h2.throughput)}`, goal: 'reported' });
     }
     console.log('CPU per call (client+server, one process):');
     for (const [title, h2, h3] of [
@@ -254,10 +269,80 @@ async function http3Section(pki, hosts) {
       console.log(`  ${title.padEnd(11)} HTTP/2 ${h2.cpuPerCall.toFixed(0).padStart(6)} µs/call   HTTP/3 ${h3.cpuPerCall.toFixed(0).padStart(6)} µs/call   ratio h3/h2 ${ratio(h3.cpuPerCall, h2.cpuPerCall)}`);
     }
     if (notH3 > 0) console.log(`  WARNING: ${notH3} calls of the HTTP/3 variant went over HTTP/2 (fallback); the HTTP/3 figures are mixed`);
+    record({ area: 'HTTP/3 vs HTTP/2', figure: "calls of the HTTP/3 variant that went over HTTP/2 (they would flatter the figures)", value: String(notH3), goal: '0', met: notH3 === 0 });
     console.log('Where HTTP/3 time goes: node bench/profile-h3.js (CPU profile of 3,000 sequential HTTP/3 calls; self time by function and by package)');
   } finally {
     await container.unbindAllAsync();
     await shutdown();
+  }
+}
+
+/**
+ * Section 5: a live endpoint hint while 8 callers run: `http3: 'deny'` then `'allow'` again, 10
+ * times, on the same-port host. For each flip: the time from `hints.next()` until a call that
+ * started after it completes over the new protocol, and how many calls that started after it
+ * still completed over the old one (the hint applies from the next call: goal 0). 'allow' after
+ * 'deny' needs a new QUIC connection (the denied one drained), so its time includes a handshake.
+ */
+async function hintSection(pki, hosts) {
+  const pair = await startSamePortHosts(pki.files.server, pki);
+  hosts.push(pair);
+  const client = pki.files.client;
+  const hints = createEndpointHintSubject();
+  const container = new Container();
+  container.bind(TOKENS.ControlPlaneOptions).toConstantValue({
+    profiles: { 'control-plane': { tls: { mode: 'mtls', certFile: client.certFile, keyFile: client.keyFile, caFile: pki.caFile }, deadlineMs: 10_000 } },
+    endpoints: { peer: { url: pair.url } },
+  });
+  container.bind(TOKENS.EndpointHints).toConstantValue(hints);
+  container.load(grpcControlPlaneModule);
+  const factory = container.get(TOKENS.GrpcControlPlaneClientFactory);
+  const ping = pingVia(factory, 'peer');
+  try {
+    await expectProtocol(ping, 'h3', "default profile (http3 'prefer')");
+    let flip; // { at, want, firstMs, stale }
+    let running = true;
+    let sequence = 0;
+    const caller = async () => {
+      while (running) {
+        const startedAt = performance.now();
+        const result = await ping(sequence++);
+        const current = flip;
+        if (current === undefined || startedAt < current.at) continue;
+        if (result.protocol === current.want) current.firstMs ??= performance.now() - current.at;
+        else current.stale++;
+      }
+    };
+    const callers = Array.from({ length: 8 }, caller);
+    const done = { deny: [], allow: [] };
+    for (let r = 0; r < 20; r++) {
+      await new Promise((resolve) => setTimeout(resolve, 150));
+      const hint = r % 2 === 0 ? 'deny' : 'allow';
+      const current = { at: performance.now(), want: hint === 'deny' ? 'h2' : 'h3', firstMs: undefined, stale: 0 };
+      flip = current;
+      hints.next({ endpoint: 'peer', http3: hint });
+      while (current.firstMs === undefined && performance.now() - current.at < 10_000) await new Promise((resolve) => setTimeout(resolve, 5));
+      await new Promise((resolve) => setTimeout(resolve, 100));
+      done[hint].push(current);
+    }
+    running = false;
+    await Promise.all(callers);
+    console.log('Live endpoint hint while 8 callers run (default profile, same-port host), 10 flips each way: time from hints.next() to the first call completed over the new protocol; calls that started after the hint and still went over the old one');
+    for (const [hint, want] of [
+      ['deny', 'h2'],
+      ['allow', 'h3'],
+    ]) {
+      const times = done[hint].map((f) => f.firstMs ?? Number.POSITIVE_INFINITY).sort((a, b) => a - b);
+      const stale = done[hint].reduce((sum, f) => sum + f.stale, 0);
+      const median = times[Math.floor(times.length / 2)];
+      console.log(`  http3 '${hint}' → ${want}: median ${median.toFixed(1)} ms, max ${times.at(-1).toFixed(1)} ms; calls started after the hint over the old protocol: ${stale}${hint === 'deny' ? ' (goal 0)' : ' (HTTP/2 carries calls while HTTP/3 reconnects)'}`);
+      record({ area: 'live swaps', figure: `hint http3 '${hint}' → first call over ${want === 'h2' ? 'HTTP/2' : 'HTTP/3'} (median of 10, 8 callers)`, value: `${median.toFixed(1)} ms (max ${times.at(-1).toFixed(1)})`, goal: '< 1000 ms', met: atMost(median, 1000) });
+      // 'allow' does not force HTTP/3: calls go over HTTP/2 while the new QUIC connection is made.
+      if (hint === 'deny') record({ area: 'live swaps', figure: "hint http3 'deny': calls started after it still over HTTP/3", value: String(stale), goal: '0 (applies from the next call)', met: stale === 0 });
+      else record({ area: 'live swaps', figure: "hint http3 'allow': calls over HTTP/2 while HTTP/3 reconnects", value: String(stale), goal: 'reported' });
+    }
+  } finally {
+    await container.unbindAllAsync();
   }
 }
 
@@ -266,8 +351,9 @@ async function main() {
   const pki = await writeDevPki(dir, ['server', 'client', 'client-2']);
   const hosts = [];
   try {
-    if (ONLY !== 'h3') await http2Sections(dir, pki, hosts);
-    if (ONLY !== 'factory') await http3Section(pki, hosts);
+    if (ONLY === undefined || ONLY === 'factory') await http2Sections(dir, pki, hosts);
+    if (ONLY === undefined || ONLY === 'h3') await http3Section(pki, hosts);
+    if (ONLY === undefined || ONLY === 'hints') await hintSection(pki, hosts);
   } finally {
     await Promise.all(hosts.map((h) => h.close(1000)));
     await rm(dir, { recursive: true, force: true });
