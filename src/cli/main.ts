@@ -5,7 +5,7 @@
  * which resolves to the exit code. Errors become one line on stderr —
  * `omnirelay <command>: error: <what> (<where>): <how to fix>` — and an exit code (errors.ts).
  */
-import { Command, CommanderError, Option } from 'commander';
+import { Command, CommanderError } from 'commander';
 import { readFileSync } from 'node:fs';
 import { runBench } from './commands/bench.js';
 import { DEFAULT_NODES, runCertsDev } from './commands/certs.js';
@@ -36,7 +36,8 @@ function tlsFlags(command: Command): Command {
     .option('--ca <file>', "CA bundle (PEM) the server's certificate must chain to (default: the system roots)")
     .option('--crl <file>', 'CRL (PEM) to enforce; repeat for several', collect)
     .option('--server-name <name>', "name to check the server's certificate against instead of the endpoint's host")
-    .addOption(new Option('--profile <name>', 'client profile whose defaults apply (deadlines, keepalive, HTTP/3 preference)').choices(PROFILES).default('control-plane'));
+    .option('--options <file>', "JSON options file, as a service loads it (optionsFromJsonFile): its profiles and named endpoints apply; TLS flags given here override the profile's tls")
+    .option('--profile <name>', `client profile whose settings apply (deadlines, keepalive, HTTP/3 preference): ${PROFILES.join(', ')} or one of the --options file (default: control-plane, or the named endpoint's)`);
 }
 
 /** A whole number from a flag, or undefined. */

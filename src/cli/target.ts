@@ -1,9 +1,10 @@
 /**
- * What `probe` and `bench` share: the endpoint argument, the TLS options, and a factory built
- * from them the way a program would build one (`createControlPlaneClientFactory`).
+ * What `probe` and `bench` share: the endpoint argument, the TLS options, an options file, and
+ * a factory built from them the way a program would build one (`createControlPlaneClientFactory`).
  */
 import { isIP } from 'node:net';
-import type { ProfileOptionsInput } from '../config/types.js';
+import { mergeOptionInputs, optionsFromJsonFile } from '../config/load.js';
+import type { ControlPlaneOptionsInput, ProfileOptionsInput } from '../config/types.js';
 import { createControlPlaneClientFactory } from '../factory/create-factory.js';
 import type { IGrpcControlPlaneClientFactory } from '../factory/types.js';
 import type { EndpointHintUpdate } from '../hints/endpoint-hints.js';
@@ -12,7 +13,6 @@ import { CliError, EXIT } from './errors.js';
 import type { SpanRecorder } from './span-recorder.js';
 
 export const PROFILES = ['control-plane', 'data-plane'] as const;
-export type ProfileName = (typeof PROFILES)[number];
 
 /** `--cert`, `--key`, `--ca`, `--crl`, `--server-name` as commander gives them. */
 export interface TlsFlags {
@@ -51,33 +51,88 @@ export function parseEndpoint(text: string): Endpoint {
   return { url: `https://${url.host}`, host, port: Number(url.port) };
 }
 
-export function parseProfile(text: string | undefined): ProfileName {
+/** `--profile`: a built-in profile, or one of `fileProfiles` (the options file's). Default: control-plane. */
+export function parseProfile(text: string | undefined, fileProfiles: readonly string[] = []): string {
   const name = text ?? 'control-plane';
-  if (!(PROFILES as readonly string[]).includes(name)) throw new CliError(EXIT.usage, `unknown profile ${JSON.stringify(name)} (--profile): use one of ${PROFILES.join(', ')}`);
-  return name as ProfileName;
+  const known = [...PROFILES, ...fileProfiles.filter((p) => !(PROFILES as readonly string[]).includes(p))];
+  if (!known.includes(name)) throw new CliError(EXIT.usage, `unknown profile ${JSON.stringify(name)} (--profile): use one of ${known.join(', ')}`);
+  return name;
 }
 
-/** The profile's TLS options: mTLS with --cert and --key, server-verified TLS without them; never plaintext. */
-export function tlsOptions(flags: TlsFlags): NonNullable<ProfileOptionsInput['tls']> {
+type TlsInput = NonNullable<ProfileOptionsInput['tls']>;
+
+/**
+ * The profile's TLS options: the options file's (`base`, when given) with every TLS flag given
+ * on top — --cert and --key replace the file's client identity (certificate files or PKCS#12).
+ * Without a client identity from either: server-verified TLS, no client certificate. Never
+ * plaintext: a profile with `tls.mode: 'insecure'` is refused.
+ */
+export function tlsOptions(flags: TlsFlags, base: TlsInput = {}, where = ''): TlsInput {
   if ((flags.cert === undefined) !== (flags.key === undefined)) {
     throw new CliError(EXIT.usage, `${flags.cert === undefined ? '--key' : '--cert'} was given without ${flags.cert === undefined ? '--cert' : '--key'}: give both (the client certificate and its key) or neither`);
   }
-  return {
-    mode: flags.cert !== undefined ? 'mtls' : 'tls',
-    ...(flags.cert !== undefined ? { certFile: flags.cert, keyFile: flags.key } : {}),
-    ...(flags.ca !== undefined ? { caFile: flags.ca } : {}),
-    ...(flags.crl !== undefined && flags.crl.length > 0 ? { crlFiles: [...flags.crl] } : {}),
-    ...(flags.serverName !== undefined ? { serverNameOverride: flags.serverName } : {}),
-  };
+  const tls: { -readonly [K in keyof TlsInput]: TlsInput[K] } = { ...base };
+  if (flags.cert !== undefined) {
+    delete tls.pfxFile;
+    delete tls.pfxPassword;
+    tls.certFile = flags.cert;
+    tls.keyFile = flags.key;
+    tls.mode = 'mtls';
+  }
+  if (flags.ca !== undefined) tls.caFile = flags.ca;
+  if (flags.crl !== undefined && flags.crl.length > 0) tls.crlFiles = [...flags.crl];
+  if (flags.serverName !== undefined) tls.serverNameOverride = flags.serverName;
+  if (tls.mode === 'insecure') throw new CliError(EXIT.usage, `${where}sets tls.mode "insecure" (plaintext): omnirelay only speaks TLS; use a TLS profile or give --cert, --key and --ca`);
+  tls.mode ??= tls.certFile !== undefined || tls.pfxFile !== undefined ? 'mtls' : 'tls';
+  return tls;
+}
+
+/** What `probe` and `bench` dial: the endpoint, the profile, the options the factory gets, and the TLS material in effect. */
+export interface CliTarget {
+  readonly endpoint: Endpoint;
+  readonly profile: string;
+  readonly options: ControlPlaneOptionsInput;
+  readonly tls: TlsInput;
+}
+
+/** The TLS flags and the options file as commander gives them. */
+export interface TargetFlags extends TlsFlags {
+  readonly profile?: string | undefined;
+  /** `--options <file>`: a JSON options file, as `optionsFromJsonFile` reads it. */
+  readonly options?: string | undefined;
 }
 
 /**
- * A factory whose `profile` uses the given TLS files. It loads them at once, so a missing or
- * unreadable file, or a key that does not match, throws its TlsError here (exit 3).
+ * Resolves the endpoint argument and the flags against the options file (when given): the
+ * argument is `https://host:port`, `host:port`, or the name of one of the file's endpoints (its
+ * URL, and its profile unless --profile names one); the file's profiles join the built-in ones;
+ * the TLS flags override the chosen profile's `tls`. A file that cannot be read or parsed throws
+ * its ConfigError naming the file (exit 3); invalid keys are reported by the factory (exit 3).
  */
-export function buildFactory(profile: ProfileName, flags: TlsFlags, recorder: SpanRecorder, endpointHints?: Observable<EndpointHintUpdate>): IGrpcControlPlaneClientFactory {
+export async function resolveTarget(argument: string, flags: TargetFlags): Promise<CliTarget> {
+  const file = flags.options !== undefined ? await optionsFromJsonFile(flags.options) : {};
+  const where = flags.options !== undefined ? `options file ${flags.options}: ` : '';
+  const named = file.endpoints?.[argument];
+  let endpoint: Endpoint;
+  if (named !== undefined) {
+    if (typeof named.url !== 'string') throw new CliError(EXIT.input, `${where}endpoints.${argument}.url is not a URL string`);
+    endpoint = parseEndpoint(named.url);
+  } else {
+    endpoint = parseEndpoint(argument);
+  }
+  const profile = parseProfile(flags.profile ?? (typeof named?.profile === 'string' ? named.profile : undefined), Object.keys(file.profiles ?? {}));
+  const tls = tlsOptions(flags, file.profiles?.[profile]?.tls, `${where}profile ${profile} `);
+  return { endpoint, profile, options: mergeOptionInputs(file, { profiles: { [profile]: { tls } } }), tls };
+}
+
+/**
+ * A factory with `options` (the target's, or a profile with TLS files). It loads the TLS files
+ * at once, so a missing or unreadable file, or a key that does not match, throws its TlsError
+ * here (exit 3); invalid options throw their ConfigError (exit 3).
+ */
+export function buildFactory(options: ControlPlaneOptionsInput, recorder: SpanRecorder, endpointHints?: Observable<EndpointHintUpdate>): IGrpcControlPlaneClientFactory {
   return createControlPlaneClientFactory({
-    options: { profiles: { [profile]: { tls: tlsOptions(flags) } } },
+    options,
     telemetry: { tracerProvider: recorder },
     ...(endpointHints !== undefined ? { endpointHints } : {}),
   });

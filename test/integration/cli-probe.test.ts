@@ -3,7 +3,7 @@
  * GrpcHosts on 127.0.0.1: one serving HTTP/3 and HTTP/2, one HTTP/2 only.
  */
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
-import { mkdtemp, readFile, rm } from 'node:fs/promises';
+import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { Server, ServerCredentials } from '@grpc/grpc-js';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -126,6 +126,64 @@ describe('omnirelay probe (built CLI, child process)', () => {
     const none = await runCli([]);
     expectRun(none, { code: 2 });
     expect(none.stderr).toContain('Usage: omnirelay');
+  });
+
+  describe('--options <file>: the options file a service loads', () => {
+    /** Writes `options` as JSON into the test directory; returns its path. */
+    async function optionsFile(name: string, options: unknown): Promise<string> {
+      const path = join(dir, name);
+      await writeFile(path, JSON.stringify(options));
+      return path;
+    }
+
+    it("dials a named endpoint with the file's profile: its mTLS files and its http3 setting, no TLS flags needed", async () => {
+      const file = await optionsFile('ops.json', {
+        profiles: { ops: { http3: 'disable', tls: { mode: 'mtls', certFile: pki.files.client!.certFile, keyFile: pki.files.client!.keyFile, caFile: pki.caFile } } },
+        endpoints: { 'node-b': { url: both.url, profile: 'ops' } },
+      });
+      const run = await runCli(['probe', 'node-b', '--options', file]);
+      expectRun(run, { code: 0 });
+      expect(run.stdout).toContain(`probe ${both.url} (profile ops from ${file}, mTLS, grpc.health.v1.Health/Check)`);
+      // The host serves HTTP/3, but the file's profile disables it, and the probe says why.
+      expect(run.stdout).toMatch(/^protocol: +h2 \(HTTP\/2 over TLS\/TCP\)$/m);
+      expect(run.stdout).toMatch(/^http3: +not used: the profile disables HTTP\/3/m);
+      expect(run.stdout).toMatch(/^tcp \+ tls: +TCP connect/m); // the separate dial used the file's TLS files too
+      expect(run.stdout).toMatch(/^result: +HEALTHY \(SERVING\)$/m);
+      expect(warnings(run)).toEqual([]);
+    });
+
+    it('TLS flags override the profile of the file: a file naming a certificate that does not exist works with --cert / --key', async () => {
+      const missing = join(dir, 'gone.pem');
+      const file = await optionsFile('stale.json', { profiles: { ops: { tls: { mode: 'mtls', certFile: missing, keyFile: missing, caFile: pki.caFile } } } });
+      const stale = await runCli(['probe', both.url, '--options', file, '--profile', 'ops']);
+      expectRun(stale, { code: 3 });
+      expect(stale.stderr.trim().split('\n')).toEqual([expect.stringContaining(missing)]);
+      const fixed = await runCli(['probe', both.url, '--options', file, '--profile', 'ops', '--cert', pki.files.client!.certFile, '--key', pki.files.client!.keyFile]);
+      expectRun(fixed, { code: 0 });
+      expect(fixed.stdout).toMatch(/^result: +HEALTHY \(SERVING\)$/m);
+    });
+
+    it('refuses a plaintext profile (exit 2), an unknown profile listing the ones there are (exit 2), and a file that is missing or not JSON (exit 3, naming it)', async () => {
+      const plain = await optionsFile('plain.json', { allowInsecure: true, profiles: { open: { tls: { mode: 'insecure' } } } });
+      const insecure = await runCli(['probe', both.url, '--options', plain, '--profile', 'open']);
+      expectRun(insecure, { code: 2 });
+      expect(insecure.stderr.trim().split('\n')).toEqual([expect.stringMatching(new RegExp(`^omnirelay probe: error: options file ${plain}: profile open sets tls.mode "insecure" \\(plaintext\\): omnirelay only speaks TLS`))]);
+
+      const unknown = await runCli(['probe', both.url, '--options', plain, '--profile', 'nope']);
+      expectRun(unknown, { code: 2 });
+      expect(unknown.stderr).toMatch(/unknown profile "nope" \(--profile\): use one of control-plane, data-plane, open/);
+
+      const missing = join(dir, 'absent.json');
+      const absent = await runCli(['probe', both.url, '--options', missing, ...client]);
+      expectRun(absent, { code: 3 });
+      expect(absent.stderr.trim().split('\n')).toEqual([expect.stringMatching(new RegExp(`^omnirelay probe: error: .*${missing}: file not found`))]);
+
+      const broken = join(dir, 'broken.json');
+      await writeFile(broken, '{ "profiles": ');
+      const notJson = await runCli(['probe', both.url, '--options', broken, ...client]);
+      expectRun(notJson, { code: 3 });
+      expect(notJson.stderr).toMatch(new RegExp(`${broken}: is not valid JSON`));
+    });
   });
 
   it('--help works for every command (exit 0) and lists the exit codes', async () => {

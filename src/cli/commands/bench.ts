@@ -19,16 +19,16 @@ import type { WireProtocol } from '../../transport/types.js';
 import { CliError, describeError, EXIT, type ExitCode } from '../errors.js';
 import { writeLine, type CliIo, type CliOutput } from '../io.js';
 import { SpanRecorder } from '../span-recorder.js';
-import { buildFactory, parseEndpoint, parseProfile, positiveInt, type Endpoint, type TlsFlags } from '../target.js';
+import { buildFactory, parseEndpoint, parseProfile, positiveInt, resolveTarget, tlsOptions, type CliTarget, type Endpoint, type TargetFlags } from '../target.js';
 
-export interface BenchOptions extends TlsFlags {
+export interface BenchOptions extends TargetFlags {
+  /** https://host:port, host:port, or an endpoint name of the --options file. */
   readonly endpoint?: string | undefined;
   readonly self?: boolean | undefined;
   readonly calls?: string | undefined;
   readonly concurrency?: string | undefined;
   /** Comma-separated: h3, h2 (default both, HTTP/3 first). */
   readonly protocols?: string | undefined;
-  readonly profile?: string | undefined;
   readonly timeout?: string | undefined;
 }
 
@@ -122,7 +122,7 @@ function fixed(value: number, digits: number, width: number): string {
 }
 
 /** A local GrpcHost with development certificates in a temporary directory, and the client's TLS files. */
-async function startSelf(): Promise<{ endpoint: Endpoint; tls: TlsFlags; close(): Promise<void> }> {
+async function startSelf(profile: string): Promise<{ target: CliTarget; close(): Promise<void> }> {
   const dir = await mkdtemp(join(tmpdir(), 'omnirelay-bench-'));
   try {
     const pki = await writeDevPki(dir, ['bench-server', 'bench-client']);
@@ -130,9 +130,9 @@ async function startSelf(): Promise<{ endpoint: Endpoint; tls: TlsFlags; close()
     const client = pki.files['bench-client'];
     if (server === undefined || client === undefined) throw new Error('writeDevPki wrote no node certificates');
     const host = await GrpcHost.start({ tls: { certFile: server.certFile, keyFile: server.keyFile, caFile: pki.caFile } }, []);
+    const tls = tlsOptions({ cert: client.certFile, key: client.keyFile, ca: pki.caFile });
     return {
-      endpoint: parseEndpoint(host.url),
-      tls: { cert: client.certFile, key: client.keyFile, ca: pki.caFile },
+      target: { endpoint: parseEndpoint(host.url), profile, tls, options: { profiles: { [profile]: { tls } } } },
       close: async () => {
         await host.close(1000);
         await rm(dir, { recursive: true, force: true });
@@ -147,23 +147,23 @@ async function startSelf(): Promise<{ endpoint: Endpoint; tls: TlsFlags; close()
 export async function runBench(options: BenchOptions, io: CliIo): Promise<ExitCode> {
   if (options.self === true && options.endpoint !== undefined) throw new CliError(EXIT.usage, `give either an endpoint (${options.endpoint}) or --self, not both`);
   if (options.self !== true && options.endpoint === undefined) throw new CliError(EXIT.usage, 'no target: give an endpoint (https://host:port) or --self');
-  if (options.self === true && (options.cert !== undefined || options.key !== undefined || options.ca !== undefined)) {
-    throw new CliError(EXIT.usage, '--self makes its own certificates: drop --cert, --key and --ca');
+  if (options.self === true && (options.cert !== undefined || options.key !== undefined || options.ca !== undefined || options.options !== undefined)) {
+    throw new CliError(EXIT.usage, '--self makes its own certificates and profile: drop --cert, --key, --ca and --options');
   }
   const calls = options.calls === undefined ? 1000 : positiveInt('--calls', options.calls, 10_000_000);
   const concurrency = options.concurrency === undefined ? 16 : positiveInt('--concurrency', options.concurrency, 10_000);
   const protocols = parseProtocols(options.protocols ?? 'h3,h2');
-  const profile = parseProfile(options.profile);
   const deadlineMs = options.timeout === undefined ? 5000 : positiveInt('--timeout', options.timeout, 86_400_000);
-  const target = options.endpoint !== undefined ? parseEndpoint(options.endpoint) : undefined;
+  const given = options.endpoint !== undefined ? await resolveTarget(options.endpoint, options) : undefined;
 
-  const self = options.self === true ? await startSelf() : undefined;
+  const self = options.self === true ? await startSelf(parseProfile(options.profile)) : undefined;
   const hints = createEndpointHintSubject();
   let factory: IGrpcControlPlaneClientFactory | undefined;
   try {
-    const endpoint = self?.endpoint ?? target;
-    if (endpoint === undefined) throw new CliError(EXIT.usage, 'no target: give an endpoint (https://host:port) or --self');
-    factory = buildFactory(profile, self?.tls ?? options, new SpanRecorder(16), hints);
+    const target = self?.target ?? given;
+    if (target === undefined) throw new CliError(EXIT.usage, 'no target: give an endpoint (https://host:port) or --self');
+    const { endpoint, profile } = target;
+    factory = buildFactory(target.options, new SpanRecorder(16), hints);
     writeLine(io.stdout, `bench ${endpoint.url}${self !== undefined ? ' (--self: a local GrpcHost, development certificates)' : ''}: ${calls} calls per protocol, concurrency ${concurrency}, grpc.health.v1.Health/Check, profile ${profile}`);
 
     const results: PassResult[] = [];

@@ -13,6 +13,7 @@ import { readFileSync } from 'node:fs';
 import { connect as tcpConnect, type Socket } from 'node:net';
 import { performance } from 'node:perf_hooks';
 import { checkServerIdentity, connect as tlsConnect, type PeerCertificate, type TLSSocket } from 'node:tls';
+import { resolveOptions } from '../../config/schema.js';
 import { RpcError } from '../../errors.js';
 import { HealthCheckResponse_ServingStatus, HealthDefinition, healthCheckResponse_ServingStatusToJSON } from '../../gen/grpc/health/v1/health.js';
 import { GRPC_STATUS } from '../../grpc/status.js';
@@ -21,11 +22,11 @@ import { ATTR_FALLBACK_REASON, ATTR_PROTOCOL, ATTR_PROTOCOL_REASON } from '../..
 import { EXIT, type ExitCode } from '../errors.js';
 import { writeLine, type CliIo } from '../io.js';
 import { SpanRecorder, type RecordedSpan } from '../span-recorder.js';
-import { buildFactory, parseEndpoint, parseProfile, positiveInt, sniFor, type Endpoint, type TlsFlags } from '../target.js';
+import { buildFactory, positiveInt, resolveTarget, sniFor, type CliTarget, type Endpoint, type TargetFlags } from '../target.js';
 
-export interface ProbeOptions extends TlsFlags {
+export interface ProbeOptions extends TargetFlags {
+  /** https://host:port, host:port, or an endpoint name of the --options file. */
   readonly endpoint: string;
-  readonly profile?: string | undefined;
   /** The health service asked ('' = the whole server). */
   readonly service?: string | undefined;
   /** Deadline of each call, ms (text as given on the command line). */
@@ -76,7 +77,8 @@ interface TcpTls {
  * A TCP connect and a TLS handshake with the same material, timed apart (grpc-js does not
  * expose its socket's TLS version). Verified like the factory's HTTP/2 dial: the CA, the name.
  */
-function tlsDial(endpoint: Endpoint, flags: TlsFlags, timeoutMs: number): Promise<TcpTls> {
+/** A TLS dial of the TCP port with the TLS material the profile uses (files or PKCS#12). */
+function tlsDial(endpoint: Endpoint, tlsInput: CliTarget['tls'], timeoutMs: number): Promise<TcpTls> {
   return new Promise((resolve, reject) => {
     const started = performance.now();
     const timer = setTimeout(() => {
@@ -90,15 +92,16 @@ function tlsDial(endpoint: Endpoint, flags: TlsFlags, timeoutMs: number): Promis
     socket.once('error', fail);
     socket.once('connect', () => {
       const tcpMs = performance.now() - started;
-      const serverName = flags.serverName;
+      const serverName = tlsInput.serverNameOverride;
       const servername = serverName ?? sniFor(endpoint.host);
       const tls: TLSSocket = tlsConnect({
         socket,
         ALPNProtocols: ['h2'],
         ...(servername !== undefined ? { servername } : {}),
         ...(serverName !== undefined ? { checkServerIdentity: (_host: string, cert: PeerCertificate) => checkServerIdentity(serverName, cert) } : {}),
-        ...(flags.ca !== undefined ? { ca: readFileSync(flags.ca) } : {}),
-        ...(flags.cert !== undefined && flags.key !== undefined ? { cert: readFileSync(flags.cert), key: readFileSync(flags.key) } : {}),
+        ...(tlsInput.caFile !== undefined ? { ca: readFileSync(tlsInput.caFile) } : {}),
+        ...(tlsInput.certFile !== undefined && tlsInput.keyFile !== undefined ? { cert: readFileSync(tlsInput.certFile), key: readFileSync(tlsInput.keyFile) } : {}),
+        ...(tlsInput.pfxFile !== undefined ? { pfx: readFileSync(tlsInput.pfxFile), ...(tlsInput.pfxPassword !== undefined ? { passphrase: tlsInput.pfxPassword } : {}) } : {}),
       });
       tls.once('error', fail);
       tls.once('secureConnect', () => {
@@ -145,17 +148,18 @@ function describeCertificate(out: (key: string, value: string) => void, cert: X5
 }
 
 export async function runProbe(options: ProbeOptions, io: CliIo): Promise<ExitCode> {
-  const endpoint = parseEndpoint(options.endpoint);
-  const profile = parseProfile(options.profile);
+  const target = await resolveTarget(options.endpoint, options);
+  const { endpoint, profile } = target;
   const deadlineMs = options.timeout === undefined ? 5000 : positiveInt('--timeout', options.timeout, 86_400_000);
   const rttCalls = options.rtt === undefined ? 5 : positiveInt('--rtt', options.rtt, 10_000);
   const service = options.service ?? '';
   const recorder = new SpanRecorder();
   const out = (key: string, value: string): void => writeLine(io.stdout, `${`${key}:`.padEnd(14)}${value}`);
 
-  const factory = buildFactory(profile, options, recorder);
+  const factory = buildFactory(target.options, recorder);
   try {
-    writeLine(io.stdout, `probe ${endpoint.url} (profile ${profile}, ${options.cert !== undefined ? 'mTLS' : 'TLS, no client certificate'}, grpc.health.v1.Health/Check${service === '' ? '' : ` service ${JSON.stringify(service)}`})`);
+    const from = options.options !== undefined ? ` from ${options.options}` : '';
+    writeLine(io.stdout, `probe ${endpoint.url} (profile ${profile}${from}, ${target.tls.mode === 'mtls' ? 'mTLS' : 'TLS, no client certificate'}, grpc.health.v1.Health/Check${service === '' ? '' : ` service ${JSON.stringify(service)}`})`);
     const started = performance.now();
     // A failure here (unreachable, TLS refused, deadline) is the command's error: one line on stderr, exit 1.
     const first = await check(factory, endpoint, profile, service, deadlineMs);
@@ -176,7 +180,9 @@ export async function runProbe(options: ProbeOptions, io: CliIo): Promise<ExitCo
     const protocol = first !== 'unimplemented' ? first.protocol : spanProtocol === 'h3' || spanProtocol === 'h2' ? spanProtocol : undefined;
     out('protocol', protocol !== undefined ? PROTOCOL_NAMES[protocol] : 'unknown');
     if (protocol !== 'h3') {
-      const reason = why(firstSpan) ?? 'the factory recorded no reason';
+      // The factory records a reason only when the profile prefers HTTP/3; a profile that disables it is said here.
+      const disabled = resolveOptions(target.options).profiles[profile]?.http3 === 'disable' ? `${REASONS['profile-disabled'] ?? ''} (http3: 'disable')` : undefined;
+      const reason = why(firstSpan) ?? disabled ?? 'the factory recorded no reason';
       const probe = await factory.probeHttp3({ endpoint: endpoint.url, profile });
       out('http3', `not used: ${reason}${probe.ok ? '; an HTTP/3 health probe now succeeds' : `; HTTP/3 probe: ${probe.reason ?? 'failed'}`}`);
     } else {
@@ -186,7 +192,7 @@ export async function runProbe(options: ProbeOptions, io: CliIo): Promise<ExitCo
     let tcp: TcpTls | undefined;
     let tcpError: string | undefined;
     try {
-      tcp = await tlsDial(endpoint, options, deadlineMs);
+      tcp = await tlsDial(endpoint, target.tls, deadlineMs);
     } catch (error) {
       tcpError = error instanceof Error ? error.message : String(error);
     }
