@@ -60,6 +60,17 @@ function pidAlive(pid: number): boolean {
   }
 }
 
+/**
+ * Kills whatever still runs in namespace `ns` (`ip netns pids`: e.g. an etcd a crashed run left
+ * behind; it does not die with its parent), then deletes the namespace.
+ */
+function deleteNs(ns: string): void {
+  for (const pid of (tryRun('ip', ['netns', 'pids', ns]) ?? '').split('\n').map(Number)) {
+    if (pid > 0) tryRun('kill', ['-9', String(pid)]);
+  }
+  tryRun('ip', ['netns', 'del', ns]);
+}
+
 /** Removes namespaces of earlier runs whose process is gone (a crashed or killed jest). */
 export function cleanStale(): string[] {
   const removed: string[] = [];
@@ -70,7 +81,7 @@ export function cleanStale(): string[] {
     if (match === null) continue;
     if (Number(match[1]) !== process.pid && pidAlive(Number(match[1]))) continue;
     if (Number(match[1]) === process.pid) continue;
-    tryRun('ip', ['netns', 'del', name]);
+    deleteNs(name);
     removed.push(name);
   }
   return removed;
@@ -101,6 +112,30 @@ export interface NodeLog {
 export interface NodeTuning {
   readonly gossip?: Record<string, unknown>;
   readonly profile?: Record<string, unknown>;
+  /**
+   * Opt-in leader election: the runner also runs the leadership agent (`leadershipModule`) on
+   * an EtcdLeaseStore (`etcdLeaseStoreModule`) over its factory's `etcd` profile (HTTP/2 only,
+   * mTLS with the node's certificate). `options` are LeadershipOptionsInput without `nodeId`;
+   * `store` is EtcdLeaseStoreOptionsInput (its `endpoints` are required); `etcdProfile` adds
+   * fields to the `etcd` profile (e.g. `connectTimeoutMs`).
+   */
+  readonly leadership?: {
+    readonly options?: Record<string, unknown>;
+    readonly store: Record<string, unknown>;
+    readonly etcdProfile?: Record<string, unknown>;
+  };
+}
+
+/** A scope's leader as one node sees it (the runner's `leaders` command). */
+export interface LeaderReport {
+  readonly scope: string;
+  /** Undefined: this node sees no leader now. */
+  readonly leaderId?: string;
+  readonly term?: number;
+  /** The term's fence token (etcd's create revision of the leader key), as a decimal string. */
+  readonly fenceToken?: string;
+  /** Whether this node leads the scope by its own account. */
+  readonly self: boolean;
 }
 
 /** A node process in its namespace. */
@@ -179,6 +214,12 @@ export class ChaosNode {
     return (reply.members as MemberView[] | undefined) ?? [];
   }
 
+  /** What this node believes about each of its leadership scopes (empty without `tuning.leadership`). */
+  async leaders(): Promise<LeaderReport[]> {
+    const reply = await this.command('leaders');
+    return (reply.scopes as LeaderReport[] | undefined) ?? [];
+  }
+
   async ping(endpoint: string, deadlineMs = 2_000): Promise<PingReply> {
     return (await this.command('ping', { endpoint, deadlineMs })) as unknown as PingReply;
   }
@@ -186,6 +227,55 @@ export class ChaosNode {
   /** A crash: SIGKILL, no leave. */
   async kill(): Promise<void> {
     if (this.running) this.child.kill('SIGKILL');
+    await this.exited;
+  }
+}
+
+const ETCD_READY = '"msg":"serving client traffic securely"';
+const ETCD_START_TIMEOUT_MS = 30_000;
+
+/** etcd in a namespace (`ChaosNet.startEtcd`). */
+export class ChaosEtcd {
+  readonly exited: Promise<void>;
+  #output = '';
+
+  constructor(
+    readonly id: string,
+    /** `https://<address>:2379` */
+    readonly url: string,
+    readonly child: ChildProcessWithoutNullStreams | ReturnType<typeof spawn>,
+  ) {
+    this.exited = new Promise<void>((resolve) => child.once('close', () => resolve()));
+    child.stderr?.on('data', (chunk: Buffer) => {
+      this.#output += chunk.toString();
+    });
+  }
+
+  /** What etcd printed (zap JSON lines). */
+  output(): string {
+    return this.#output;
+  }
+
+  ready(): Promise<void> {
+    return new Promise<void>((resolve, reject) => {
+      const settle = (error?: Error): void => {
+        clearTimeout(timer);
+        clearInterval(poll);
+        this.child.off('exit', onExit);
+        if (error === undefined) resolve();
+        else reject(error);
+      };
+      const timer = setTimeout(() => settle(new Error(`etcd ${this.id} was not ready within ${ETCD_START_TIMEOUT_MS} ms:\n${this.#output}`)), ETCD_START_TIMEOUT_MS);
+      const poll = setInterval(() => {
+        if (this.#output.includes(ETCD_READY)) settle();
+      }, 50);
+      const onExit = (code: number | null): void => settle(new Error(`etcd ${this.id} exited (${String(code)}) before it was ready (apt-get install etcd-server; .ci/run does it):\n${this.#output}`));
+      this.child.once('exit', onExit);
+    });
+  }
+
+  async kill(): Promise<void> {
+    if (this.child.exitCode === null && this.child.signalCode === null) this.child.kill('SIGKILL');
     await this.exited;
   }
 }
@@ -207,6 +297,7 @@ export class ChaosNet {
   #dir = '';
   #ca: DevCertificateAuthority | undefined;
   #faults = 0;
+  #etcds: ChaosEtcd[] = [];
 
   constructor(readonly name: string) {
     this.hub = `${PREFIX}${process.pid}-${name}-hub`;
@@ -264,12 +355,49 @@ export class ChaosNet {
       seeds,
       gossip: tuning.gossip ?? {},
       profile: tuning.profile ?? {},
+      leadership: tuning.leadership,
     };
     const child = spawn('ip', ['netns', 'exec', this.nsOf(id), process.execPath, RUNNER, JSON.stringify(config)], { stdio: ['pipe', 'pipe', 'pipe'] });
     const node = new ChaosNode(id, this.nsOf(id), config.address, child);
     this.nodes.push(node);
     await node.ready();
     return node;
+  }
+
+  /**
+   * Runs Debian's etcd (3.4; `.ci/run` installs `etcd-server`) in `id`'s namespace, as that
+   * namespace's only process: one member, client URL `https://<address of id>:2379` with client
+   * certificates required (its server certificate is `id`'s, issued with the namespace address as
+   * SAN by the test CA, which every node's certificate also chains to), peer URL on the
+   * namespace's own loopback. So every node reaches etcd over its own link and etcd's link:
+   * faults on those links hit the etcd traffic too. Resolves once etcd serves clients; `close()`
+   * kills it.
+   */
+  async startEtcd(id: string): Promise<ChaosEtcd> {
+    const address = this.addressOf(id);
+    const url = `https://${address}:2379`;
+    const dataDir = join(this.#dir, `${id}-data`);
+    const args = [
+      'netns', 'exec', this.nsOf(id), 'etcd',
+      '--name', id,
+      '--data-dir', dataDir,
+      '--listen-client-urls', url,
+      '--advertise-client-urls', url,
+      '--listen-peer-urls', 'http://127.0.0.1:2380',
+      '--initial-advertise-peer-urls', 'http://127.0.0.1:2380',
+      '--initial-cluster', `${id}=http://127.0.0.1:2380`,
+      '--cert-file', join(this.#dir, `${id}.pem`),
+      '--key-file', join(this.#dir, `${id}.key`),
+      '--client-cert-auth',
+      '--trusted-ca-file', join(this.#dir, 'ca.pem'),
+      '--logger', 'zap',
+      '--log-outputs', 'stderr',
+    ];
+    const child = spawn('ip', args, { stdio: ['ignore', 'ignore', 'pipe'] });
+    const etcd = new ChaosEtcd(id, url, child);
+    this.#etcds.push(etcd);
+    await etcd.ready();
+    return etcd;
   }
 
   running(): ChaosNode[] {
@@ -320,7 +448,8 @@ export class ChaosNet {
 
   async close(): Promise<void> {
     await Promise.all(this.nodes.map((n) => n.kill()));
-    for (const ns of this.namespaces.splice(0).reverse()) tryRun('ip', ['netns', 'del', ns]);
+    await Promise.all(this.#etcds.splice(0).map((e) => e.kill()));
+    for (const ns of this.namespaces.splice(0).reverse()) deleteNs(ns);
     if (this.#dir !== '') await rm(this.#dir, { recursive: true, force: true });
   }
 }

@@ -4,7 +4,10 @@
 //
 // The node is what an application runs: a GrpcHost (mTLS, HTTP/2 + HTTP/3 on one port) on the
 // namespace's address serving gossip and the demo ControlPlane service, and a container with
-// grpcControlPlaneModule + gossipModule, gossiping through the factory.
+// grpcControlPlaneModule + gossipModule, gossiping through the factory. Opt-in (config
+// `leadership: { options, store, etcdProfile }`): also etcdLeaseStoreModule + leadershipModule,
+// a leadership agent electing leaders on etcd through the factory's `etcd` profile (HTTP/2 only,
+// mTLS with the node's certificate); other configs run gossip only, as before.
 //
 // Protocol: one JSON object per line.
 //   stdout  {"type":"ready","id","url"} once serving and gossiping;
@@ -12,7 +15,11 @@
 //   stdin   {"seq":N,"cmd":"view"}              → members: [{id,status,incarnation}]
 //           {"seq":N,"cmd":"ping","endpoint":U} → ok, protocol | error code + name (one unary
 //                                                  ControlPlane.Ping through the factory)
-//           {"seq":N,"cmd":"stop"}               → graceful leave, then the process exits 0.
+//           {"seq":N,"cmd":"leaders"}            → scopes: [{scope, leaderId?, term?, fenceToken?
+//                                                  (decimal string), self}] (this node's view;
+//                                                  empty without `leadership`)
+//           {"seq":N,"cmd":"stop"}               → graceful leave (and resignation of its
+//                                                  terms), then the process exits 0.
 // SIGTERM / SIGKILL are a crash (no leave).
 import 'reflect-metadata';
 import { createInterface } from 'node:readline';
@@ -21,11 +28,13 @@ const { Container } = await import('inversify');
 const {
   CONTROL_PLANE_TOKENS,
   controlPlaneV1,
+  etcdLeaseStoreModule,
   gossipModule,
   gossipServiceImplementation,
   gossipV1,
   GrpcHost,
   grpcControlPlaneModule,
+  leadershipModule,
   TOKENS,
 } = await import('../../../dist/index.js');
 
@@ -59,14 +68,10 @@ const host = await GrpcHost.start(
 );
 
 const container = new Container();
-container.bind(TOKENS.ControlPlaneOptions).toConstantValue({
-  profiles: {
-    'control-plane': {
-      tls: { mode: 'mtls', certFile: config.certFile, keyFile: config.keyFile, caFile: config.caFile },
-      ...config.profile,
-    },
-  },
-});
+const nodeTls = { mode: 'mtls', certFile: config.certFile, keyFile: config.keyFile, caFile: config.caFile };
+const profiles = { 'control-plane': { tls: nodeTls, ...config.profile } };
+if (config.leadership !== undefined) profiles.etcd = { http3: 'disable', tls: nodeTls, ...config.leadership.etcdProfile };
+container.bind(TOKENS.ControlPlaneOptions).toConstantValue({ profiles });
 container.bind(CONTROL_PLANE_TOKENS.Logger).toConstantValue(logger);
 container.bind(CONTROL_PLANE_TOKENS.GossipOptions).toConstantValue({
   nodeId: config.id,
@@ -76,6 +81,13 @@ container.bind(CONTROL_PLANE_TOKENS.GossipOptions).toConstantValue({
   ...config.gossip,
 });
 container.load(grpcControlPlaneModule, gossipModule);
+let leadership;
+if (config.leadership !== undefined) {
+  container.bind(CONTROL_PLANE_TOKENS.EtcdLeaseStoreOptions).toConstantValue(config.leadership.store);
+  container.bind(CONTROL_PLANE_TOKENS.LeadershipOptions).toConstantValue({ nodeId: config.id, ...config.leadership.options });
+  container.load(etcdLeaseStoreModule, leadershipModule);
+  leadership = container.get(CONTROL_PLANE_TOKENS.Leadership);
+}
 const factory = container.get(TOKENS.GrpcControlPlaneClientFactory);
 const agent = container.get(CONTROL_PLANE_TOKENS.Gossip);
 late.agent = agent;
@@ -85,6 +97,7 @@ async function shutdown(leave) {
   if (stopping) return;
   stopping = true;
   await agent.stop({ leave });
+  await leadership?.stop({ resign: leave });
   await container.unbindAllAsync();
   await host.close(leave ? 500 : 0);
 }
@@ -96,6 +109,15 @@ async function handle(command) {
       return {
         members: agent.members.map((m) => ({ id: m.metadata.nodeId, status: m.status, incarnation: m.incarnation })),
         served: late.served,
+      };
+    case 'leaders':
+      return {
+        scopes: (leadership?.options.scopes ?? []).map((scope) => {
+          const view = leadership.leader(scope);
+          return view === undefined
+            ? { scope, self: false }
+            : { scope, leaderId: view.leaderId, term: view.term, fenceToken: String(view.fenceToken), self: leadership.isLeader(scope) };
+        }),
       };
     case 'ping': {
       try {
@@ -139,4 +161,5 @@ process.on('SIGTERM', () => {
 });
 
 await agent.start();
+leadership?.start();
 write({ type: 'ready', id: config.id, url: host.url });
