@@ -54,7 +54,7 @@ const NO_DISPATCHER_SYNTAX = [
 const typed = tseslint.configs.recommendedTypeChecked.map((config) => ({ ...config, files: ['**/*.ts'] }));
 
 export default tseslint.config(
-  { ignores: ['dist/**', 'dist-cli/**', 'build-check/**', 'src/gen/**', 'coverage/**', 'node_modules/**'] },
+  { ignores: ['dist/**', 'dist-cli/**', 'dist-sea/**', 'build-check/**', 'src/gen/**', 'coverage/**', 'node_modules/**'] },
   js.configs.recommended,
   ...typed,
   {

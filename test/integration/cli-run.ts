@@ -18,7 +18,7 @@ export interface CliRun {
 }
 
 /** The child's environment: ours without NODE_OPTIONS (jest's flags are not the user's). */
-function childEnv(): NodeJS.ProcessEnv {
+export function childEnv(): NodeJS.ProcessEnv {
   const env = { ...process.env };
   delete env.NODE_OPTIONS;
   return env;
@@ -29,8 +29,13 @@ export function runCli(args: readonly string[], timeoutMs = 60_000): Promise<Cli
 }
 
 export function runNode(args: readonly string[], timeoutMs = 60_000): Promise<CliRun> {
+  return runProgram(process.execPath, args, timeoutMs);
+}
+
+/** Runs an executable (e.g. the single-executable CLI, dist-sea/omnirelay) the same way. */
+export function runProgram(file: string, args: readonly string[], timeoutMs = 60_000): Promise<CliRun> {
   return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [...args], { env: childEnv(), stdio: ['ignore', 'pipe', 'pipe'] });
+    const child = spawn(file, [...args], { env: childEnv(), stdio: ['ignore', 'pipe', 'pipe'] });
     const stdout: Buffer[] = [];
     const stderr: Buffer[] = [];
     let timedOut = false;
