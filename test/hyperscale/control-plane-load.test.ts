@@ -36,6 +36,7 @@ import {
   type IGrpcControlPlaneClientFactory,
   type ServerCallInfo,
 } from 'omnirelay';
+import { onOnePortNumber } from '../support/hosts.js';
 import { createTestPki, type TestPki } from '../support/pki-files.js';
 import { collectGarbage, ownSockets } from '../support/sockets.js';
 import { startUdpRelay, type UdpRelay } from '../support/udp-relay.js';
@@ -103,25 +104,24 @@ async function startPeer(name: string, kind: 'h3' | 'h2', tls: GrpcHostTls): Pro
 async function startRelayedPeer(name: string, kind: 'h3-dropped' | 'h3-refused', tls: GrpcHostTls): Promise<Peer> {
   const served = { h2: 0, h3: 0 };
   const h3 = await GrpcH3Host.start({ host: '127.0.0.1', port: 0, tls }, [service(name, served)]);
-  for (let attempt = 1; ; attempt++) {
-    const h2 = await GrpcHost.start({ host: '127.0.0.1', port: 0, tls, http3: false }, [service(name, served)]);
-    try {
-      const relay = await startUdpRelay(h2.port, h3.port);
-      return {
-        name, kind, url: h2.url, port: h2.port, served, relay,
-        http3: () => h3.connectionStats,
-        close: async () => {
-          await relay.close();
-          await Promise.all([h2.close(500), h3.close(500)]);
-        },
-      };
-    } catch (error) {
-      await h2.close(0);
-      if (attempt >= 5 || (error as NodeJS.ErrnoException).code !== 'EADDRINUSE') {
-        await h3.close(0);
-        throw error;
-      }
-    }
+  try {
+    const [h2, relay] = await onOnePortNumber(
+      () => GrpcHost.start({ host: '127.0.0.1', port: 0, tls, http3: false }, [service(name, served)]),
+      (host) => host.port,
+      (host) => host.close(0),
+      (port) => startUdpRelay(port, h3.port),
+    );
+    return {
+      name, kind, url: h2.url, port: h2.port, served, relay,
+      http3: () => h3.connectionStats,
+      close: async () => {
+        await relay.close();
+        await Promise.all([h2.close(500), h3.close(500)]);
+      },
+    };
+  } catch (error) {
+    await h3.close(0);
+    throw error;
   }
 }
 

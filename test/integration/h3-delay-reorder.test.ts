@@ -25,6 +25,7 @@ import { createHash, randomBytes } from 'node:crypto';
 import type { Container } from 'inversify';
 import { controlPlaneV1, GrpcH3Host, GrpcHost, type GrpcHostTls, type IGrpcControlPlaneClientFactory, type ServerCallInfo } from 'omnirelay';
 import { containerWith, mtlsOptions } from '../support/cluster.js';
+import { onOnePortNumber } from '../support/hosts.js';
 import { createTestPki, type TestPki } from '../support/pki-files.js';
 import { startUdpRelay, type UdpRelay } from '../support/udp-relay.js';
 
@@ -90,18 +91,14 @@ describe(`HTTP/3 through a relay that delays every datagram ${DELAY.minMs}–${D
     pki = await createTestPki();
     const tls: GrpcHostTls = { certFile: pki.server.certFile, keyFile: pki.server.keyFile, caFile: pki.caFile };
     h3 = await GrpcH3Host.start({ host: '127.0.0.1', port: 0, tls }, services(served));
-    // The relay must take UDP on the HTTP/2 host's port number; if another process holds it, try another.
-    for (let attempt = 1; relay === undefined; attempt++) {
-      h2 = await GrpcHost.start({ host: '127.0.0.1', port: 0, tls, http3: false }, services(served));
-      try {
-        relay = await startUdpRelay(h2.port, h3.port, { delay: DELAY });
-      } catch (error) {
-        await h2.close(0);
-        h2 = undefined;
-        if (attempt >= 5 || (error as NodeJS.ErrnoException).code !== 'EADDRINUSE') throw error;
-      }
-    }
-    endpoint = h2!.url;
+    // The relay takes UDP on the HTTP/2 host's port number (another one when something holds it).
+    [h2, relay] = await onOnePortNumber(
+      () => GrpcHost.start({ host: '127.0.0.1', port: 0, tls, http3: false }, services(served)),
+      (host) => host.port,
+      (host) => host.close(0),
+      (port) => startUdpRelay(port, h3!.port, { delay: DELAY }),
+    );
+    endpoint = h2.url;
     const made = containerWith(mtlsOptions(pki, pki.client, { profiles: { 'control-plane': { http3: 'prefer', http3RaceDelayMs: 5_000, deadlineMs: DEADLINE_MS, connectTimeoutMs: 10_000 } } }));
     container = made.container;
     factory = made.factory();

@@ -15,6 +15,7 @@ import { controlPlaneV1, GrpcH3Host, GrpcHost, RpcError, TlsError, type IGrpcCon
 import { decodeFieldSection } from '../../dist/http3/qpack/index.js';
 import { containerWith, mtlsOptions } from '../support/cluster.js';
 import { createTestPki, type Files, type TestPki } from '../support/pki-files.js';
+import { onOnePortNumber } from '../support/hosts.js';
 import { concat, connectRawH3, frame, FRAME, frameTypes, grpcDataFrame, grpcRequest, headersFrame, okGrpcResponse, RawConnection, startRawH3Server, STREAM_TYPE, varint, type QuicStream, type RawH3Server } from '../support/raw-h3-peer.js';
 import { failureOf } from '../support/failure.js';
 
@@ -112,8 +113,7 @@ describe('a GrpcH3Host that refuses our client certificate', () => {
 
   beforeAll(async () => {
     // The HTTP/2 host on the same port number takes any client: a fall back would succeed there.
-    h2 = await startOpenH2();
-    h3 = await startH3({ port: h2.host.port });
+    [h2, h3] = await onOnePortNumber(startOpenH2, (open) => open.host.port, (open) => open.host.close(0), (port) => startH3({ port }));
   });
 
   async function refusal(client: Files | undefined): Promise<TlsError> {

@@ -21,7 +21,7 @@ import {
 } from 'omnirelay';
 import { quicDriverActivity } from '../../dist/quic/connection.js';
 import { containerWith, mtlsOptions } from '../support/cluster.js';
-import { issueToFiles } from '../support/hosts.js';
+import { issueToFiles, onOnePortNumber } from '../support/hosts.js';
 import { createTestPki, type Files, type TestPki } from '../support/pki-files.js';
 
 const { ControlPlaneDefinition } = controlPlaneV1;
@@ -104,6 +104,11 @@ describe('gRPC over HTTP/3: GrpcH3Host and GrpcH3Transport through the factory',
     const host = await GrpcHost.start({ host: '127.0.0.1', port: 0, tls: { certFile: leaf.certFile, keyFile: leaf.keyFile, caFile: pki.caFile, crlFiles: [pki.crlFile] }, http3: false }, [service('h2-node', served)]);
     closers.push(() => host.close(200));
     return { host, served };
+  }
+
+  /** An HTTP/2 host and, on its port number, what `udp` starts (retried on another port when that UDP port is taken). */
+  function h2AndH3<U>(udp: (port: number) => Promise<U>): Promise<[{ host: GrpcHost; served: Served[] }, U]> {
+    return onOnePortNumber(() => startH2(), (h2) => h2.host.port, (h2) => h2.host.close(0), udp);
   }
 
   function factoryFor(extra: ControlPlaneOptionsInput['profiles'] = {}, telemetry = meterProvider): IGrpcControlPlaneClientFactory {
@@ -192,8 +197,8 @@ describe('gRPC over HTTP/3: GrpcH3Host and GrpcH3Transport through the factory',
   });
 
   it('refuses an untrusted server certificate with TLS_PEER_UNTRUSTED and does not fall back to HTTP/2', async () => {
-    const h2 = await startH2(); // a trusted HTTP/2 server on the same port number must stay unused
-    await startH3(rogueServer, { port: h2.host.port });
+    // A trusted HTTP/2 server on the same port number must stay unused.
+    const [h2] = await h2AndH3((port) => startH3(rogueServer, { port }));
     // No racing here: this pins the verdict of a completed HTTP/3 handshake (with a race, an
     // HTTP/2 connection verified on its own may carry the first call; see docs/http3.md).
     const factory = factoryFor({ 'control-plane': { http3RaceDelayMs: 30_000 } });
@@ -204,8 +209,7 @@ describe('gRPC over HTTP/3: GrpcH3Host and GrpcH3Transport through the factory',
   });
 
   it('stops racing an endpoint whose HTTP/3 certificate was rejected: even with no race delay, HTTP/2 never carries its calls', async () => {
-    const h2 = await startH2();
-    await startH3(rogueServer, { port: h2.host.port });
+    const [h2] = await h2AndH3((port) => startH3(rogueServer, { port }));
     const options = new BehaviorSubject<ControlPlaneOptionsInput>(
       mtlsOptions(pki, pki.client, { profiles: { 'control-plane': { http3: 'prefer', http3RaceDelayMs: 30_000, retry: { maxAttempts: 1 } } } }),
     );
@@ -253,11 +257,18 @@ describe('gRPC over HTTP/3: GrpcH3Host and GrpcH3Transport through the factory',
   });
 
   it('races HTTP/2 against an HTTP/3 dial that gets no answer (UDP blocked): the first call waits the race delay, not the QUIC timeout, and the failure is learned', async () => {
-    const h2 = await startH2();
     // UDP "blocked": a socket on the port that swallows every datagram, so no ICMP error comes back either.
-    const blackhole = createSocket('udp4');
-    await new Promise<void>((resolve) => blackhole.bind(h2.host.port, '127.0.0.1', resolve));
-    closers.push(() => new Promise<void>((resolve) => blackhole.close(() => resolve())));
+    const [h2] = await h2AndH3(async (port) => {
+      const blackhole = createSocket('udp4');
+      await new Promise<void>((resolve, reject) => {
+        blackhole.once('error', reject);
+        blackhole.bind(port, '127.0.0.1', () => {
+          blackhole.off('error', reject);
+          resolve();
+        });
+      });
+      closers.push(() => new Promise<void>((resolve) => blackhole.close(() => resolve())));
+    });
     // A QUIC connect timeout far longer than the race delay: whatever decides the first call, it is not the timeout.
     const factory = factoryFor({ 'control-plane': { connectTimeoutMs: 1_500, http3RaceDelayMs: 100 } }, fallbackMeter);
     const racesBefore = await fallbackCount('race-delay');
@@ -332,8 +343,7 @@ describe('gRPC over HTTP/3: GrpcH3Host and GrpcH3Transport through the factory',
   });
 
   it('applies a hint denying HTTP/3 mid-run: new calls go over HTTP/2 while a running HTTP/3 server stream finishes intact', async () => {
-    const h2 = await startH2();
-    const h3 = await startH3(pki.server, { port: h2.host.port });
+    const [h2, h3] = await h2AndH3((port) => startH3(pki.server, { port }));
     const hints = createEndpointHintSubject();
     const { container, factory: get } = containerWith(mtlsOptions(pki, pki.client, { profiles: { 'control-plane': { deadlineMs: 10_000, retry: { maxAttempts: 1 } } } }), (c) => {
       c.bind(TOKENS.EndpointHints).toConstantValue(hints);

@@ -177,3 +177,29 @@ export async function startOpenSslServer(options: { certFile: string; keyFile: s
     },
   };
 }
+
+/** EADDRINUSE anywhere in an error's cause chain. */
+function addressInUse(error: unknown): boolean {
+  for (let e = error; typeof e === 'object' && e !== null; e = (e as { cause?: unknown }).cause) {
+    if ((e as { code?: unknown }).code === 'EADDRINUSE') return true;
+  }
+  return false;
+}
+
+/**
+ * A TCP server on an ephemeral port and a UDP server on the same port number (HTTP/2 and HTTP/3
+ * of one `https://127.0.0.1:P`). The kernel hands out the TCP port only; the UDP port of that
+ * number may be held by any other socket on the machine, so on EADDRINUSE both are given up
+ * (`closeTcp`) and it starts again, up to 5 times.
+ */
+export async function onOnePortNumber<T, U>(startTcp: () => Promise<T>, portOf: (tcp: T) => number, closeTcp: (tcp: T) => Promise<void>, startUdp: (port: number) => Promise<U>): Promise<[T, U]> {
+  for (let attempt = 1; ; attempt++) {
+    const tcp = await startTcp();
+    try {
+      return [tcp, await startUdp(portOf(tcp))];
+    } catch (error) {
+      await closeTcp(tcp);
+      if (attempt >= 5 || !addressInUse(error)) throw error;
+    }
+  }
+}
