@@ -6,6 +6,7 @@ import { createServer as createTcpServer, type Server } from 'node:net';
 import { createServer as createTlsServer } from 'node:tls';
 import { controlPlaneV1, type ControlPlaneOptionsInput, type IGrpcControlPlaneClientFactory } from 'omnirelay';
 import { containerWith, ping } from '../support/cluster.js';
+import { onOnePortNumber } from '../support/hosts.js';
 import { createTestPki, type TestPki } from '../support/pki-files.js';
 
 /**
@@ -27,19 +28,40 @@ interface PeerCounter {
   close(): Promise<void>;
 }
 
-async function freePort(): Promise<number> {
-  const probe = createTcpServer();
-  await new Promise<void>((resolve) => probe.listen(0, '127.0.0.1', resolve));
-  const port = (probe.address() as { port: number }).port;
-  await new Promise<void>((resolve) => probe.close(() => resolve()));
-  return port;
+async function listenTcp(server: Server, port: number): Promise<Server> {
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(port, '127.0.0.1', () => {
+      server.off('error', reject);
+      resolve();
+    });
+  });
+  return server;
 }
+
+const portOf = (server: Server): number => (server.address() as { port: number }).port;
+const closeServer = (server: Server): Promise<void> => new Promise<void>((resolve) => server.close(() => resolve()));
 
 async function listenUdp(counter: { udp: number }, port: number): Promise<UdpSocket> {
   const udp = createSocket('udp4');
   udp.on('message', () => counter.udp++);
-  await new Promise<void>((resolve) => udp.bind(port, '127.0.0.1', resolve));
+  await new Promise<void>((resolve, reject) => {
+    udp.once('error', reject);
+    udp.bind(port, '127.0.0.1', () => {
+      udp.off('error', reject);
+      resolve();
+    });
+  });
   return udp;
+}
+
+/** A port number free for TCP and for UDP right now (nothing listens on it afterwards). */
+async function freePort(): Promise<number> {
+  const [tcp, udp] = await onOnePortNumber(() => listenTcp(createTcpServer(), 0), portOf, closeServer, (port) => listenUdp({ udp: 0 }, port));
+  const port = portOf(tcp);
+  await closeServer(tcp);
+  await new Promise<void>((resolve) => udp.close(() => resolve()));
+  return port;
 }
 
 /** A peer that accepts TCP and fails every TLS handshake (its certificate has expired), and swallows UDP. */
@@ -48,10 +70,8 @@ async function startTlsFailingPeer(pki: TestPki): Promise<PeerCounter> {
   const server = createTlsServer({ cert: readFileSync(pki.expiredServer.certFile), key: readFileSync(pki.expiredServer.keyFile), ALPNProtocols: ['h2'] }, (socket) => socket.on('error', () => undefined));
   server.on('connection', () => counter.tcp++);
   server.on('tlsClientError', () => undefined);
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  const port = (server.address() as { port: number }).port;
-  const udp = await listenUdp(counter, port);
-  return counting(counter, port, server, udp);
+  const [, udp] = await onOnePortNumber(() => listenTcp(server, 0), portOf, closeServer, (port) => listenUdp(counter, port));
+  return counting(counter, portOf(server), server, udp);
 }
 
 /** The counter of a peer listening on `port` with `server` (TCP) and `udp`. */
@@ -74,7 +94,7 @@ async function startCounterOn(port: number): Promise<PeerCounter> {
     counter.tcp++;
     socket.destroy();
   });
-  await new Promise<void>((resolve) => server.listen(port, '127.0.0.1', resolve));
+  await listenTcp(server, port);
   const udp = await listenUdp(counter, port);
   return counting(counter, port, server, udp);
 }

@@ -12,7 +12,7 @@ import { AggregationTemporality, InMemoryMetricExporter, MeterProvider, Periodic
 import { controlPlaneV1, RpcError, TOKENS } from 'omnirelay';
 import type { ProfileOptionsInput, TlsError } from 'omnirelay';
 import { createTestPki, type Files, type TestPki } from '../support/pki-files.js';
-import { createContainer, factoryOf, ping } from '../support/hosts.js';
+import { createContainer, factoryOf, onOnePortNumber, ping } from '../support/hosts.js';
 import { silentTcp, startGrpcGoServer, swallowUdp, type GrpcGoServer, type SilentTcp, type UdpSink } from '../support/grpc-go.js';
 
 const Ping = controlPlaneV1.ControlPlaneDefinition;
@@ -45,9 +45,15 @@ function preferProfile(tls: NonNullable<ProfileOptionsInput['tls']>, extra: Prof
 }
 
 async function grpcGo(leaf: Pick<Files, 'certFile' | 'keyFile'>, udp: 'closed' | 'swallowed', requireClientCert = true): Promise<GrpcGoServer> {
-  const server = await startGrpcGoServer({ certFile: leaf.certFile, keyFile: leaf.keyFile, caFile: pki.caFile, requireClientCert });
+  const start = (): Promise<GrpcGoServer> => startGrpcGoServer({ certFile: leaf.certFile, keyFile: leaf.keyFile, caFile: pki.caFile, requireClientCert });
+  if (udp === 'closed') {
+    const server = await start();
+    servers.push(server);
+    return server;
+  }
+  const [server, sink] = await onOnePortNumber(start, (s) => s.port, (s) => s.close(), swallowUdp);
   servers.push(server);
-  if (udp === 'swallowed') sinks.push(await swallowUdp(server.port));
+  sinks.push(sink);
   return server;
 }
 
@@ -169,8 +175,9 @@ describe('no call outlives its deadline (defect 3)', () => {
   const SETTLED_WITHIN_MS = DEADLINE_MS + 1_500;
   let silent: SilentTcp;
   beforeAll(async () => {
-    silent = await silentTcp();
-    sinks.push(await swallowUdp(silent.port));
+    let sink: UdpSink;
+    [silent, sink] = await onOnePortNumber(() => silentTcp(), (s) => s.port, (s) => s.close(), swallowUdp);
+    sinks.push(sink);
   });
   afterAll(async () => {
     await silent?.close();
