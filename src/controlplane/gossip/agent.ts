@@ -416,10 +416,20 @@ export class GossipAgent implements GossipReceiver {
     return reply;
   }
 
-  #piggyback(envelopeBytes: number): gossipV1.MemberState[] {
+  /**
+   * Queued updates for one message. `sentByRecipient`: what the message being answered carried;
+   * those updates are not sent back to the node that sent them, nor counted as sent (memberlist's
+   * gossip is one-way, so its retransmissions all go to other nodes; ours are pings whose replies
+   * carry updates too, and a node that just learnt an update from a ping would otherwise spend one
+   * of its retransmissions answering it to the sender, which knows it — about 40% of a join's
+   * budget at 50 nodes).
+   */
+  #piggyback(envelopeBytes: number, sentByRecipient: readonly MemberUpdate[] = []): gossipV1.MemberState[] {
     const budget = this.options.maxMessageBytes - envelopeBytes - ENVELOPE_BYTES;
     const limit = retransmitLimit(this.#list.liveCount, this.options.retransmitMult);
-    return this.#queue.take(budget, limit, wireSize).map(toWire);
+    if (sentByRecipient.length === 0) return this.#queue.take(budget, limit, wireSize).map(toWire);
+    const known = new Set(sentByRecipient.map(updateKey));
+    return this.#queue.take(budget, limit, wireSize, (update) => known.has(updateKey(update))).map(toWire);
   }
 
   /** Every member, as many as fit in one message (the local node first). */
@@ -476,9 +486,10 @@ export class GossipAgent implements GossipReceiver {
       case 'ping': {
         const ping = request as gossipV1.PingRequest;
         if (ping.targetNode !== this.nodeId) throw new GossipError('GOSSIP_WRONG_TARGET', `ping for ${JSON.stringify(ping.targetNode.slice(0, 64))} reached ${this.nodeId}`);
-        this.#merge(listFromWire(ping.updates, this.options.cluster, 'updates'), caller.protocol, ping.fromNode);
+        const updates = listFromWire(ping.updates, this.options.cluster, 'updates');
+        this.#merge(updates, caller.protocol, ping.fromNode);
         const response: gossipV1.PingResponse = { nodeId: this.nodeId, sequence: ping.sequence, updates: [] };
-        response.updates = this.#piggyback(gossipV1.PingResponse.encode(response).finish().length);
+        response.updates = this.#piggyback(gossipV1.PingResponse.encode(response).finish().length, updates);
         return response as GossipResponses[K];
       }
       case 'pingReq':
@@ -520,7 +531,7 @@ export class GossipAgent implements GossipReceiver {
     const acked = reply !== undefined && reply.message.sequence === request.sequence;
     if (reply !== undefined && this.#state !== 'stopped') this.#mergeUpdates(reply.message.updates, reply.protocol, request.targetNode);
     const response: gossipV1.PingReqResponse = { nodeId: this.nodeId, sequence: request.sequence, acked, updates: [] };
-    response.updates = this.#piggyback(gossipV1.PingReqResponse.encode(response).finish().length);
+    response.updates = this.#piggyback(gossipV1.PingReqResponse.encode(response).finish().length, updates);
     return response;
   }
 
@@ -714,6 +725,11 @@ export class GossipAgent implements GossipReceiver {
  */
 function remoteState(update: MemberUpdate): MemberUpdate {
   return update.status === 'dead' ? { ...update, status: 'suspect' } : update;
+}
+
+/** One member state exactly (two updates with the same key say the same thing). */
+function updateKey(update: MemberUpdate): string {
+  return `${update.metadata.nodeId}\u0000${update.status}\u0000${update.incarnation}\u0000${update.suspectedBy ?? ''}`;
 }
 
 function encodedSize<K extends GossipMethod>(method: K, request: GossipRequests[K]): number {

@@ -16,7 +16,9 @@ interface Entry {
  *   than there are members;
  * - `take` hands out the entries sent the fewest times first, newest first among equals,
  *   until the byte budget is spent, and counts one transmission for each;
- * - an entry leaves once it was sent `limit` times (`retransmitLimit(n, retransmitMult)`).
+ * - an entry leaves once it was sent `limit` times (`retransmitLimit(n, retransmitMult)`);
+ * - `take` may be told what the recipient already knows (a reply to the node that just sent us
+ *   that very update): such an entry is left out and not counted as sent.
  */
 export class BroadcastQueue {
   readonly #entries = new Map<string, Entry>();
@@ -39,12 +41,14 @@ export class BroadcastQueue {
   /**
    * Updates for one message: fewest transmissions first, newest first among equals, as long as
    * `sizeOf` of each fits in what is left of `budgetBytes`. Each one handed out counts as sent;
-   * one sent `limit` times leaves the queue.
+   * one sent `limit` times leaves the queue. An update `known` says the recipient has is left
+   * out and keeps its transmissions.
    */
-  take(budgetBytes: number, limit: number, sizeOf: (update: MemberUpdate) => number): MemberUpdate[] {
+  take(budgetBytes: number, limit: number, sizeOf: (update: MemberUpdate) => number, known?: (update: MemberUpdate) => boolean): MemberUpdate[] {
     const out: MemberUpdate[] = [];
     let left = budgetBytes;
     for (const entry of this.#sorted()) {
+      if (known?.(entry.update) === true) continue;
       const size = sizeOf(entry.update);
       if (size > left) continue;
       left -= size;

@@ -184,6 +184,16 @@ describe('BroadcastQueue', () => {
     expect(q.pending().map((p) => [p.update.metadata.nodeId, p.transmits])).toEqual([['c', 1], ['a', 1], ['b', 2]]);
   });
 
+  it('leaves out what the recipient already knows, without counting it as sent', () => {
+    const q = new BroadcastQueue();
+    q.enqueue(update('a', 'alive', 1));
+    q.enqueue(update('b', 'alive', 1));
+    expect(q.take(1_000, 1, size, (u) => u.metadata.nodeId === 'a').map((u) => u.metadata.nodeId)).toEqual(['b']);
+    expect(q.pending().map((p) => [p.update.metadata.nodeId, p.transmits])).toEqual([['a', 0]]);
+    expect(q.take(1_000, 1, size).map((u) => u.metadata.nodeId)).toEqual(['a']);
+    expect(q.size).toBe(0);
+  });
+
   it('skips an update larger than the budget and still fills it with smaller ones', () => {
     const q = new BroadcastQueue();
     q.enqueue(update('small', 'alive', 1));
