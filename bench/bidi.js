@@ -26,6 +26,7 @@ import { Client, credentials, Metadata } from '@grpc/grpc-js';
 import { createNoopMeter, ProxyTracerProvider } from '@opentelemetry/api';
 import { Container } from 'inversify';
 import { record } from './summary.js';
+import { RAW_CLIENT_OPTIONS } from './measure.js';
 import { controlPlaneV1, GrpcHost, grpcControlPlaneModule, TOKENS, writeDevPki } from '../dist/index.js';
 
 const { ControlPlaneStreamsDefinition, PingRequest, PingResponse } = controlPlaneV1;
@@ -165,7 +166,7 @@ async function main() {
   container.load(grpcControlPlaneModule);
   const factory = container.get(TOKENS.GrpcControlPlaneClientFactory);
   const [ca, key, cert] = await Promise.all([readFile(pki.caFile), readFile(client.keyFile), readFile(client.certFile)]);
-  const raw = new Client(`127.0.0.1:${server.port}`, credentials.createSsl(ca, key, cert), {});
+  const raw = new Client(`127.0.0.1:${server.port}`, credentials.createSsl(ca, key, cert), RAW_CLIENT_OPTIONS);
   try {
     // Each factory variant must really use its protocol ('require' cannot fall back; checked anyway).
     for (const [endpoint, profile] of [

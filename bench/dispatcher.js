@@ -17,7 +17,7 @@ import { Container } from 'inversify';
 import { controlPlaneV1, dispatcherModule, GrpcHost, grpcControlPlaneModule, TOKENS, writeDevPki } from '../dist/index.js';
 import { pingService, sdkTelemetry } from './h3-setup.js';
 import { record } from './summary.js';
-import { compare } from './measure.js';
+import { compare, RAW_CLIENT_OPTIONS } from './measure.js';
 
 const { ControlPlaneDefinition, PingRequest, PingResponse } = controlPlaneV1;
 const SEQUENTIAL_CALLS = Number(process.env.BENCH_DISPATCH_SEQUENTIAL ?? 3000);
@@ -51,7 +51,7 @@ async function main() {
   const dispatcher = container.get(TOKENS.Dispatcher);
 
   const [ca, key, cert] = await Promise.all([readFile(pki.caFile), readFile(client.keyFile), readFile(client.certFile)]);
-  const raw = new Client(`127.0.0.1:${host.port}`, credentials.createSsl(ca, key, cert), {});
+  const raw = new Client(`127.0.0.1:${host.port}`, credentials.createSsl(ca, key, cert), RAW_CLIENT_OPTIONS);
   const request = (i) => ({ fromNode: 'bench', sequence: i, payload: new Uint8Array() });
   const variants = [
     { name: 'dispatcher outbound', call: (i) => dispatcher.call(ControlPlaneDefinition, 'ping', request(i)) },

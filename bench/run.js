@@ -36,7 +36,7 @@ import { BasicTracerProvider, BatchSpanProcessor } from '@opentelemetry/sdk-trac
 import { Container } from 'inversify';
 import { controlPlaneV1, createEndpointHintSubject, GrpcHost, grpcControlPlaneModule, TOKENS, writeDevPki } from '../dist/index.js';
 import { expectProtocol, pingService, pingVia, sdkTelemetry, startSamePortHosts, twoProtocolFactory } from './h3-setup.js';
-import { compare, run, summarise } from './measure.js';
+import { compare, RAW_CLIENT_OPTIONS, run, summarise } from './measure.js';
 import { atLeast, atMost, record } from './summary.js';
 
 const { ControlPlaneDefinition, PingRequest, PingResponse } = controlPlaneV1;
@@ -96,7 +96,7 @@ async function http2Sections(dir, pki, hosts) {
 
     // The hand-made baseline: what a component would write without the factory.
     const [ca, key, cert] = await Promise.all([readFile(pki.caFile), readFile(client.keyFile), readFile(client.certFile)]);
-    const raw = new Client(`127.0.0.1:${host.port}`, credentials.createSsl(ca, key, cert), {});
+    const raw = new Client(`127.0.0.1:${host.port}`, credentials.createSsl(ca, key, cert), RAW_CLIENT_OPTIONS);
     const rawPing = (i) =>
       new Promise((resolve, reject) => {
         raw.makeUnaryRequest(
