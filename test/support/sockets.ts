@@ -9,20 +9,27 @@ export function establishedTo(port: number): number {
   const hexPort = port.toString(16).toUpperCase().padStart(4, '0');
   let count = 0;
   for (const table of ['/proc/net/tcp', '/proc/net/tcp6']) {
-    let text: string;
-    try {
-      text = readFileSync(table, 'utf8');
-    } catch {
-      continue;
-    }
-    for (const line of text.split('\n').slice(1)) {
-      const fields = line.trim().split(/\s+/);
+    for (const fields of kernelTable(table)) {
       const remote = fields[2];
       const state = fields[3];
       if (remote !== undefined && state === '01' && remote.endsWith(`:${hexPort}`)) count++;
     }
   }
   return count;
+}
+
+/** The rows of one of the kernel's socket tables (/proc/net/tcp …), split into fields; none when it cannot be read (no IPv6, say). */
+function kernelTable(path: string): string[][] {
+  let text: string;
+  try {
+    text = readFileSync(path, 'utf8');
+  } catch {
+    return [];
+  }
+  return text
+    .split('\n')
+    .slice(1)
+    .map((line) => line.trim().split(/\s+/));
 }
 
 /**
@@ -70,14 +77,7 @@ export function ownSockets(): { sockets: OwnSocket[]; total: number } {
   }
   const sockets: OwnSocket[] = [];
   for (const [protocol, table] of [['tcp', '/proc/net/tcp'], ['tcp', '/proc/net/tcp6'], ['udp', '/proc/net/udp'], ['udp', '/proc/net/udp6']] as const) {
-    let text: string;
-    try {
-      text = readFileSync(table, 'utf8');
-    } catch {
-      continue;
-    }
-    for (const line of text.split('\n').slice(1)) {
-      const fields = line.trim().split(/\s+/);
+    for (const fields of kernelTable(table)) {
       const inode = fields[9];
       if (inode === undefined || !inodes.has(inode)) continue;
       const port = (address: string | undefined): number => Number.parseInt(address?.split(':')[1] ?? '0', 16);

@@ -1,21 +1,13 @@
 import { ContainerModule, type ResolutionContext } from 'inversify';
 import type { Observable } from 'rxjs';
-import { systemClock, type Clock } from '../../clock.js';
-import type { IGrpcControlPlaneClientFactory } from '../../factory/types.js';
 import type { EndpointHintUpdate } from '../../hints/endpoint-hints.js';
-import type { RandomSource } from '../../resilience/retry.js';
-import type { TelemetryProviders } from '../../telemetry/internal.js';
 import { TOKENS } from '../../tokens.js';
-import { jsonLinesLogger, type ControlPlaneLogger } from '../logger.js';
+import { agentServices } from '../agent-services.js';
 import { MembershipSource } from '../membership.js';
 import { CONTROL_PLANE_TOKENS } from '../tokens.js';
 import { GossipAgent } from './agent.js';
 import { membershipHints } from './hints.js';
 import { resolveGossipOptions } from './options.js';
-
-function optional<T>(context: ResolutionContext, token: symbol): T | undefined {
-  return context.get<T>(token, { optional: true });
-}
 
 /**
  * The gossip agent as an Inversify ContainerModule, next to `grpcControlPlaneModule`:
@@ -47,15 +39,10 @@ export const gossipModule = new ContainerModule(({ bind, isBound }) => {
   }
   bind<GossipAgent>(CONTROL_PLANE_TOKENS.Gossip)
     .toDynamicValue((context: ResolutionContext) => {
-      const clock = optional<Clock>(context, TOKENS.Clock) ?? systemClock;
       return new GossipAgent({
-        factory: context.get<IGrpcControlPlaneClientFactory>(TOKENS.GrpcControlPlaneClientFactory),
+        ...agentServices(context),
         membership: context.get<MembershipSource>(CONTROL_PLANE_TOKENS.Membership),
         options: resolveGossipOptions(context.get<unknown>(CONTROL_PLANE_TOKENS.GossipOptions)),
-        clock,
-        random: optional<RandomSource>(context, TOKENS.Random),
-        telemetry: optional<TelemetryProviders>(context, TOKENS.Telemetry),
-        logger: optional<ControlPlaneLogger>(context, CONTROL_PLANE_TOKENS.Logger) ?? jsonLinesLogger(process.stderr, clock),
       });
     })
     .inSingletonScope()

@@ -1,19 +1,12 @@
 import { ContainerModule, type ResolutionContext } from 'inversify';
-import { systemClock, type Clock } from '../../clock.js';
-import type { IGrpcControlPlaneClientFactory } from '../../factory/types.js';
-import type { RandomSource } from '../../resilience/retry.js';
-import type { TelemetryProviders } from '../../telemetry/internal.js';
+import type { Clock } from '../../clock.js';
 import { TOKENS } from '../../tokens.js';
-import { jsonLinesLogger, type ControlPlaneLogger } from '../logger.js';
+import { agentServices } from '../agent-services.js';
 import { CONTROL_PLANE_TOKENS } from '../tokens.js';
 import { LeadershipAgent } from './agent.js';
 import { EmbeddedLeaseStore } from './embedded-store.js';
 import type { ILeaseStore } from './lease-store.js';
 import { resolveLeadershipOptions } from './options.js';
-
-function optional<T>(context: ResolutionContext, token: symbol): T | undefined {
-  return context.get<T>(token, { optional: true });
-}
 
 /**
  * Leader election as an Inversify ContainerModule, next to `grpcControlPlaneModule`:
@@ -31,7 +24,7 @@ function optional<T>(context: ResolutionContext, token: symbol): T | undefined {
 export const leadershipModule = new ContainerModule(({ bind, isBound }) => {
   if (!isBound(CONTROL_PLANE_TOKENS.LeaseStore)) {
     bind<ILeaseStore>(CONTROL_PLANE_TOKENS.LeaseStore)
-      .toDynamicValue((context: ResolutionContext) => new EmbeddedLeaseStore({ clock: optional<Clock>(context, TOKENS.Clock) }))
+      .toDynamicValue((context: ResolutionContext) => new EmbeddedLeaseStore({ clock: context.get<Clock>(TOKENS.Clock, { optional: true }) }))
       .inSingletonScope()
       .onDeactivation((store) => {
         if (store instanceof EmbeddedLeaseStore) store.dispose();
@@ -39,15 +32,10 @@ export const leadershipModule = new ContainerModule(({ bind, isBound }) => {
   }
   bind<LeadershipAgent>(CONTROL_PLANE_TOKENS.Leadership)
     .toDynamicValue((context: ResolutionContext) => {
-      const clock = optional<Clock>(context, TOKENS.Clock) ?? systemClock;
       return new LeadershipAgent({
-        factory: context.get<IGrpcControlPlaneClientFactory>(TOKENS.GrpcControlPlaneClientFactory),
+        ...agentServices(context),
         store: context.get<ILeaseStore>(CONTROL_PLANE_TOKENS.LeaseStore),
         options: resolveLeadershipOptions(context.get<unknown>(CONTROL_PLANE_TOKENS.LeadershipOptions)),
-        clock,
-        random: optional<RandomSource>(context, TOKENS.Random),
-        telemetry: optional<TelemetryProviders>(context, TOKENS.Telemetry),
-        logger: optional<ControlPlaneLogger>(context, CONTROL_PLANE_TOKENS.Logger) ?? jsonLinesLogger(process.stderr, clock),
       });
     })
     .inSingletonScope()

@@ -3,77 +3,21 @@ import { DiscoveryClient, type DiscoveryWatchFailure } from '../../../../src/con
 import { ConfigError, DisposedError, RpcError } from '../../../../src/errors.js';
 import type { IGrpcControlPlaneClientFactory } from '../../../../src/factory/types.js';
 import type { WatchResponse } from '../../../../src/gen/omnirelay/controlplane/discovery/v1/discovery.js';
+import { FakeWatch, until } from '../fake-watch.js';
 import { record } from './members.js';
 
 const SVC = 'acme.orders.v1.Orders';
 
 /** One Watch call the fake factory took: the test feeds it snapshots, a failure or its end. */
-class FakeWatch {
-  readonly #events: ({ kind: 'message'; value: WatchResponse } | { kind: 'fail'; error: unknown } | { kind: 'end' })[] = [];
-  #wake: (() => void) | undefined;
-
-  constructor(
-    readonly request: { service: string },
-    readonly target: Record<string, unknown>,
-  ) {
-    (target.signal as AbortSignal).addEventListener('abort', () => this.#notify());
-  }
-
-  get aborted(): boolean {
-    return (this.target.signal as AbortSignal).aborted;
-  }
-
+class DiscoveryWatch extends FakeWatch<{ service: string }, WatchResponse> {
   send(...urls: string[]): void {
-    this.#push({ kind: 'message', value: { endpoints: urls.map((endpoint, i) => ({ endpoint, nodeId: `n${i}`, http3: true, region: undefined })) } });
-  }
-
-  fail(error: unknown): void {
-    this.#push({ kind: 'fail', error });
-  }
-
-  end(): void {
-    this.#push({ kind: 'end' });
-  }
-
-  async *stream(): AsyncGenerator<WatchResponse> {
-    for (;;) {
-      if (this.aborted) throw new RpcError(1, 'CANCELLED', 'cancelled by the caller', { endpoint: 'remote', protocol: 'h2' });
-      const event = this.#events.shift();
-      if (event === undefined) {
-        await new Promise<void>((resolve) => {
-          this.#wake = resolve;
-        });
-        continue;
-      }
-      if (event.kind === 'end') return;
-      if (event.kind === 'fail') throw event.error;
-      yield event.value;
-    }
-  }
-
-  #push(event: { kind: 'message'; value: WatchResponse } | { kind: 'fail'; error: unknown } | { kind: 'end' }): void {
-    this.#events.push(event);
-    this.#notify();
-  }
-
-  #notify(): void {
-    const wake = this.#wake;
-    this.#wake = undefined;
-    wake?.();
-  }
-}
-
-/** Resolves once `check` holds, looking again after each turn of the event loop (no timers). */
-async function until(check: () => boolean): Promise<void> {
-  for (let turns = 0; !check(); turns++) {
-    if (turns > 10_000) throw new Error('condition never held');
-    await new Promise((resolve) => setImmediate(resolve));
+    this.message({ endpoints: urls.map((endpoint, i) => ({ endpoint, nodeId: `n${i}`, http3: true, region: undefined })) });
   }
 }
 
 interface Fake {
   readonly factory: IGrpcControlPlaneClientFactory;
-  readonly watches: FakeWatch[];
+  readonly watches: DiscoveryWatch[];
   readonly unaryCalls: { request: unknown; target: Record<string, unknown> }[];
   disposed: boolean;
 }
@@ -94,7 +38,7 @@ function fakeFactory(): Fake {
     serverStream: (_service: unknown, method: string, request: { service: string }, target: Record<string, unknown>) => {
       expect(method).toBe('watch');
       if (fake.disposed) return { [Symbol.asyncIterator]: () => ({ next: () => Promise.reject(new DisposedError('The control-plane client factory')) }) };
-      const watch = new FakeWatch(request, target);
+      const watch = new DiscoveryWatch(request, target);
       fake.watches.push(watch);
       return watch.stream();
     },

@@ -3,78 +3,21 @@ import { LeadershipClient, type LeadershipWatchFailure, type RemoteLeader } from
 import { ConfigError, RpcError } from '../../../../src/errors.js';
 import type { IGrpcControlPlaneClientFactory } from '../../../../src/factory/types.js';
 import type { LeadershipTransition } from '../../../../src/gen/omnirelay/controlplane/leadership/v1/leadership.js';
-
-type Event = { kind: 'message'; value: LeadershipTransition } | { kind: 'fail'; error: unknown } | { kind: 'end' };
+import { FakeWatch, until } from '../fake-watch.js';
 
 /** One Watch call the fake factory took: the test feeds it transitions, a failure or its end. */
-class FakeWatch {
-  readonly #events: Event[] = [];
-  #wake: (() => void) | undefined;
-
-  constructor(
-    readonly request: { scopes: string[] },
-    readonly target: Record<string, unknown>,
-  ) {
-    (target.signal as AbortSignal).addEventListener('abort', () => this.#notify());
-  }
-
-  get aborted(): boolean {
-    return (this.target.signal as AbortSignal).aborted;
-  }
-
+class LeadershipWatch extends FakeWatch<{ scopes: string[] }, LeadershipTransition> {
   send(leaderId: string, term: number, fenceToken: string): void {
-    this.#push({ kind: 'message', value: { current: { scope: this.request.scopes[0]!, leaderId, term, fenceToken, expiresAtUnixMs: 0 }, previousLeaderId: '', observedBy: 'remote', observedAtUnixMs: 1 } });
-  }
-
-  fail(error: unknown): void {
-    this.#push({ kind: 'fail', error });
-  }
-
-  end(): void {
-    this.#push({ kind: 'end' });
-  }
-
-  async *stream(): AsyncGenerator<LeadershipTransition> {
-    for (;;) {
-      if (this.aborted) throw new RpcError(1, 'CANCELLED', 'cancelled by the caller', { endpoint: 'remote', protocol: 'h2' });
-      const event = this.#events.shift();
-      if (event === undefined) {
-        await new Promise<void>((resolve) => {
-          this.#wake = resolve;
-        });
-        continue;
-      }
-      if (event.kind === 'end') return;
-      if (event.kind === 'fail') throw event.error;
-      yield event.value;
-    }
-  }
-
-  #push(event: Event): void {
-    this.#events.push(event);
-    this.#notify();
-  }
-
-  #notify(): void {
-    const wake = this.#wake;
-    this.#wake = undefined;
-    wake?.();
+    this.message({ current: { scope: this.request.scopes[0]!, leaderId, term, fenceToken, expiresAtUnixMs: 0 }, previousLeaderId: '', observedBy: 'remote', observedAtUnixMs: 1 });
   }
 }
 
-async function until(check: () => boolean): Promise<void> {
-  for (let turns = 0; !check(); turns++) {
-    if (turns > 10_000) throw new Error('condition never held');
-    await new Promise((resolve) => setImmediate(resolve));
-  }
-}
-
-function fakeFactory(): { factory: IGrpcControlPlaneClientFactory; watches: FakeWatch[] } {
-  const watches: FakeWatch[] = [];
+function fakeFactory(): { factory: IGrpcControlPlaneClientFactory; watches: LeadershipWatch[] } {
+  const watches: LeadershipWatch[] = [];
   const factory = {
     serverStream: (_service: unknown, method: string, request: { scopes: string[] }, target: Record<string, unknown>) => {
       expect(method).toBe('watch');
-      const watch = new FakeWatch(request, target);
+      const watch = new LeadershipWatch(request, target);
       watches.push(watch);
       return watch.stream();
     },
