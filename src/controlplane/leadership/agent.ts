@@ -9,7 +9,7 @@ import { LeadershipNotRunningError, LeaseLostError, LeaseStoreUnavailableError, 
 import type { ILeaseStore, LeaderRecord, LeaseGrant, StoreCallOptions } from './lease-store.js';
 import type { LeadershipOptions } from './options.js';
 import { LeadershipTelemetry } from './telemetry.js';
-import { systemLeadershipTimers, TimerSlot, type LeadershipTimers } from './timers.js';
+import { systemTimers, TimerSlot, type ControlPlaneTimers } from '../timers.js';
 
 export interface LeadershipAgentDeps {
   /** The control-plane client factory (the agent's LeadershipControl clients go through it). */
@@ -18,7 +18,7 @@ export interface LeadershipAgentDeps {
   readonly store: ILeaseStore;
   readonly options: LeadershipOptions;
   readonly clock?: Clock | undefined;
-  readonly timers?: LeadershipTimers | undefined;
+  readonly timers?: ControlPlaneTimers | undefined;
   readonly random?: RandomSource | undefined;
   readonly logger?: ControlPlaneLogger | undefined;
   readonly telemetry?: TelemetryProviders | undefined;
@@ -88,7 +88,7 @@ export class LeadershipAgent {
   readonly #factory: IGrpcControlPlaneClientFactory;
   readonly #store: ILeaseStore;
   readonly #clock: Clock;
-  readonly #timers: LeadershipTimers;
+  readonly #timers: ControlPlaneTimers;
   readonly #random: RandomSource;
   readonly #logger: ControlPlaneLogger;
   readonly #telemetry: LeadershipTelemetry;
@@ -103,7 +103,7 @@ export class LeadershipAgent {
     this.#factory = deps.factory;
     this.#store = deps.store;
     this.#clock = deps.clock ?? systemClock;
-    this.#timers = deps.timers ?? systemLeadershipTimers;
+    this.#timers = deps.timers ?? systemTimers;
     this.#random = deps.random ?? Math.random;
     this.#logger = deps.logger ?? jsonLinesLogger(process.stderr, this.#clock);
     this.#telemetry = new LeadershipTelemetry(deps.telemetry);
@@ -253,7 +253,7 @@ interface AgentInternals {
   readonly store: ILeaseStore;
   readonly options: LeadershipOptions;
   readonly clock: Clock;
-  readonly timers: LeadershipTimers;
+  readonly timers: ControlPlaneTimers;
   readonly random: RandomSource;
   readonly logger: ControlPlaneLogger;
   readonly telemetry: LeadershipTelemetry;

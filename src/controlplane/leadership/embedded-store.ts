@@ -2,11 +2,11 @@ import { Observable, Subject } from 'rxjs';
 import { systemClock, type Clock } from '../../clock.js';
 import { LeaseLostError, LeaseStoreUnavailableError, StaleFenceTokenError } from './errors.js';
 import type { CreateLeaderResult, ILeaseStore, LeaderRecord, LeaseGrant, StoreCallOptions, StoredValue } from './lease-store.js';
-import { systemLeadershipTimers, TimerSlot, type LeadershipTimers } from './timers.js';
+import { systemTimers, TimerSlot, type ControlPlaneTimers } from '../timers.js';
 
 export interface EmbeddedLeaseStoreOptions {
   readonly clock?: Clock | undefined;
-  readonly timers?: LeadershipTimers | undefined;
+  readonly timers?: ControlPlaneTimers | undefined;
 }
 
 interface Lease {
@@ -41,7 +41,7 @@ export class EmbeddedLeaseStore implements ILeaseStore {
 
   constructor(options: EmbeddedLeaseStoreOptions = {}) {
     this.#clock = options.clock ?? systemClock;
-    this.#expiry = new TimerSlot(options.timers ?? systemLeadershipTimers);
+    this.#expiry = new TimerSlot(options.timers ?? systemTimers);
   }
 
   /** The store's revision now (every write bumps it). */

@@ -8,6 +8,6 @@ export { leadershipModule } from './module.js';
 export { LEADERSHIP_DEFAULTS, resolveLeadershipOptions, type LeadershipOptions, type LeadershipOptionsInput } from './options.js';
 export { leadershipServiceImplementation } from './service.js';
 export * from './telemetry.js';
-export { systemLeadershipTimers, type LeadershipTimers } from './timers.js';
+export { systemTimers, type ControlPlaneTimers } from '../timers.js';
 export { EtcdLeaseStore, ETCD_LEASE_STORE_DEFAULTS, resolveEtcdLeaseStoreOptions, type EtcdLeaseStoreDeps, type EtcdLeaseStoreOptions, type EtcdLeaseStoreOptionsInput } from './etcd/etcd-store.js';
 export { etcdLeaseStoreModule } from './etcd/module.js';
